@@ -1,0 +1,298 @@
+"""The trainer's one configuration object: a YAML file, then env vars, then command-line overrides.
+
+Every run is described by a single :class:`TrainConfig` so that a checkpoint can store exactly what
+produced it (``config.yaml`` beside the weights) and a resumed run can check it continues the same
+experiment. Sections mirror the parts of a step: which model, which prompts, how to sample, which
+objective, how to optimise, where the verifier is, what to log, and the run's bookkeeping.
+
+Precedence, lowest first: field defaults < YAML file < ``SIEVE_TRAIN_<SECTION>__<FIELD>`` env vars
+< ``--set section.field=value`` < named shortcuts (``--alpha``, ``--verifier-url`` ...).
+Unknown keys are errors that name the offending key, so a typo never silently trains with a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "LoggingConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "SamplingConfig",
+    "TrainConfig",
+    "VerifierConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+ENV_PREFIX = "SIEVE_TRAIN_"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    #: HF hub id or local path of the policy's starting point (the base model ``a``).
+    #: ``demo:fit`` fits the CPU demo's tiny base model first (cached under the run directory).
+    name_or_path: str
+    #: The frozen reference ``a``; defaults to ``name_or_path`` (a frozen copy of the start).
+    reference: str | None = None
+    #: Tokenizer path; defaults to ``name_or_path``.
+    tokenizer: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+    #: Steps of the demo's base-model fit when ``name_or_path`` is ``demo:fit``.
+    demo_fit_steps: int = Field(default=600, ge=1)
+
+
+class DataConfig(_Section):
+    #: A problems file (``.jsonl``, ``.parquet``, LeanDojo ``.json``) or ``demo`` for the CPU demo.
+    path: str
+    split: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    shuffle: bool = True
+    #: Held-out problems for the sweep's evaluation (``demo`` allowed); none: no evaluation.
+    eval_path: str | None = None
+    eval_split: str | None = None
+    eval_limit: int | None = Field(default=None, ge=1)
+
+
+class SamplingConfig(_Section):
+    backend: Literal["hf", "vllm"] = "hf"
+    #: Samples per prompt (the paper: 4).
+    k: int = Field(default=4, ge=1)
+    #: Prompts per optimiser step, over all processes (the paper: 128).
+    prompts_per_step: int = Field(default=128, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_new_tokens: int = Field(default=1024, ge=1)
+    #: Prompts are left-truncated to this many tokens.
+    max_prompt_tokens: int = Field(default=1024, ge=1)
+    #: Sequences per ``generate`` call; none: all of this process's prompts at once.
+    batch_size: int | None = Field(default=None, ge=1)
+
+
+class LossConfig(_Section):
+    objective: Literal["alpha_dpg", "dr_grpo", "rloo", "rft"] = "alpha_dpg"
+    #: α of the divergence: 0 forward KL (coverage) ... 0.999 reverse KL (precision).
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Pseudo-reward ceiling M.
+    clip: float = Field(default=10.0, gt=0)
+    #: Ẑ when no sample of a prompt is verified.
+    z_floor: float = Field(default=1e-4, gt=0)
+    #: β of a KL(π‖a) penalty (``dr_grpo``'s "High-KL" variant); 0 disables it.
+    kl_coef: float = Field(default=0.0, ge=0.0)
+    #: Constant length normaliser; none: ``sampling.max_new_tokens``.
+    l_max: int | None = Field(default=None, ge=1)
+
+
+class OptimConfig(_Section):
+    lr: float = Field(default=2e-6, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    #: Fraction of ``run.max_steps`` spent warming up linearly (ignored if ``warmup_steps`` set).
+    warmup_ratio: float = Field(default=0.05, ge=0, le=1)
+    warmup_steps: int | None = Field(default=None, ge=0)
+    #: Learning-rate shape after warm-up.
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    #: Sequences per forward/backward; the step's batch is accumulated over micro-batches.
+    #: Rounded down to whole prompt groups. None: the whole batch at once.
+    micro_batch_size: int | None = Field(default=None, ge=1)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+
+
+class VerifierConfig(_Section):
+    #: One URL or several (load-balanced); none: start a local ``math`` verifier subprocess.
+    url: str | list[str] | None = None
+    api_key: str | None = None
+    #: Per-proof checking budget sent with each item (the paper: 120 s).
+    proof_timeout_s: float = Field(default=120.0, gt=0)
+    #: HTTP timeout of one request.
+    request_timeout_s: float = Field(default=300.0, gt=0)
+    max_batch: int = Field(default=64, ge=1)
+    max_concurrency: int = Field(default=8, ge=1)
+    retries: int = Field(default=5, ge=0)
+    #: Checkers the local verifier loads when ``url`` is none.
+    local_checkers: list[str] = Field(default_factory=lambda: ["math"])
+
+
+class LoggingConfig(_Section):
+    jsonl: bool = True
+    tensorboard: bool = True
+    #: W&B project; none: W&B is not imported.
+    wandb_project: str | None = None
+    wandb_entity: str | None = None
+    progress: bool = True
+
+
+class RunConfig(_Section):
+    name: str = "run"
+    output_dir: str = "runs"
+    max_steps: int = Field(default=200, ge=0)
+    seed: int = 0
+    #: Save ``step_<N>/`` every this many steps (0: only at the end).
+    save_every: int = Field(default=50, ge=0)
+    #: ``latest`` (newest ``step_*`` in the run directory) or a checkpoint directory.
+    resume: str | None = None
+    #: A sweep: train one run per α (each under ``<run dir>/alpha<α>``), then evaluate them all.
+    alphas: list[float] | None = None
+    #: Samples per held-out problem in the sweep's evaluation.
+    eval_n: int = Field(default=32, ge=1)
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas_in_range(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None:
+            for alpha in value:
+                if not 0.0 <= alpha <= 1.0:
+                    raise ValueError(f"every α must lie in [0, 1], got {alpha}")
+        return value
+
+
+class TrainConfig(_Section):
+    model: ModelConfig
+    data: DataConfig
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    verifier: VerifierConfig = Field(default_factory=VerifierConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.loss.objective == "alpha_dpg" and self.loss.alpha >= 1.0:
+            raise ValueError("loss.alpha = 1 gives wrong proofs -inf; use 0.999 for the RL end")
+        return self
+
+    @property
+    def l_max(self) -> int:
+        return self.loss.l_max or self.sampling.max_new_tokens
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.output_dir) / self.run.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    **shortcuts: Any,
+) -> TrainConfig:
+    """Build the run's config from a YAML file, ``SIEVE_TRAIN_*`` env vars and overrides.
+
+    ``overrides`` are ``section.field=value`` strings (values parsed as YAML, so ``0.25``,
+    ``true``, ``[0, 0.5]`` work). ``shortcuts`` are the CLI's named flags; ``None`` means unset:
+    ``verifier_url``, ``alpha``, ``output_dir``, ``max_steps``, ``resume``, ``name``, ``seed``.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded
+    env = os.environ if env is None else env
+    for key, value in sorted(env.items()):
+        if key.startswith(ENV_PREFIX):
+            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+            _set_dotted(data, dotted, _parse_value(value), origin=f"env var {key}")
+    data = apply_overrides(data, overrides)
+    named = {
+        "verifier_url": "verifier.url",
+        "alpha": "loss.alpha",
+        "output_dir": "run.output_dir",
+        "max_steps": "run.max_steps",
+        "resume": "run.resume",
+        "name": "run.name",
+        "seed": "run.seed",
+    }
+    for option, value in shortcuts.items():
+        if option not in named:
+            raise ConfigError(f"unknown shortcut option {option!r}; known: {sorted(named)}")
+        if value is not None:
+            _set_dotted(data, named[option], value, origin=f"--{option.replace('_', '-')}")
+    return TrainConfig.from_dict(data)
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``a.b.c=value`` override applied."""
+    result = _deep_copy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        dotted, raw = item.split("=", 1)
+        _set_dotted(result, dotted.strip(), _parse_value(raw), origin=f"--set {item}")
+    return result
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, *, origin: str) -> None:
+    parts = [part for part in dotted.split(".") if part]
+    if len(parts) < 2:
+        raise ConfigError(f"{origin}: {dotted!r} must name a section and a field (e.g. optim.lr)")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "<config>"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key")
+        elif error["type"] == "missing":
+            lines.append(f"{where}: required")
+        else:
+            lines.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+    return "invalid trainer config:\n  " + "\n  ".join(lines)

@@ -1,0 +1,416 @@
+"""Draw k completions per prompt from the policy, as token ids the trainer can score and update on.
+
+The loop needs more than text: the exact token ids that were sampled (re-tokenising decoded text
+does not round-trip), which of them are the response (loss and log-probs run over those only), and
+the sampling policy's sequence log-probs ``log π(y|x)`` for the importance weights of α-DPG.
+
+Layout of a batch of ``N = len(prompts) * k`` samples: prompts are left-padded to a common width
+``P`` and completions right-padded to ``T``, so column ``P`` is every sample's first generated
+token. Prompt ``i``'s k samples are rows ``i*k .. i*k+k-1`` and ``group_ids`` says so.
+
+Sampling is reproducible: with ``seed`` set, each call draws from its own generator seeded by
+``(seed, number of earlier calls)``, so restoring :meth:`HFSampler.state_dict` replays the same
+samples without touching the global RNG the rest of training uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+__all__ = ["HFSampler", "Sampler", "Samples", "VLLMSampler", "token_logprobs"]
+
+
+@dataclass
+class Samples:
+    """k completions for each of a batch of prompts (see the module docstring for the layout)."""
+
+    texts: list[str]
+    group_ids: torch.Tensor
+    sequences: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+    #: ``[N]`` sequence log-probs under the sampling distribution; NaN when not computed.
+    policy_logprobs: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def prompt_width(self) -> int:
+        """``P``: the column of the first generated token."""
+        return self.sequences.shape[1] - self.response_width
+
+    @property
+    def response_width(self) -> int:
+        """``T``: padded length of the completions."""
+        return int(self._response_width)
+
+    @property
+    def response_lengths(self) -> torch.Tensor:
+        """``[N]`` generated tokens per sample, EOS included."""
+        return self.response_mask.sum(dim=1)
+
+    def select(self, index: torch.Tensor | Sequence[int]) -> Samples:
+        """The samples at ``index`` (rows), keeping the layout."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        picked = Samples(
+            texts=[self.texts[i] for i in index.tolist()],
+            group_ids=self.group_ids[index],
+            sequences=self.sequences[index],
+            attention_mask=self.attention_mask[index],
+            response_mask=self.response_mask[index],
+            policy_logprobs=self.policy_logprobs[index],
+        )
+        picked._response_width = self._response_width
+        return picked
+
+    def to(self, device: torch.device | str) -> Samples:
+        moved = Samples(
+            texts=self.texts,
+            group_ids=self.group_ids.to(device),
+            sequences=self.sequences.to(device),
+            attention_mask=self.attention_mask.to(device),
+            response_mask=self.response_mask.to(device),
+            policy_logprobs=self.policy_logprobs.to(device),
+        )
+        moved._response_width = self._response_width
+        return moved
+
+    _response_width: int = field(default=0, repr=False)
+
+
+class Sampler(Protocol):
+    def sample(self, prompts: Sequence[str], k: int) -> Samples: ...
+
+
+def token_logprobs(
+    model: torch.nn.Module,
+    sequences: torch.Tensor,
+    attention_mask: torch.Tensor,
+    response_mask: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    response_start: int | None = None,
+) -> torch.Tensor:
+    """Teacher-forced per-token log-probs ``[N, P+T]``, 0 outside the response.
+
+    Runs under the caller's grad mode: the training step calls it with grad, the reference and the
+    sampler without. Position ids follow the attention mask, as ``generate`` does for left-padded
+    prompts, so the numbers match what was sampled. Only the response's logits are materialised
+    (``logits_to_keep``): with a 100k vocabulary the prompt's logits would dominate memory.
+    """
+    if response_start is None:
+        has_response = response_mask.any(dim=0).nonzero()
+        response_start = int(has_response[0]) if len(has_response) else sequences.shape[1]
+    width = sequences.shape[1]
+    keep = width - response_start + 1  # logits at position t-1 score token t
+    position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+    kwargs: dict[str, Any] = {
+        "input_ids": sequences,
+        "attention_mask": attention_mask,
+        "position_ids": position_ids,
+        "use_cache": False,
+    }
+    try:
+        logits = model(**kwargs, logits_to_keep=keep).logits
+    except TypeError:  # a model without logits_to_keep
+        logits = model(**kwargs).logits
+    logits = logits[:, -keep:-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    targets = sequences[:, response_start:]
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    out = torch.zeros(sequences.shape, dtype=picked.dtype, device=sequences.device)
+    out[:, response_start:] = picked
+    return out * response_mask.to(out.dtype)
+
+
+class HFSampler:
+    """Sampling with ``transformers``' ``generate`` (the default backend)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        max_prompt_tokens: int | None = None,
+        return_logprobs: bool = True,
+    ) -> None:
+        if tokenizer.pad_token_id is None:
+            raise ValueError("tokenizer has no pad token; set tokenizer.pad_token first")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.seed = seed
+        self.max_prompt_tokens = max_prompt_tokens
+        #: When false, :attr:`Samples.policy_logprobs` is NaN: the caller takes them from its own
+        #: forward pass (the loop's fast path at temperature 1, top-p 1).
+        self.return_logprobs = return_logprobs
+        self.calls = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.calls = int(state["calls"])
+
+    @torch.no_grad()
+    def sample(self, prompts: Sequence[str], k: int) -> Samples:
+        if not prompts:
+            raise ValueError("prompts: need at least one prompt")
+        if k < 1:
+            raise ValueError(f"k: need at least one sample per prompt, got {k}")
+        device = _model_device(self.model)
+        encoded = self._encode(prompts)
+        prompt_ids = encoded["input_ids"].to(device)
+        prompt_mask = encoded["attention_mask"].to(device)
+        per_call = max(1, (self.batch_size or len(prompts) * k) // k)
+        chunks: list[torch.Tensor] = []
+        with _eval_mode(self.model), self._rng(device):
+            for start in range(0, len(prompts), per_call):
+                ids = prompt_ids[start : start + per_call]
+                mask = prompt_mask[start : start + per_call]
+                out = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    do_sample=True,
+                    temperature=self.temperature,
+                    top_p=self.top_p,
+                    top_k=0,
+                    max_new_tokens=self.max_new_tokens,
+                    num_return_sequences=k,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=self.tokenizer.eos_token_id,
+                )
+                chunks.append(out[:, prompt_ids.shape[1] :])
+        self.calls += 1
+        prompt_width = prompt_ids.shape[1]
+        completions = _pad_right(chunks, self.tokenizer.pad_token_id)
+        samples = _assemble(
+            prompt_ids.repeat_interleave(k, dim=0),
+            prompt_mask.repeat_interleave(k, dim=0),
+            completions,
+            eos_ids=_eos_ids(self.tokenizer),
+            k=k,
+        )
+        samples.texts = self._decode(samples, prompt_width)
+        if self.return_logprobs:
+            samples.policy_logprobs = self._score(samples, prompt_width)
+        return samples
+
+    def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        tokenizer = self.tokenizer
+        saved = tokenizer.padding_side, tokenizer.truncation_side
+        tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
+        try:
+            return tokenizer(
+                list(prompts),
+                return_tensors="pt",
+                padding=True,
+                truncation=self.max_prompt_tokens is not None,
+                max_length=self.max_prompt_tokens,
+            )
+        finally:
+            tokenizer.padding_side, tokenizer.truncation_side = saved
+
+    def _decode(self, samples: Samples, prompt_width: int) -> list[str]:
+        response = samples.sequences[:, prompt_width:]
+        mask = samples.response_mask[:, prompt_width:].bool()
+        eos = set(_eos_ids(self.tokenizer))
+        texts = []
+        for ids, keep in zip(response.tolist(), mask.tolist(), strict=True):
+            tokens = [t for t, m in zip(ids, keep, strict=True) if m and t not in eos]
+            texts.append(self.tokenizer.decode(tokens, skip_special_tokens=True))
+        return texts
+
+    def _score(self, samples: Samples, prompt_width: int) -> torch.Tensor:
+        rows = self.batch_size or len(samples)
+        scores = []
+        with _eval_mode(self.model):
+            for start in range(0, len(samples), rows):
+                part = slice(start, start + rows)
+                scores.append(
+                    token_logprobs(
+                        self.model,
+                        samples.sequences[part],
+                        samples.attention_mask[part],
+                        samples.response_mask[part],
+                        temperature=self.temperature,
+                        response_start=prompt_width,
+                    ).sum(dim=1)
+                )
+        return torch.cat(scores)
+
+    @contextmanager
+    def _rng(self, device: torch.device):
+        if self.seed is None:
+            yield
+            return
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(_mix(self.seed, self.calls))
+            yield
+
+
+class VLLMSampler:
+    """Sampling with vLLM, for long completions on GPUs; ``vllm`` is imported only here.
+
+    The policy's weights change every step, so :meth:`load_weights` pushes them into the engine
+    before sampling. vLLM returns the sampled tokens' log-probs at the sampling temperature.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        tokenizer: Any,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int | None = None,
+        max_prompt_tokens: int | None = None,
+        gpu_memory_utilization: float = 0.3,
+        dtype: str = "auto",
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as exc:  # pragma: no cover - optional extra
+            raise ImportError("sampling.backend=vllm needs `pip install sieve[vllm]`") from exc
+        self._vllm = vllm
+        self.tokenizer = tokenizer
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_new_tokens = max_new_tokens
+        self.seed = seed
+        self.max_prompt_tokens = max_prompt_tokens
+        self.calls = 0
+        self.engine = vllm.LLM(
+            model=model_path,
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype,
+            enable_prefix_caching=True,
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.calls = int(state["calls"])
+
+    def load_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Copy the policy's current weights into the engine (call after each optimiser step)."""
+        runner = self.engine.llm_engine.model_executor.driver_worker.model_runner
+        runner.model.load_weights(named_parameters)
+
+    def sample(self, prompts: Sequence[str], k: int) -> Samples:
+        params = self._vllm.SamplingParams(
+            n=k,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_new_tokens,
+            logprobs=0,
+            seed=None if self.seed is None else _mix(self.seed, self.calls),
+            truncate_prompt_tokens=self.max_prompt_tokens,
+        )
+        outputs = self.engine.generate(list(prompts), params, use_tqdm=False)
+        self.calls += 1
+        pad = self.tokenizer.pad_token_id
+        prompt_rows, completion_rows, logprobs = [], [], []
+        for output in outputs:
+            for completion in output.outputs:
+                prompt_rows.append(list(output.prompt_token_ids))
+                completion_rows.append(list(completion.token_ids))
+                logprobs.append(float(completion.cumulative_logprob or 0.0))
+        width = max(len(row) for row in prompt_rows)
+        prompt_ids = torch.full((len(prompt_rows), width), pad, dtype=torch.long)
+        prompt_mask = torch.zeros_like(prompt_ids)
+        for i, row in enumerate(prompt_rows):
+            prompt_ids[i, width - len(row) :] = torch.tensor(row)
+            prompt_mask[i, width - len(row) :] = 1
+        completions = _pad_right([torch.tensor(row) for row in completion_rows], pad, rows=True)
+        samples = _assemble(prompt_ids, prompt_mask, completions, _eos_ids(self.tokenizer), k)
+        samples.texts = [c.text for o in outputs for c in o.outputs]
+        samples.policy_logprobs = torch.tensor(logprobs)
+        return samples
+
+
+def _assemble(
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completions: torch.Tensor,
+    eos_ids: Sequence[int],
+    k: int,
+) -> Samples:
+    """Join prompts and completions and mark the response: up to and including the first EOS."""
+    completions = completions.to(prompt_ids.device)
+    is_eos = torch.zeros_like(completions, dtype=torch.bool)
+    for eos in eos_ids:
+        is_eos |= completions == eos
+    seen_before = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
+    response = (~seen_before).long()
+    n = prompt_ids.shape[0]
+    samples = Samples(
+        texts=[],
+        group_ids=torch.arange(n // k, device=prompt_ids.device).repeat_interleave(k),
+        sequences=torch.cat([prompt_ids, completions], dim=1),
+        attention_mask=torch.cat([prompt_mask, response], dim=1),
+        response_mask=torch.cat([torch.zeros_like(prompt_mask), response], dim=1),
+        policy_logprobs=torch.full((n,), float("nan"), device=prompt_ids.device),
+    )
+    samples._response_width = completions.shape[1]
+    return samples
+
+
+def _pad_right(chunks: Sequence[torch.Tensor], pad: int, *, rows: bool = False) -> torch.Tensor:
+    """Concatenate ``[n_i, T_i]`` chunks (or 1-D rows) along dim 0, right-padding to max T."""
+    if rows:
+        chunks = [chunk.unsqueeze(0) for chunk in chunks]
+    width = max(chunk.shape[1] for chunk in chunks)
+    padded = [
+        torch.nn.functional.pad(chunk, (0, width - chunk.shape[1]), value=pad) for chunk in chunks
+    ]
+    return torch.cat(padded, dim=0)
+
+
+def _eos_ids(tokenizer: Any) -> list[int]:
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        return []
+    return list(eos) if isinstance(eos, list | tuple) else [int(eos)]
+
+
+def _mix(seed: int, calls: int) -> int:
+    """A per-call seed; distinct calls get unrelated streams."""
+    return (seed * 1_000_003 + calls * 7_919 + 12_345) % (2**63 - 1)
+
+
+def _model_device(model: Any) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+@contextmanager
+def _eval_mode(model: Any):
+    """Sample and score without dropout; put the model back the way it was."""
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
