@@ -1,0 +1,26 @@
+"""The HTTP layer: routes, wire schemas, authentication, error shapes and request metrics.
+
+Routes are thin: they translate JSON to :class:`~verifier_service.service.ProofItem` and results
+back; everything else lives in :class:`~verifier_service.service.VerificationService`.
+
+* ``POST /verify`` (:mod:`.verify`): Sieve's batch API.
+* ``POST /api/check`` (:mod:`.kimina`): kimina-lean-server compatible.
+* ``GET /health``, ``/ready``, ``/metrics`` (:mod:`.health`): operations, never behind a key.
+"""
+
+from __future__ import annotations
+
+from verifier_service.api import health, kimina, verify
+from verifier_service.api.auth import api_key_dependency
+from verifier_service.api.errors import ApiError, install_error_handlers
+from verifier_service.api.middleware import RequestMetricsMiddleware
+
+__all__ = [
+    "ApiError",
+    "RequestMetricsMiddleware",
+    "api_key_dependency",
+    "health",
+    "install_error_handlers",
+    "kimina",
+    "verify",
+]

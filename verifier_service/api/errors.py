@@ -1,0 +1,96 @@
+"""Every error the API returns has one JSON shape: ``{"detail": [{"loc", "msg", "type"}]}``.
+
+``loc`` names the culprit the way FastAPI's validation errors do (``["body", "proofs", 3,
+"code"]``), so a client handles a 413 for one oversized proof like a 422 for a missing field.
+Validation errors do not echo the offending input back: a batch of 1,000 proofs with one typo
+would otherwise return its whole body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+
+from verifier_service.api.encoding import json_response
+from verifier_service.service import BatchTooLarge, InvalidItem, QueueFull
+
+__all__ = ["ApiError", "error_body", "install_error_handlers"]
+
+logger = logging.getLogger("verifier_service.api")
+
+
+def error_body(loc: Sequence[str | int], msg: str, type_: str) -> dict[str, object]:
+    return {"detail": [{"loc": list(loc), "msg": msg, "type": type_}]}
+
+
+class ApiError(Exception):
+    """An error response raised from a route or dependency."""
+
+    def __init__(
+        self,
+        status_code: int,
+        loc: Sequence[str | int],
+        msg: str,
+        type_: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.status_code = status_code
+        self.loc = list(loc)
+        self.msg = msg
+        self.type = type_
+        self.headers = dict(headers or {})
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return json_response(
+        error_body(exc.loc, exc.msg, exc.type), exc.status_code, headers=exc.headers or None
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    return json_response({"detail": detail}, 422)
+
+
+async def _invalid_item(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidItem)
+    loc = ["body", "proofs", exc.index, exc.field]
+    return json_response(error_body(loc, exc.message, "invalid_input"), 422)
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BatchTooLarge)
+    return json_response(error_body(exc.loc, exc.message, "too_large"), 413)
+
+
+async def _queue_full(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, QueueFull)
+    return json_response(
+        error_body(["body", "proofs"], str(exc), "queue_full"),
+        429,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return json_response(error_body([], "internal server error", "internal_error"), 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidItem, _invalid_item)
+    app.add_exception_handler(BatchTooLarge, _too_large)
+    app.add_exception_handler(QueueFull, _queue_full)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,140 @@
+"""``POST /api/check``: kimina-lean-server's request and response schema, served by Sieve.
+
+RL code written against ``kimina-client`` can point at Sieve unchanged and gets the cache, the
+soundness rules and per-item fault isolation for free. The mapping:
+
+* a snippet's leading ``import`` lines become the header (the rest is the proof), like kimina's
+  ``split_snippet``; it is checked by the ``lean4`` checker under the default policy;
+* ``valid``/``invalid`` become a REPL-style ``response`` (``env``, ``messages``, ``sorries``); a
+  proof refused by a soundness rule that Lean itself accepted gets an ``error`` message naming the
+  rule, so kimina's ``analyze()`` never counts it as valid;
+* ``timeout`` becomes ``error: "Lean REPL command timed out in N seconds"`` and a system ``error``
+  becomes ``error: "<reasons>"``, which kimina's client classifies as timeout/server error;
+* ``timeout: 0`` means the server's default budget; budgets above the server's maximum are
+  clamped (kimina clients cannot know it); ``reuse`` and ``infotree`` are accepted and ignored;
+* ``debug: true`` adds ``diagnostics`` with Sieve's own verdict, reasons and cache flag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.responses import Response
+
+from verifier_service.api.encoding import json_response
+from verifier_service.api.errors import ApiError
+from verifier_service.api.schemas import ErrorResponse, KiminaCheckRequest, KiminaCheckResponse
+from verifier_service.api.verify import get_service
+from verifier_service.service import InvalidItem, ProofItem, ProofResult, VerificationService
+from verifier_service.verdicts import Verdict
+
+__all__ = ["router", "split_imports", "to_kimina"]
+
+router = APIRouter(prefix="/api", tags=["kimina-compat"])
+
+LEAN = "lean4"
+_ORIGIN = {"line": 1, "column": 0}
+
+
+def split_imports(code: str) -> tuple[str, str]:
+    """``(header, body)``: leading ``import`` lines (blank lines and ``--`` comments skipped)."""
+    lines = code.split("\n")
+    i = 0
+    while i < len(lines):
+        stripped = lines[i].strip()
+        if stripped and not stripped.startswith(("import ", "--")):
+            break
+        i += 1
+    header = "\n".join(line.strip() for line in lines[:i] if line.strip().startswith("import "))
+    return header, "\n".join(lines[i:])
+
+
+def _sorry_positions(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    sorries = []
+    for message in messages:
+        if message.get("severity") == "warning" and "sorry" in str(message.get("data", "")):
+            sorries.append(
+                {
+                    "pos": message.get("pos", _ORIGIN),
+                    "endPos": message.get("endPos", message.get("pos", _ORIGIN)),
+                    "goal": "",
+                }
+            )
+    return sorries or [{"pos": _ORIGIN, "endPos": _ORIGIN, "goal": ""}]
+
+
+def to_kimina(result: ProofResult, budget_s: float, *, debug: bool) -> dict[str, Any]:
+    """One Sieve result as a kimina ``ReplResponse`` (``error`` xor ``response``)."""
+    outcome = result.outcome
+    entry: dict[str, Any] = {"id": result.id, "time": outcome.time_s}
+    if outcome.verdict is Verdict.TIMEOUT:
+        budget = outcome.budget_s if outcome.budget_s is not None else budget_s
+        entry["error"] = f"Lean REPL command timed out in {budget:g} seconds"
+    elif outcome.verdict is Verdict.ERROR:
+        entry["error"] = "; ".join(outcome.reasons) or "error"
+    else:
+        messages = list(outcome.messages)
+        response: dict[str, Any] = {"env": 0}
+        if outcome.verdict is Verdict.INVALID:
+            has_error = any(m.get("severity") == "error" for m in messages)
+            if outcome.reasons == ["sorry"] and not has_error:
+                response["sorries"] = _sorry_positions(messages)
+            elif not has_error:
+                messages.append(
+                    {
+                        "severity": "error",
+                        "pos": _ORIGIN,
+                        "endPos": _ORIGIN,
+                        "data": "rejected by the verifier: " + ", ".join(outcome.reasons),
+                    }
+                )
+        if messages:
+            response["messages"] = messages
+        entry["response"] = response
+    if debug:
+        entry["diagnostics"] = {
+            "verdict": outcome.verdict.value,
+            "reasons": outcome.reasons,
+            "axioms": outcome.axioms,
+            "cached": result.cached,
+        }
+    return entry
+
+
+@router.post(
+    "/check",
+    response_model=KiminaCheckResponse,
+    response_model_exclude_none=True,
+    summary="kimina-lean-server compatible check",
+    responses={
+        401: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse, "description": "The lean4 checker is not enabled."},
+    },
+)
+async def check(
+    body: KiminaCheckRequest, service: VerificationService = Depends(get_service)
+) -> Response:
+    """Drop-in for kimina-lean-server's `POST /api/check` (see the module notes for mapping)."""
+    if LEAN not in service.checkers:
+        raise ApiError(503, ["body", "snippets"], "the lean4 checker is not enabled", "unavailable")
+    settings = service.settings
+    budget = float(body.timeout) if body.timeout > 0 else settings.lean_default_timeout_s
+    budget = min(budget, settings.lean_max_timeout_s)
+    items = []
+    for snippet in body.snippets:
+        header, proof = split_imports(snippet.code)
+        items.append(
+            ProofItem(id=snippet.id, code=proof, checker=LEAN, header=header, timeout_s=budget)
+        )
+    try:
+        results = await service.verify(items)
+    except InvalidItem as exc:
+        field = exc.field if exc.field in ("id", "code") else "code"
+        raise ApiError(
+            422, ["body", "snippets", exc.index, field], exc.message, "invalid_input"
+        ) from exc
+    return json_response({"results": [to_kimina(r, budget, debug=body.debug) for r in results]})

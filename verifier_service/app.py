@@ -1,0 +1,84 @@
+"""The ASGI application: :func:`create_app` wires settings, checkers, cache and routes.
+
+``uvicorn --factory verifier_service.app:create_app`` serves it with settings from ``SIEVE_*``;
+``sieve-verifier serve`` does the same with flags on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from verifier_service import __version__
+from verifier_service.api import (
+    RequestMetricsMiddleware,
+    api_key_dependency,
+    health,
+    install_error_handlers,
+    kimina,
+    verify,
+)
+from verifier_service.checkers import build_checkers
+from verifier_service.checkers.base import Checker
+from verifier_service.metrics import ServiceMetrics
+from verifier_service.service import VerdictStore, VerificationService
+from verifier_service.settings import VerifierSettings
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+Lean 4 proof checking (and final-answer checking) as a service.
+
+`POST /verify` checks a batch: one result per proof, in order. `invalid` means the proof is
+wrong; `timeout`/`error` mean the system did not decide. Verdicts are cached per checker version;
+identical proofs in flight are checked once. `POST /api/check` speaks kimina-lean-server's schema.
+"""
+
+
+def create_app(
+    settings: VerifierSettings | None = None,
+    *,
+    checkers: Mapping[str, Checker] | None = None,
+    cache: VerdictStore | None = None,
+) -> FastAPI:
+    """A ready-to-serve app. ``checkers``/``cache`` default to what ``settings`` describe.
+
+    The app owns them: its lifespan starts the checkers (in the background: Lean warms while
+    ``/health`` already answers) and closes checkers and cache at shutdown.
+    """
+    settings = settings if settings is not None else VerifierSettings()
+    if checkers is None:
+        checkers = build_checkers(settings)
+    if cache is None:
+        from verifier_service.cache import build_cache
+
+        cache = build_cache(settings)
+    metrics = ServiceMetrics()
+    service = VerificationService(checkers, cache, settings=settings, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.aclose()
+
+    app = FastAPI(
+        title="Sieve verifier",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    protected = [Depends(api_key_dependency(settings.api_keys))] if settings.api_keys else []
+    app.include_router(verify.router, dependencies=protected)
+    app.include_router(kimina.router, dependencies=protected)
+    app.include_router(health.router)
+    return app

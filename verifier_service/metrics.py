@@ -1,0 +1,144 @@
+"""Prometheus metrics for one verifier app.
+
+Each app gets its own :class:`~prometheus_client.CollectorRegistry`, so several apps in one
+process (tests, benchmarks) never clash over metric names. Values that already live elsewhere
+(queue depth, cache health, the checkers' pool gauges) are read when ``/metrics`` is scraped
+rather than copied on every change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from verifier_service.checkers.base import Checker
+
+__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+
+#: Request latencies: a cached batch answers in milliseconds, a Lean batch can take minutes.
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+#: One proof's check: math answers in milliseconds, Lean in seconds to its timeout.
+CHECK_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
+
+_NOT_METRIC_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class _CheckerStatsCollector(Collector):
+    """Turns each checker's ``stats()`` into ``sieve_checker_<stat>{checker=...}`` gauges."""
+
+    def __init__(self, checkers: Callable[[], Mapping[str, Checker]]) -> None:
+        self._checkers = checkers
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for name, checker in self._checkers().items():
+            try:
+                stats = checker.stats()
+            except Exception:  # a broken gauge must not break the scrape
+                continue
+            for stat, value in stats.items():
+                metric = "sieve_checker_" + _NOT_METRIC_CHARS.sub("_", stat)
+                family = families.get(metric)
+                if family is None:
+                    family = GaugeMetricFamily(
+                        metric,
+                        f"Checker statistic {stat!r} (from Checker.stats()).",
+                        labels=["checker"],
+                    )
+                    families[metric] = family
+                family.add_metric([name], float(value))
+        return families.values()
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        # Families depend on the checkers; an empty description keeps the registry from
+        # calling collect() at registration time.
+        return []
+
+
+class ServiceMetrics:
+    """Every metric family the service exports, registered in one private registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "sieve_http_requests",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "sieve_http_request_duration_seconds",
+            "Time to answer one HTTP request.",
+            ["route"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.proofs = Counter(
+            "sieve_proofs",
+            "Proofs answered, by checker and verdict.",
+            ["checker", "verdict"],
+            registry=r,
+        )
+        self.check_latency = Histogram(
+            "sieve_check_duration_seconds",
+            "Time one proof spent in its checker (cache hits excluded).",
+            ["checker"],
+            buckets=CHECK_BUCKETS,
+            registry=r,
+        )
+        self.cache_hits = Counter(
+            "sieve_cache_hits", "Proofs answered from the verdict cache.", ["checker"], registry=r
+        )
+        self.cache_misses = Counter(
+            "sieve_cache_misses", "Proofs not found in the verdict cache.", ["checker"], registry=r
+        )
+        self.cache_up = Gauge("sieve_cache_up", "1 when the verdict cache answers.", registry=r)
+        self.pending = Gauge(
+            "sieve_pending_proofs", "Proofs waiting for or running in a checker.", registry=r
+        )
+        self.dedup_joins = Counter(
+            "sieve_dedup_joins",
+            "Proofs that joined an identical check already in flight.",
+            ["checker"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "sieve_rejected_requests",
+            "Requests refused before any check ran.",
+            ["reason"],
+            registry=r,
+        )
+
+    def watch(
+        self,
+        *,
+        pending: Callable[[], float],
+        cache_up: Callable[[], float],
+        checkers: Callable[[], Mapping[str, Checker]],
+    ) -> None:
+        """Read these values at scrape time instead of mirroring every change."""
+        self.pending.set_function(pending)
+        self.cache_up.set_function(cache_up)
+        self.registry.register(_CheckerStatsCollector(checkers))
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of everything in this registry."""
+        return generate_latest(self.registry)

@@ -1,0 +1,566 @@
+"""The verification service: from a batch of proofs to one result per proof, without HTTP.
+
+What happens to a batch, in order:
+
+1. every item is normalised by its checker's ``prepare`` (bad input raises :class:`InvalidItem`
+   before anything runs, so a 422 never leaves half a batch checked);
+2. the whole batch is looked up in the verdict cache with one ``get_many``;
+3. what is left is de-duplicated against itself and against checks already in flight for other
+   requests (a joiner awaits the owner's future instead of checking again);
+4. admission control: if the new checks would push the number of pending proofs above
+   ``settings.max_pending`` the batch is refused (:class:`QueueFull`, HTTP 429) rather than
+   queued behind an ever-growing wait;
+5. the new checks run as tasks owned by the service, not by the request, bounded per checker by
+   a semaphore: a client that disconnects does not cancel work that others joined, and the
+   result still reaches the cache;
+6. new cacheable outcomes are written back with one ``set_many``.
+
+A fault in one item's check (an exception, a crashed process) makes that item ``error`` and
+leaves the rest of the batch alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from verifier_service.cache import cache_key, usable
+from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
+from verifier_service.metrics import ServiceMetrics
+from verifier_service.settings import VerifierSettings
+from verifier_service.verdicts import Outcome, Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+__all__ = [
+    "BatchTooLarge",
+    "InvalidItem",
+    "ProofItem",
+    "ProofResult",
+    "QueueFull",
+    "VerdictStore",
+    "VerificationService",
+]
+
+logger = logging.getLogger("verifier_service.service")
+
+#: Concurrent checks per checker when nothing else says otherwise (math-verify is CPU-bound).
+DEFAULT_CONCURRENCY = 4
+
+
+class VerdictStore(Protocol):
+    """What the service needs from :class:`verifier_service.cache.VerdictCache`."""
+
+    backend: str
+
+    @property
+    def healthy(self) -> bool: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[Outcome | None]: ...
+
+    async def set_many(self, items: Sequence[tuple[str, Outcome]]) -> None: ...
+
+    def readiness(self) -> dict[str, str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProofItem:
+    """One proof as a client sent it, before its checker normalised it."""
+
+    id: str
+    code: str
+    checker: str = "lean4"
+    header: str | None = None
+    statement: str | None = None
+    answer: str | None = None
+    #: ``None``: the deployment's default budget.
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProofResult:
+    """The answer for one :class:`ProofItem`."""
+
+    id: str
+    outcome: Outcome
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``/verify`` wire form (``budget_s`` is an internal detail of the cache)."""
+        o = self.outcome
+        return {
+            "id": self.id,
+            "verdict": o.verdict.value,
+            "reasons": o.reasons,
+            "messages": o.messages,
+            "axioms": o.axioms,
+            "cached": self.cached,
+            "time_s": o.time_s,
+        }
+
+
+class InvalidItem(ValueError):
+    """Item ``index`` cannot be checked at all; ``field`` names the culprit (HTTP 422)."""
+
+    def __init__(self, index: int, field: str, message: str) -> None:
+        super().__init__(f"proofs[{index}].{field}: {message}")
+        self.index = index
+        self.field = field
+        self.message = message
+
+
+class BatchTooLarge(ValueError):
+    """The batch could never be admitted, whatever the load (HTTP 413)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+class QueueFull(RuntimeError):
+    """Admitting the batch would exceed ``max_pending`` (HTTP 429, retry later)."""
+
+    def __init__(self, pending: int, requested: int, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"{pending} proofs pending, {requested} more requested, limit {limit}; "
+            f"retry in {retry_after_s} s"
+        )
+        self.pending = pending
+        self.requested = requested
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One check in progress; identical jobs with no larger budget join it."""
+
+    key: str
+    budget_s: float
+    future: asyncio.Future[Outcome]
+
+
+def default_concurrency(name: str, settings: VerifierSettings) -> int:
+    """Lean runs as many checks as the pool has workers; other checkers a few at a time."""
+    if name == "lean4":
+        return max(1, settings.lean_workers)
+    return DEFAULT_CONCURRENCY
+
+
+class VerificationService:
+    """Owns the checkers and the verdict cache; answers batches of proofs.
+
+    ``cache`` may be ``None`` (no caching, e.g. the ``check`` CLI command). ``concurrency``
+    overrides the per-checker limit on simultaneous checks.
+    """
+
+    def __init__(
+        self,
+        checkers: Mapping[str, Checker],
+        cache: VerdictStore | None = None,
+        *,
+        settings: VerifierSettings | None = None,
+        metrics: ServiceMetrics | None = None,
+        concurrency: Mapping[str, int] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else VerifierSettings()
+        self.checkers: dict[str, Checker] = dict(checkers)
+        self.cache = cache
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        limits = dict(concurrency or {})
+        self._limits = {
+            name: asyncio.Semaphore(limits.get(name) or default_concurrency(name, self.settings))
+            for name in self.checkers
+        }
+        self._inflight: dict[str, list[_Flight]] = {}
+        self._pending = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._starting: dict[str, asyncio.Task[None]] = {}
+        self._start_failures: dict[str, str] = {}
+        self._closed = False
+        self.metrics.watch(
+            pending=lambda: float(self._pending),
+            cache_up=lambda: float(self.cache is not None and bool(self.cache.healthy)),
+            checkers=lambda: self.checkers,
+        )
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every checker in the background and return at once.
+
+        A Lean pool importing Mathlib takes minutes; the HTTP server must answer ``/health``
+        meanwhile, and ``/ready`` reports what is still starting.
+        """
+        for name, checker in self.checkers.items():
+            if name not in self._starting:
+                self._starting[name] = asyncio.create_task(
+                    self._start_checker(name, checker), name=f"start-{name}"
+                )
+
+    async def wait_started(self) -> None:
+        """Wait until every checker's ``start`` returned (or failed)."""
+        if self._starting:
+            await asyncio.gather(*self._starting.values(), return_exceptions=True)
+
+    async def _start_checker(self, name: str, checker: Checker) -> None:
+        try:
+            await checker.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("checker %s failed to start", name)
+            self._start_failures[name] = f"start failed: {type(exc).__name__}: {exc}"
+
+    async def aclose(self) -> None:
+        """Stop background work, answer anything still in flight with ``error``, close all."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in [*self._starting.values(), *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._starting.values(), *self._tasks, return_exceptions=True)
+        for name, checker in self.checkers.items():
+            try:
+                await checker.aclose()
+            except Exception:
+                logger.exception("checker %s failed to close", name)
+        if self.cache is not None:
+            try:
+                await self.cache.aclose()
+            except Exception:
+                logger.exception("verdict cache failed to close")
+
+    # --- introspection ----------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Proofs waiting for or running in a checker, across all requests."""
+        return self._pending
+
+    @property
+    def checker_versions(self) -> dict[str, str]:
+        return {name: checker.version for name, checker in self.checkers.items()}
+
+    def readiness(self) -> dict[str, Any]:
+        """What is missing before the service can serve, per checker and for the cache.
+
+        Empty dicts everywhere mean ready; see :meth:`ready`.
+        """
+        checkers: dict[str, dict[str, str]] = {}
+        for name, checker in self.checkers.items():
+            missing: dict[str, str] = {}
+            task = self._starting.get(name)
+            if name in self._start_failures:
+                missing["start"] = self._start_failures[name]
+            elif task is None:
+                missing["start"] = "not started"
+            elif not task.done():
+                missing["start"] = "starting"
+            try:
+                missing.update(checker.readiness())
+            except Exception as exc:
+                missing["readiness"] = f"{type(exc).__name__}: {exc}"
+            checkers[name] = missing
+        if self.cache is None:
+            cache: dict[str, str] = {}
+        else:
+            try:
+                cache = dict(self.cache.readiness())
+            except Exception as exc:
+                cache = {"readiness": f"{type(exc).__name__}: {exc}"}
+        return {"checkers": checkers, "cache": cache}
+
+    @staticmethod
+    def ready(readiness: Mapping[str, Any]) -> bool:
+        return not readiness["cache"] and not any(readiness["checkers"].values())
+
+    # --- verification -----------------------------------------------------------------------
+
+    def prepare(self, items: Sequence[ProofItem], policy: Policy) -> list[Job | Outcome]:
+        """Normalise every item; an item whose ``prepare`` crashed becomes an ``error`` outcome.
+
+        Raises :class:`InvalidItem` for the first item the client must fix.
+        """
+        settings = self.settings
+        default_budget = settings.lean_default_timeout_s
+        max_budget = settings.lean_max_timeout_s
+        prepared: list[Job | Outcome] = []
+        for index, item in enumerate(items):
+            checker = self.checkers.get(item.checker)
+            if checker is None:
+                enabled = ", ".join(sorted(self.checkers)) or "none"
+                raise InvalidItem(
+                    index, "checker", f"unknown checker {item.checker!r}; enabled: {enabled}"
+                )
+            budget = default_budget if item.timeout_s is None else item.timeout_s
+            if not 0 < budget <= max_budget:
+                raise InvalidItem(
+                    index, "timeout_s", f"must be > 0 and at most {max_budget:g} seconds"
+                )
+            if len(item.code.encode()) + len((item.header or "").encode()) > (
+                settings.max_code_bytes
+            ):
+                raise BatchTooLarge(
+                    ("body", "proofs", index, "code"),
+                    f"header + code exceed max_code_bytes={settings.max_code_bytes}",
+                )
+            try:
+                job = checker.prepare(
+                    code=item.code,
+                    header=item.header,
+                    statement=item.statement,
+                    answer=item.answer,
+                    timeout_s=budget,
+                    policy=policy,
+                )
+            except InvalidInput as exc:
+                raise InvalidItem(index, exc.field, exc.message) from exc
+            except Exception as exc:
+                logger.exception("checker %s failed to prepare item %d", item.checker, index)
+                prepared.append(Outcome.error(f"prepare_exception:{type(exc).__name__}"))
+                continue
+            prepared.append(job)
+        return prepared
+
+    async def verify(
+        self, items: Sequence[ProofItem], policy: Policy | None = None
+    ) -> list[ProofResult]:
+        """Check a batch; one result per item, in order, ids preserved (duplicates allowed)."""
+        if self._closed:
+            raise RuntimeError("the verification service is closed")
+        policy = policy if policy is not None else Policy()
+        if len(items) > self.settings.max_batch_size:
+            raise BatchTooLarge(
+                ("body", "proofs"),
+                f"{len(items)} proofs, more than max_batch_size={self.settings.max_batch_size}",
+            )
+        prepared = self.prepare(items, policy)
+        outcomes: list[Outcome | None] = [None] * len(items)
+        cached = [False] * len(items)
+        for i, job in enumerate(prepared):
+            if isinstance(job, Outcome):
+                outcomes[i] = job
+
+        jobs = {i: job for i, job in enumerate(prepared) if isinstance(job, Job)}
+        keys = self._keys(jobs)
+        hits: Counter[str] = Counter()
+        misses: dict[str, list[int]] = {}
+        stored = await self._cache_get([keys[i] for i in jobs])
+        for i, outcome in zip(jobs, stored, strict=True):
+            if outcome is not None and usable(outcome, jobs[i].timeout_s):
+                outcomes[i] = outcome
+                cached[i] = True
+                hits[jobs[i].checker] += 1
+            else:
+                misses.setdefault(keys[i], []).append(i)
+        self._count_cache(hits, misses, jobs)
+
+        if misses:
+            await self._run_misses(misses, jobs, outcomes)
+
+        results = [
+            ProofResult(item.id, outcome if outcome is not None else Outcome.error("lost"), hit)
+            for item, outcome, hit in zip(items, outcomes, cached, strict=True)
+        ]
+        self._count_verdicts(items, results)
+        return results
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _keys(self, jobs: Mapping[int, Job]) -> dict[int, str]:
+        if not jobs:
+            return {}
+        versions = self.checker_versions
+        namespace = self.settings.cache_namespace
+        return {i: cache_key(job, versions[job.checker], namespace) for i, job in jobs.items()}
+
+    async def _cache_get(self, keys: list[str]) -> list[Outcome | None]:
+        if self.cache is None or not keys:
+            return [None] * len(keys)
+        try:
+            return await self.cache.get_many(keys)
+        except Exception:
+            logger.warning("verdict cache lookup failed; checking uncached", exc_info=True)
+            return [None] * len(keys)
+
+    async def _cache_set(self, items: list[tuple[str, Outcome]]) -> None:
+        if self.cache is None or not items:
+            return
+        try:
+            await self.cache.set_many(items)
+        except Exception:
+            logger.warning("verdict cache write failed", exc_info=True)
+
+    def _count_cache(
+        self, hits: Counter[str], misses: Mapping[str, list[int]], jobs: Mapping[int, Job]
+    ) -> None:
+        if self.cache is None:
+            return
+        for checker, n in hits.items():
+            self.metrics.cache_hits.labels(checker).inc(n)
+        missed: Counter[str] = Counter()
+        for indices in misses.values():
+            for i in indices:
+                missed[jobs[i].checker] += 1
+        for checker, n in missed.items():
+            self.metrics.cache_misses.labels(checker).inc(n)
+
+    def _count_verdicts(self, items: Sequence[ProofItem], results: list[ProofResult]) -> None:
+        counts = Counter(
+            (item.checker, r.outcome.verdict.value) for item, r in zip(items, results, strict=True)
+        )
+        for (checker, verdict), n in counts.items():
+            self.metrics.proofs.labels(checker, verdict).inc(n)
+
+    def _find_flight(self, key: str, budget_s: float) -> _Flight | None:
+        for flight in self._inflight.get(key, ()):
+            if flight.budget_s >= budget_s:
+                return flight
+        return None
+
+    async def _run_misses(
+        self,
+        misses: dict[str, list[int]],
+        jobs: Mapping[int, Job],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        # Everything from here to the launch is synchronous: no other request can slip in
+        # between the admission check and the reservation of queue slots.
+        plan: list[tuple[str, list[int], Job, _Flight | None]] = []
+        new = 0
+        for key, indices in misses.items():
+            # Identical jobs in one batch run once, with the largest budget any of them asked.
+            job = max((jobs[i] for i in indices), key=lambda j: j.timeout_s)
+            flight = self._find_flight(key, job.timeout_s)
+            new += flight is None
+            plan.append((key, indices, job, flight))
+
+        limit = self.settings.max_pending
+        if new > limit:
+            raise BatchTooLarge(
+                ("body", "proofs"), f"{new} distinct new proofs, more than max_pending={limit}"
+            )
+        if new and self._pending + new > limit:
+            self.metrics.rejected.labels("queue_full").inc()
+            raise QueueFull(self._pending, new, limit, self.settings.retry_after_s)
+
+        owned: list[_Flight] = []
+        waits: list[tuple[list[int], _Flight]] = []
+        joins: Counter[str] = Counter()
+        for key, indices, job, flight in plan:
+            if flight is None:
+                flight = self._launch(key, job)
+                owned.append(flight)
+                joins[job.checker] += len(indices) - 1
+            else:
+                joins[job.checker] += len(indices)
+            waits.append((indices, flight))
+        for checker, n in joins.items():
+            if n:
+                self.metrics.dedup_joins.labels(checker).inc(n)
+
+        try:
+            done = await asyncio.gather(*(asyncio.shield(f.future) for _, f in waits))
+        except asyncio.CancelledError:
+            # The client went away: the checks go on (others may have joined them) and their
+            # outcomes still reach the cache.
+            if owned:
+                self._spawn(self._store_when_done(owned))
+            raise
+        for (indices, _), outcome in zip(waits, done, strict=True):
+            for i in indices:
+                outcomes[i] = outcome
+        await self._store_when_done(owned)
+
+    def _launch(self, key: str, job: Job) -> _Flight:
+        flight = _Flight(key, job.timeout_s, asyncio.get_running_loop().create_future())
+        self._inflight.setdefault(key, []).append(flight)
+        self._pending += 1
+        self._spawn(self._check(flight, self.checkers[job.checker], job))
+        return flight
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check(self, flight: _Flight, checker: Checker, job: Job) -> None:
+        """Run one check; always resolves ``flight.future``, whatever happens."""
+        outcome: Outcome | None = None
+        try:
+            outcome = await self._timed_check(checker, job)
+        finally:
+            self._pending -= 1
+            if outcome is None:  # cancelled: the service is shutting down
+                outcome = Outcome.error("service_shutting_down")
+            if not flight.future.done():
+                flight.future.set_result(outcome)
+
+    async def _timed_check(self, checker: Checker, job: Job) -> Outcome:
+        limit = self._limits[job.checker]
+        try:
+            await asyncio.wait_for(limit.acquire(), self.settings.lean_acquire_timeout_s)
+        except asyncio.TimeoutError:
+            return Outcome.error("queue_timeout")
+        start = time.perf_counter()
+        try:
+            outcome = await checker.check(job)
+        except Exception as exc:
+            logger.exception("checker %s raised on a proof", job.checker)
+            outcome = Outcome.error(f"checker_exception:{type(exc).__name__}")
+        finally:
+            limit.release()
+        elapsed = time.perf_counter() - start
+        self.metrics.check_latency.labels(job.checker).observe(elapsed)
+        if not isinstance(outcome, Outcome):
+            logger.error("checker %s returned %r instead of an Outcome", job.checker, outcome)
+            return Outcome.error("checker_returned_no_outcome", time_s=elapsed)
+        budget = outcome.budget_s
+        if outcome.verdict is Verdict.TIMEOUT and budget is None:
+            budget = job.timeout_s
+        return dataclasses.replace(outcome, time_s=round(elapsed, 6), budget_s=budget)
+
+    async def _store_when_done(self, owned: list[_Flight]) -> None:
+        """Write the owned outcomes back in one round trip, then retire their flights.
+
+        The flights stay joinable until the cache has them, so an identical request arriving in
+        between joins the finished flight instead of checking again.
+        """
+        try:
+            if owned:
+                outcomes = await asyncio.gather(*(asyncio.shield(f.future) for f in owned))
+                await self._cache_set(
+                    [
+                        (f.key, o)
+                        for f, o in zip(owned, outcomes, strict=True)
+                        if o.verdict.cacheable
+                    ]
+                )
+        finally:
+            for flight in owned:
+                flights = self._inflight.get(flight.key)
+                if flights is None:
+                    continue
+                with contextlib.suppress(ValueError):
+                    flights.remove(flight)
+                if not flights:
+                    del self._inflight[flight.key]
+
+
+def policy_from(allow_sorry: bool, axioms: Sequence[str] | None) -> Policy:
+    """A :class:`Policy` from wire fields; ``None`` axioms means the default trusted set."""
+    if axioms is None:
+        return Policy(allow_sorry=allow_sorry)
+    return Policy(allow_sorry=allow_sorry, axioms=tuple(axioms))
