@@ -1,0 +1,49 @@
+"""An app per test, driven in-process through httpx with its lifespan running."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.verifier.service.fakes import FakeChecker
+from verifier_service.app import create_app
+from verifier_service.cache import MemoryCache
+from verifier_service.checkers.base import Checker
+from verifier_service.settings import VerifierSettings
+
+MakeClient = Callable[..., Awaitable[tuple[httpx.AsyncClient, FastAPI]]]
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[MakeClient]:
+    async with AsyncExitStack() as stack:
+
+        async def make(
+            *,
+            checkers: Mapping[str, Checker] | None = None,
+            cache: object | None = None,
+            wait_started: bool = True,
+            **settings: object,
+        ) -> tuple[httpx.AsyncClient, FastAPI]:
+            settings.setdefault("checkers", ["fake"])
+            app = create_app(
+                VerifierSettings(**settings),
+                checkers=checkers if checkers is not None else {"fake": FakeChecker()},
+                cache=cache if cache is not None else MemoryCache(),
+            )
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            if wait_started:
+                await app.state.service.wait_started()
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sieve")
+            await stack.enter_async_context(client)
+            return client, app
+
+        yield make
+
+
+def proof(pid: str, code: str, **fields: object) -> dict[str, object]:
+    return {"id": pid, "checker": "fake", "code": code, **fields}
