@@ -34,7 +34,7 @@ from trainer_client.reference import ReferenceModel
 from trainer_client.sampler import HFSampler, Samples, token_logprobs
 from trainer_client.tracking import Tracker
 
-__all__ = ["PromptStream", "Trainer", "Verifier", "build_optimizer", "build_scheduler"]
+__all__ = ["PromptStream", "StepBatch", "Trainer", "Verifier", "build_optimizer", "build_scheduler"]
 
 
 class Verifier(Protocol):
@@ -88,6 +88,18 @@ class PromptStream:
 
 
 @dataclass
+class StepBatch:
+    """What the last step trained on, kept for inspection and debugging."""
+
+    samples: Samples
+    verified: torch.Tensor
+    failed: torch.Tensor
+    policy_logprobs: torch.Tensor
+    base_logprobs: torch.Tensor | None
+    advantages: torch.Tensor
+
+
+@dataclass
 class _Verification:
     verified: torch.Tensor
     failed: torch.Tensor
@@ -128,6 +140,7 @@ class Trainer:
         self.prompt_fn = prompt_fn or data_module.build_prompt
         self.request_fn = request_fn or data_module.proof_request
         self.step = 0
+        self.last_batch: StepBatch | None = None
         if accelerator is None:
             from accelerate import Accelerator
 
@@ -264,6 +277,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         t_end = time.perf_counter()
+        self.last_batch = StepBatch(
+            samples=samples,
+            verified=verification.verified,
+            failed=verification.failed,
+            policy_logprobs=policy_logprobs,
+            base_logprobs=base_logprobs,
+            advantages=advantages,
+        )
 
         metrics = self._metrics(
             samples=samples,

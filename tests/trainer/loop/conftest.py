@@ -103,7 +103,7 @@ def make_config(tmp_path, **sections) -> TrainConfig:
         "data": {"path": "in-memory"},
         "sampling": {"k": 4, "prompts_per_step": 4, "max_new_tokens": 6, "max_prompt_tokens": 16},
         "loss": {"objective": "alpha_dpg", "alpha": 0.5},
-        "optim": {"lr": 1e-2, "warmup_steps": 1, "micro_batch_size": 8},
+        "optim": {"lr": 1e-2, "warmup_steps": 0, "micro_batch_size": 8},
         "logging": {"tensorboard": False, "progress": False},
         "run": {"output_dir": str(tmp_path), "name": "run", "max_steps": 3, "save_every": 0},
     }
