@@ -29,10 +29,12 @@ async def make_client() -> AsyncIterator[MakeClient]:
             wait_started: bool = True,
             **settings: object,
         ) -> tuple[httpx.AsyncClient, FastAPI]:
-            settings.setdefault("checkers", ["fake"])
+            if checkers is None:
+                checkers = {"fake": FakeChecker()}
+            settings.setdefault("checkers", list(checkers))
             app = create_app(
                 VerifierSettings(**settings),
-                checkers=checkers if checkers is not None else {"fake": FakeChecker()},
+                checkers=checkers,
                 cache=cache if cache is not None else MemoryCache(),
             )
             await stack.enter_async_context(app.router.lifespan_context(app))
