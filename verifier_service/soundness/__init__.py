@@ -1,0 +1,51 @@
+"""What makes a Lean proof count: the soundness rules, and the static ones bundled.
+
+:func:`static_violations` runs every rule that needs no Lean (forbidden commands in header and
+code, the statement check); a proof that breaks one is ``invalid`` without running Lean. The
+rules on Lean's answers (:func:`no_lean_errors`, :func:`no_sorry`, :func:`allowed_axioms`) run
+after. See :mod:`.rules` for each rule and :mod:`.target` for which theorem is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from verifier_service.soundness.rules import (
+    DEFAULT_FORBIDDEN,
+    Violation,
+    allowed_axioms,
+    no_forbidden_commands,
+    no_lean_errors,
+    no_sorry,
+    statement_unchanged,
+)
+from verifier_service.soundness.target import EXAMPLE_NAME, Target, find_target
+
+__all__ = [
+    "DEFAULT_FORBIDDEN",
+    "EXAMPLE_NAME",
+    "Target",
+    "Violation",
+    "allowed_axioms",
+    "find_target",
+    "no_forbidden_commands",
+    "no_lean_errors",
+    "no_sorry",
+    "statement_unchanged",
+    "static_violations",
+]
+
+
+def static_violations(
+    header: str,
+    body: str,
+    statement: str | None,
+    *,
+    forbidden: Collection[str] = DEFAULT_FORBIDDEN,
+) -> list[Violation]:
+    """Every rule that can be decided from the source alone, header included."""
+    return [
+        *no_forbidden_commands(header, forbidden=forbidden, where="header"),
+        *no_forbidden_commands(body, forbidden=forbidden),
+        *statement_unchanged(body, statement, header),
+    ]

@@ -1,0 +1,207 @@
+"""Each soundness rule, with the exploits seen in practice."""
+
+from __future__ import annotations
+
+import pytest
+
+from verifier_service.checkers.base import Policy
+from verifier_service.lean.replies import parse_reply
+from verifier_service.soundness import (
+    DEFAULT_FORBIDDEN,
+    allowed_axioms,
+    no_forbidden_commands,
+    no_lean_errors,
+    no_sorry,
+    statement_unchanged,
+    static_violations,
+)
+
+HEADER = "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat"
+STATEMENT = "theorem foo (a b : ℕ) : a + b = b + a := by\n"
+PROOF = STATEMENT + "  omega\n"
+
+
+def reasons(violations) -> list[str]:
+    return [v.reason for v in violations]
+
+
+# --- errors and sorry -------------------------------------------------------------------------
+
+
+def test_lean_error_rule():
+    bad = parse_reply({"env": 1, "messages": [{"severity": "error", "data": "Type mismatch"}]})
+    good = parse_reply({"env": 1, "messages": [{"severity": "info", "data": "Try this: rfl"}]})
+    assert reasons(no_lean_errors(bad)) == ["lean_error"]
+    assert no_lean_errors(bad)[0].detail == "Type mismatch"
+    assert no_lean_errors(good) == []
+
+
+def test_sorry_rule(transcripts):
+    sorry = parse_reply(transcripts["core/dup_sorries"].replies[0])
+    assert reasons(no_sorry(sorry, Policy())) == ["sorry"]
+    assert no_sorry(sorry, Policy())[0].line == 1
+    assert no_sorry(sorry, Policy(allow_sorry=True)) == []
+    assert no_sorry(parse_reply({"env": 0}), Policy()) == []
+
+
+# --- axioms -----------------------------------------------------------------------------------
+
+
+def test_standard_axioms_pass():
+    assert allowed_axioms(["propext", "Classical.choice", "Quot.sound"], Policy()) == []
+    assert allowed_axioms([], Policy()) == []
+
+
+@pytest.mark.parametrize("axiom", ["sorryAx", "Lean.ofReduceBool", "cheat", "Lean.trustCompiler"])
+def test_other_axioms_fail(axiom):
+    assert reasons(allowed_axioms(["propext", axiom], Policy())) == [f"forbidden_axiom:{axiom}"]
+
+
+def test_policy_decides_axioms():
+    assert allowed_axioms(["Lean.ofReduceBool"], Policy(axioms=("Lean.ofReduceBool",))) == []
+    assert reasons(allowed_axioms(["propext"], Policy(axioms=()))) == ["forbidden_axiom:propext"]
+    assert allowed_axioms(["sorryAx"], Policy(allow_sorry=True)) == []
+
+
+# --- forbidden commands -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "what"),
+    [
+        (PROOF + "#exit\n", "#exit"),
+        ("set_option debug.skipKernelTC true in\n" + PROOF, "debug.skipKernelTC"),
+        ("set_option\n  debug.skipKernelTC\n    true\n" + PROOF, "debug.skipKernelTC"),
+        ("set_option «debug».«skipKernelTC» true\n" + PROOF, "debug.skipKernelTC"),
+        ("axiom cheat : False\n" + PROOF, "axiom"),
+        ("private axiom cheat : False\n" + PROOF, "axiom"),
+        ("@[implemented_by foo] def g : Bool := true\n" + PROOF, "implemented_by"),
+        ('@[extern "c_g"] opaque g : Nat\n' + PROOF, "extern"),
+        ("open private secret in\n" + PROOF, "open private"),
+        ("unsafe def g : Nat := 1\n" + PROOF, "unsafe"),
+        ('local notation "ℕ" => Int\n' + PROOF, "notation"),
+        ("macro_rules | `(tactic| omega) => `(tactic| sorry)\n" + PROOF, "macro_rules"),
+        ('macro "omega" : tactic => `(tactic| sorry)\n' + PROOF, "macro"),
+        ('syntax "foo" : term\n' + PROOF, "syntax"),
+        ('elab "t" : tactic => pure ()\n' + PROOF, "elab"),
+        ('infixl:65 " + " => HSub.hSub\n' + PROOF, "infixl"),
+        ('#eval IO.FS.removeFile "/x"\n' + PROOF, "#eval"),
+        ('run_cmd Lean.logInfo "hi"\n' + PROOF, "run_cmd"),
+        (STATEMENT + "  run_tac Lean.Elab.Tactic.evalTactic (← `(tactic| omega))\n", "run_tac"),
+        ("instance : Add ℕ := ⟨fun a _ => a⟩\n" + PROOF, "instance"),
+        ("attribute [local instance] Nat.instAdd\n" + PROOF, "instance"),
+        ("@[default_instance] def g : Add ℕ := ⟨Nat.add⟩\n" + PROOF, "@[default_instance]"),
+        ("@[simp, tactic omega] def g := 1\n" + PROOF, "@[tactic]"),
+    ],
+)
+def test_forbidden_commands_are_caught(code, what):
+    assert f"forbidden_command:{what}" in reasons(no_forbidden_commands(code))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        PROOF + "-- #exit axiom unsafe\n",
+        PROOF + "/- set_option debug.skipKernelTC true\n  instance -/\n",
+        PROOF + '#check "#exit axiom instance"\n',
+        PROOF + "/-- a doc comment mentioning `#eval` -/\ntheorem bar : True := trivial\n",
+        PROOF + "#print axioms foo\n#check inferInstance\n",
+        "theorem my_axiom_free (h_instance : True) : True := h_instance\n",
+        STATEMENT + "  exact (by tactic_like_name_is_fine)\n",
+    ],
+)
+def test_harmless_mentions_are_not_flagged(code):
+    assert no_forbidden_commands(code) == []
+
+
+def test_violation_points_at_the_command():
+    (violation,) = no_forbidden_commands(PROOF + "  \n   #exit")
+    assert (violation.line, violation.column) == (4, 3)
+    message = violation.to_message()
+    assert message["severity"] == "error" and message["pos"] == {"line": 4, "column": 3}
+
+
+def test_forbidden_set_is_configurable():
+    code = "instance : Inhabited ℕ := ⟨0⟩\n" + PROOF
+    assert no_forbidden_commands(code, forbidden=DEFAULT_FORBIDDEN - {"instance"}) == []
+
+
+def test_header_is_scanned_too():
+    found = static_violations("import Mathlib\n#exit", PROOF, STATEMENT)
+    assert reasons(found) == ["forbidden_command:#exit"]
+    assert "header" in found[0].detail
+
+
+# --- the statement ----------------------------------------------------------------------------
+
+
+def test_unchanged_statement_passes():
+    assert statement_unchanged(PROOF, STATEMENT, HEADER) == []
+
+
+def test_no_statement_no_check():
+    assert statement_unchanged("theorem foo : True := trivial", None) == []
+
+
+def test_layout_and_comments_do_not_matter():
+    code = "theorem foo (a b : ℕ) :\n    a + b = b + a -- commute\n  := by omega"
+    assert statement_unchanged(code, STATEMENT) == []
+    assert statement_unchanged("/-- informal -/\n-- note\n" + PROOF, STATEMENT) == []
+
+
+def test_goal_changed_to_true():
+    code = "theorem foo (a b : ℕ) : True := trivial"
+    assert reasons(statement_unchanged(code, STATEMENT)) == ["statement_changed"]
+
+
+def test_statement_left_out():
+    assert reasons(statement_unchanged("theorem bar : 1 = 1 := rfl", STATEMENT)) == [
+        "statement_changed"
+    ]
+    assert reasons(statement_unchanged("", STATEMENT)) == ["statement_changed"]
+
+
+def test_lemma_before_the_statement_is_a_change():
+    code = "theorem helper : 1 = 1 := rfl\n" + PROOF
+    assert reasons(statement_unchanged(code, STATEMENT)) == ["statement_changed"]
+
+
+def test_hypothesis_added_is_a_change():
+    code = "theorem foo (a b : ℕ) (h : False) : a + b = b + a := by omega"
+    assert reasons(statement_unchanged(code, STATEMENT)) == ["statement_changed"]
+
+
+def test_statement_without_assignment_cannot_be_extended():
+    statement = "theorem foo : 1 = 1"
+    assert statement_unchanged("theorem foo : 1 = 1 := rfl", statement) == []
+    assert reasons(statement_unchanged("theorem foo : 1 = 1 ∨ True := by simp", statement)) == [
+        "statement_changed"
+    ]
+
+
+def test_placeholder_sorry_in_the_statement_is_ignored():
+    statement = "theorem foo : 1 = 1 := by sorry"
+    assert statement_unchanged("theorem foo : 1 = 1 := by rfl", statement) == []
+
+
+def test_dot_spacing_matters():
+    statement = "theorem foo (h : A ∧ B) : h.1 = h.1 := by"
+    code = "theorem foo (h : A ∧ B) : h .1 = h.1 := by rfl"
+    assert reasons(statement_unchanged(code, statement)) == ["statement_changed"]
+
+
+def test_header_repeats_before_the_statement_are_allowed():
+    code = "set_option maxHeartbeats 400000\nopen BigOperators Real Nat\nopen Real\n\n" + PROOF
+    assert statement_unchanged(code, STATEMENT, HEADER) == []
+    assert statement_unchanged("set_option maxHeartbeats 0 in\n" + PROOF, STATEMENT, HEADER) == []
+
+
+def test_new_opens_or_options_before_the_statement_are_a_change():
+    for prelude in (
+        "open Evil\n",
+        "open scoped Evil in\n",
+        "set_option autoImplicit true\n",
+        'local notation "x" => 1\n',
+    ):
+        found = statement_unchanged(prelude + PROOF, STATEMENT, HEADER)
+        assert reasons(found) == ["statement_changed"], prelude

@@ -1,0 +1,60 @@
+"""Which theorem gets ``#print axioms``."""
+
+from __future__ import annotations
+
+from verifier_service.soundness import EXAMPLE_NAME, find_target
+
+
+def test_statement_theorem_is_the_first_declaration():
+    code = "theorem foo : 1 = 1 := rfl\ntheorem bar : 2 = 2 := rfl"
+    target = find_target(code, statement="theorem foo : 1 = 1 :=")
+    assert target is not None and target.name == "foo"
+    assert target.print_axioms == "#print axioms foo"
+
+
+def test_without_statement_the_last_declaration():
+    target = find_target("lemma foo : 1 = 1 := rfl\nlemma bar : 2 = 2 := rfl")
+    assert target is not None and target.name == "bar"
+
+
+def test_namespaces_qualify_the_name():
+    code = (
+        "namespace A.B\nsection\ntheorem foo : True := trivial\nend\nend A.B\n"
+        "theorem top : True := trivial"
+    )
+    assert find_target(code, statement="theorem foo").name == "A.B.foo"
+    assert find_target(code).name == "top"
+    assert find_target("namespace X\ntheorem _root_.foo : True := trivial").name == "foo"
+
+
+def test_header_namespace_counts():
+    target = find_target("theorem foo : True := trivial", header="namespace Ns")
+    assert target is not None and target.name == "Ns.foo"
+
+
+def test_no_declaration():
+    assert find_target("def f := 37") is None
+    assert find_target("-- theorem foo\n") is None
+
+
+def test_example_is_renamed_and_positions_restored():
+    code = "theorem a : True := trivial\n  example : 1 = 1 := by rfl"
+    target = find_target(code)
+    assert target is not None and target.is_example and target.name == EXAMPLE_NAME
+    run = target.code_to_run(code)
+    assert run.splitlines()[1] == f"  theorem {EXAMPLE_NAME} : 1 = 1 := by rfl"
+    # Lean reports the `rfl` at its column in the renamed code ...
+    column_in_run = run.splitlines()[1].index("rfl")
+    message = {"severity": "error", "pos": {"line": 2, "column": column_in_run}, "data": "x"}
+    # ... and the client sees its column in the submitted code.
+    fixed = target.restore_positions(message)
+    assert fixed["pos"] == {"line": 2, "column": code.splitlines()[1].index("rfl")}
+    assert message["pos"]["column"] == column_in_run  # the input is not modified
+    other_line = {"pos": {"line": 1, "column": 30}}
+    assert target.restore_positions(other_line) == other_line
+
+
+def test_theorem_code_runs_unchanged():
+    code = "theorem foo : True := trivial"
+    target = find_target(code)
+    assert target is not None and target.code_to_run(code) == code

@@ -1,0 +1,126 @@
+"""Which theorem a proof proves, and how to ask Lean for its axioms.
+
+``#print axioms`` needs the theorem's full name. With a statement it is the statement's
+theorem; without one, the last ``theorem``/``lemma``/``example`` of the code. The name is
+qualified by the namespaces open at that point (``namespace X`` ... ``theorem foo`` is
+``X.foo``; ``theorem _root_.foo`` is ``foo``), counting those the header opens.
+
+An ``example`` has no name, so :meth:`Target.code_to_run` renames it to a theorem called
+:data:`EXAMPLE_NAME` (an example is checked as a theorem: it must state a proposition) and
+:meth:`Target.restore_positions` moves the columns Lean reports on that line back to where they
+are in the submitted code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from verifier_service.soundness.source import Token, TokenKind, tokenize
+
+__all__ = ["EXAMPLE_NAME", "Target", "find_target"]
+
+EXAMPLE_NAME = "sieve_checked_example"
+_DECLARATIONS = frozenset({"theorem", "lemma", "example"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """The declaration whose axioms decide the verdict."""
+
+    #: Full name to ``#print axioms`` (escaped as in the source).
+    name: str
+    #: The declaration keyword as written (``theorem``, ``lemma``, ``example``).
+    keyword: Token
+
+    @property
+    def is_example(self) -> bool:
+        return self.keyword.value == "example"
+
+    @property
+    def print_axioms(self) -> str:
+        return f"#print axioms {self.name}"
+
+    def code_to_run(self, body: str) -> str:
+        """``body``, with the example renamed to a theorem when the target is one."""
+        if not self.is_example:
+            return body
+        kw = self.keyword
+        return body[: kw.start] + self._replacement + body[kw.end :]
+
+    def restore_positions(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """A message of :meth:`code_to_run`'s code, with positions in the submitted code."""
+        fixed = dict(message)
+        if not self.is_example:
+            return fixed
+        shift = len(self._replacement) - len(self.keyword.text)
+        for key in ("pos", "endPos"):
+            pos = fixed.get(key)
+            if (
+                isinstance(pos, Mapping)
+                and pos.get("line") == self.keyword.line
+                and isinstance(pos.get("column"), int)
+                and pos["column"] > self.keyword.column
+            ):
+                column = max(self.keyword.column, pos["column"] - shift)
+                fixed[key] = {**pos, "column": column}
+        return fixed
+
+    @property
+    def _replacement(self) -> str:
+        return f"theorem {EXAMPLE_NAME}"
+
+
+def find_target(body: str, *, header: str = "", statement: str | None = None) -> Target | None:
+    """The theorem to check: the first declaration when a statement is given (the code begins
+    with it), else the last. ``None`` if the code declares no theorem, lemma or example."""
+    scopes: list[tuple[str, list[str]]] = []
+    _walk(tokenize(header), scopes, None)
+    found: list[Target] = []
+    _walk(tokenize(body), scopes, found)
+    if not found:
+        return None
+    return found[0] if statement is not None else found[-1]
+
+
+def _walk(
+    tokens: list[Token], scopes: list[tuple[str, list[str]]], found: list[Target] | None
+) -> None:
+    """Follow ``namespace``/``section``/``mutual``/``end`` through ``tokens``, collecting
+    declarations into ``found``."""
+    for i, tok in enumerate(tokens):
+        if tok.kind is not TokenKind.IDENT:
+            continue
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        word = tok.value
+        if word == "namespace" and nxt is not None:
+            scopes.append(("namespace", nxt.text.split(".")))
+        elif word in ("section", "mutual"):
+            scopes.append((word, []))
+        elif word == "end":
+            _close(scopes, nxt if nxt is not None and nxt.line == tok.line else None)
+        elif word in _DECLARATIONS and found is not None:
+            if word == "example":
+                found.append(Target(_qualify(scopes, EXAMPLE_NAME), tok))
+            elif nxt is not None and nxt.kind is TokenKind.IDENT:
+                found.append(Target(_qualify(scopes, nxt.text), tok))
+
+
+def _close(scopes: list[tuple[str, list[str]]], name: Token | None) -> None:
+    """``end`` closes one scope; ``end A.B`` closes scopes until ``A.B``'s parts are closed."""
+    if not scopes:
+        return
+    parts = 1
+    if name is not None and name.kind is TokenKind.IDENT and scopes[-1][0] == "namespace":
+        parts = max(1, len(name.text.split(".")))
+    while parts > 0 and scopes:
+        kind, names = scopes.pop()
+        parts -= max(1, len(names)) if kind == "namespace" else 1
+
+
+def _qualify(scopes: list[tuple[str, list[str]]], name: str) -> str:
+    if name.startswith("_root_."):
+        return name[len("_root_.") :]
+    prefix = [part for kind, names in scopes if kind == "namespace" for part in names]
+    return ".".join([*prefix, name])
