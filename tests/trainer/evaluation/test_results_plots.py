@@ -1,0 +1,96 @@
+"""EvalResult aggregates and JSON round trip; plots come out as real PNG files."""
+
+import json
+import math
+
+import pytest
+
+from trainer_client.evaluation import EvalResult, ProblemResult, pass_at_k, transition_matrix
+from trainer_client.evaluation.plots import (
+    plot_pass_at_k,
+    plot_precision_coverage,
+    plot_transitions,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_result(label="run", counts=((8, 2), (8, 0), (8, 8), (6, 3)), errors=(0, 0, 0, 2)):
+    problems = [
+        ProblemResult(
+            name=f"p{i}", n=n, c=c, errors=e, diversity={"proofs": c, "tactic_shannon": i}
+        )
+        for i, ((n, c), e) in enumerate(zip(counts, errors, strict=True))
+    ]
+    return EvalResult.from_problems(label, problems, n=8, config={"n": 8}, n_boot=200)
+
+
+def test_aggregates_are_means_of_per_problem_pass_at_k():
+    result = make_result()
+    assert result.ks == list(range(1, 9))
+    p1, se1 = result.precision
+    assert p1 == pytest.approx((2 / 8 + 0 + 1 + 3 / 6) / 4)
+    assert se1 > 0
+    # pass@8: the problem with n = 6 has no pass@8; the other three are averaged.
+    p8, _ = result.coverage
+    assert p8 == pytest.approx((1 + 0 + 1) / 3)
+    assert result.problems[0].pass_at_k[4] == pytest.approx(pass_at_k(8, 2, 4))
+    assert sorted(result.problems[3].pass_at_k) == [1, 2, 4, 6]
+    assert result.errors == 2
+    assert result.difficulty_counts() == {"easy": 1, "medium": 1, "hard": 1, "unsolved": 1}
+    # diversity means over problems with a verified proof (p1 has none)
+    assert result.diversity["tactic_shannon"] == pytest.approx((0 + 2 + 3) / 3)
+
+
+def test_problem_without_any_verdict_is_kept_but_not_scored():
+    problems = [ProblemResult("a", n=4, c=1), ProblemResult("b", n=0, c=0, errors=4)]
+    result = EvalResult.from_problems("r", problems, n=4, n_boot=50)
+    assert result.precision[0] == pytest.approx(0.25)
+    assert result.summary()["problems_scored"] == 1
+    assert result.summary()["samples_with_error"] == 4
+
+
+def test_json_round_trip_is_strict_json(tmp_path):
+    result = make_result()
+    result.transitions = transition_matrix(
+        {"p0": 0.0, "p1": 1.0}, result.correct_fractions()
+    ).to_dict()
+    path = result.to_json(tmp_path / "out" / "results.json")
+    text = path.read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    loaded = EvalResult.from_json(path)
+    assert loaded.label == result.label
+    assert loaded.ks == result.ks
+    assert loaded.pass_at_k == pytest.approx(result.pass_at_k)
+    assert loaded.problems[0].pass_at_k == pytest.approx(result.problems[0].pass_at_k)
+    assert loaded.transitions == result.transitions
+    assert loaded.precision == pytest.approx(result.precision)
+
+
+def test_from_json_rejects_other_files(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"schema": "something-else"}')
+    with pytest.raises(ValueError, match="schema"):
+        EvalResult.from_json(path)
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 5_000
+
+
+def test_plots_are_written_as_png(tmp_path):
+    a = make_result("alpha=0.25")
+    b = make_result("grpo", counts=((8, 5), (8, 0), (8, 8), (6, 6)))
+    curves = {r.label: (r.ks, r.pass_at_k, r.pass_at_k_se) for r in (a, b)}
+    assert_png(plot_pass_at_k(curves, tmp_path / "pass_at_k.png"))
+    points = {r.label: (r.precision[0], r.coverage[0]) for r in (a, b)}
+    points["base"] = (0.1, 0.5)
+    errors = {r.label: (r.precision[1], r.coverage[1]) for r in (a, b)}
+    assert_png(plot_precision_coverage(points, tmp_path / "pc.png", errors=errors, n=8))
+    m = transition_matrix(a.correct_fractions(), b.correct_fractions())
+    assert_png(plot_transitions(m, tmp_path / "transitions.png"))
+    with pytest.raises(ValueError, match="curves"):
+        plot_pass_at_k({}, tmp_path / "empty.png")
+    assert not math.isnan(points["alpha=0.25"][0])
