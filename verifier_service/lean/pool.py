@@ -1,0 +1,481 @@
+"""A pool of warm Lean REPL processes, keyed by the header they imported.
+
+Importing Mathlib costs seconds to a minute and gigabytes per process, and imports cannot be undone,
+so a worker belongs to one header for its whole life. :class:`ReplPool` hands out workers warm for
+the requested header, converts idle workers of other headers (least recently used first) when it
+is full, queues requests first-come first-served when every worker is busy, and keeps itself at
+size: a worker killed for a timeout, found crashed, or recycled (too many proofs, too much memory)
+is replaced in the background. Header imports run under their own timeout and are never charged to
+a proof: a lease is granted only once the worker's header is warm.
+
+Usage::
+
+    pool = ReplPool(["lake", "env", "repl"], workers=4, cwd="/opt/mathlib")
+    await pool.start(prewarm_headers=["import Mathlib"])
+    async with pool.lease("import Mathlib", acquire_timeout_s=60) as worker:
+        reply = await worker.send({"cmd": proof, "env": 0}, timeout_s=60)
+    await pool.aclose()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import shlex
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from verifier_service.lean.repl import (
+    HeaderFailed,
+    LeanWorker,
+    PoolUnavailable,
+    ReplCrashed,
+    ReplError,
+    ReplTimeout,
+)
+from verifier_service.lean.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from verifier_service.settings import VerifierSettings
+
+__all__ = [
+    "HeaderFailed",
+    "LeanWorker",
+    "PoolStats",
+    "PoolUnavailable",
+    "ReplCrashed",
+    "ReplError",
+    "ReplPool",
+    "ReplTimeout",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PoolStats:
+    """A snapshot of the pool, for ``/metrics`` and logs."""
+
+    size: int
+    busy: int
+    idle: int
+    starting: int
+    restarts: int
+    timeouts: int
+    recycled: int
+    crashes: int
+    #: Normalised header -> workers warm for it (idle or busy).
+    headers: dict[str, int] = field(default_factory=dict)
+    #: Leases waiting for a worker.
+    waiting: int = 0
+    #: Idle workers killed to make room for another header.
+    evictions: int = 0
+
+
+@dataclass
+class _Waiter:
+    header: str
+    future: asyncio.Future[LeanWorker]
+
+
+class ReplPool:
+    """Warm REPL processes for any number of headers, at most ``workers`` at a time."""
+
+    #: Seconds a header that failed to elaborate is answered from memory, without a new process.
+    header_failure_ttl_s: float = 30.0
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        workers: int,
+        cwd: str | None = None,
+        header_timeout_s: float = 600,
+        max_proofs_per_worker: int = 500,
+        max_rss_mb: int = 12000,
+        address_space_mb: int = 0,
+        threads: int = 1,
+        sandbox: Sandbox | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers: must be at least 1, got {workers}")
+        if threads < 1:
+            raise ValueError(f"threads: must be at least 1, got {threads}")
+        if header_timeout_s <= 0:
+            raise ValueError(f"header_timeout_s: must be positive, got {header_timeout_s}")
+        self.command = tuple(command)
+        self.workers = workers
+        self.cwd = cwd
+        self.header_timeout_s = header_timeout_s
+        self.max_proofs_per_worker = max_proofs_per_worker
+        self.max_rss_mb = max_rss_mb
+        self.address_space_mb = address_space_mb
+        self.threads = threads
+        self.sandbox = sandbox
+        self.env = dict(env or {})
+
+        self._idle: OrderedDict[LeanWorker, None] = OrderedDict()  # least recently used first
+        self._busy: set[LeanWorker] = set()
+        self._starting: dict[asyncio.Task[None], str] = {}
+        self._waiters: deque[_Waiter] = deque()
+        self._slots: set[int] = set()
+        self._failed: dict[str, tuple[float, list[dict]]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._prewarm: tuple[str, ...] = ()
+        self._warmed: set[str] = set()
+        self._last_start_problem: str | None = None
+        self._started = False
+        self._closed = False
+        self._counts: Counter[str] = Counter()
+        try:
+            self._cpus = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            self._cpus = []
+
+    @classmethod
+    def from_settings(cls, settings: VerifierSettings) -> ReplPool:
+        """The pool ``SIEVE_LEAN_*`` describes; with no ``lean_repl`` it is never ready."""
+        command = shlex.split(settings.lean_repl) if settings.lean_repl else []
+        sandbox = None
+        if command:
+            paths = list(settings.lean_readonly_paths)
+            sandbox = Sandbox.detect(settings.lean_sandbox, readonly_paths=paths)
+        return cls(
+            command,
+            workers=settings.lean_workers,
+            cwd=settings.lean_cwd,
+            header_timeout_s=settings.lean_header_timeout_s,
+            max_proofs_per_worker=settings.lean_max_proofs_per_worker,
+            max_rss_mb=settings.lean_max_rss_mb,
+            address_space_mb=settings.lean_address_space_mb,
+            threads=settings.lean_threads,
+            sandbox=sandbox,
+        )
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self, prewarm_headers: Sequence[str] = ()) -> None:
+        """Begin warming every slot for ``prewarm_headers`` (round robin); returns at once."""
+        if self._closed:
+            raise PoolUnavailable("the Lean pool is closed")
+        self._started = True
+        self._prewarm = tuple(dict.fromkeys(prewarm_headers))
+        if not self.command:
+            logger.warning(
+                "no Lean REPL configured (SIEVE_LEAN_REPL): Lean proofs cannot be checked"
+            )
+            return
+        for index in range(self.workers - self._live()):
+            if self._prewarm:
+                self._spawn(self._prewarm[index % len(self._prewarm)])
+
+    async def aclose(self) -> None:
+        """Kill every process (busy ones too) and wait until all are gone."""
+        self._closed = True
+        for waiter in self._waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(PoolUnavailable("the Lean pool is closed"))
+        self._waiters.clear()
+        starting = list(self._starting)
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
+        self._starting.clear()  # tasks cancelled before they ran never reached their cleanup
+        workers = [*self._idle, *self._busy]
+        self._idle.clear()
+        await asyncio.gather(*(worker.close() for worker in workers), return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    # --- leasing ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lease(self, header: str, *, acquire_timeout_s: float) -> AsyncIterator[LeanWorker]:
+        """A worker warm for ``header`` (env 0 is the header's environment), for one proof.
+
+        Raises :class:`HeaderFailed` if the header does not elaborate and :class:`PoolUnavailable`
+        if no worker is free within ``acquire_timeout_s`` (header import time included) or the
+        pool is closed or unconfigured. The worker goes back to the pool on exit, or is replaced
+        if it died meanwhile.
+        """
+        worker = await self._acquire(header, acquire_timeout_s)
+        try:
+            yield worker
+        finally:
+            self._release(worker)
+
+    async def _acquire(self, header: str, timeout_s: float) -> LeanWorker:
+        if self._closed:
+            raise PoolUnavailable("the Lean pool is closed")
+        if not self.command:
+            raise PoolUnavailable("no Lean REPL configured (set SIEVE_LEAN_REPL)")
+        failure = self._failed.get(header)
+        if failure is not None:
+            if failure[0] > time.monotonic():
+                raise HeaderFailed(header, failure[1])
+            del self._failed[header]
+        waiter = _Waiter(header, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        self._dispatch()
+        try:
+            await asyncio.wait({waiter.future}, timeout=timeout_s)
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+        if not waiter.future.done():
+            self._abandon(waiter)
+            raise PoolUnavailable(f"no Lean worker came free within {timeout_s:g}s")
+        return waiter.future.result()
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """Withdraw a waiter; a worker it was handed meanwhile goes straight back."""
+        future = waiter.future
+        if future.done():
+            if not future.cancelled() and future.exception() is None:
+                self._release(future.result(), used=False)
+            return
+        future.cancel()
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+
+    def _release(self, worker: LeanWorker, *, used: bool = True) -> None:
+        self._busy.discard(worker)
+        if used:
+            worker.proofs += 1
+        if self._closed:
+            self._in_background(worker.close())
+        elif not worker.alive:
+            if worker.death in ("timeout", "crash"):
+                self._counts["timeouts" if worker.death == "timeout" else "crashes"] += 1
+            self._replace(worker)
+        elif worker.proofs >= self.max_proofs_per_worker or self._too_big(worker):
+            self._counts["recycled"] += 1
+            worker.kill("recycled")
+            self._replace(worker)
+        else:
+            self._idle[worker] = None
+            self._dispatch()
+
+    def _too_big(self, worker: LeanWorker) -> bool:
+        return self.max_rss_mb > 0 and worker.rss_mb() > self.max_rss_mb
+
+    # --- scheduling ---------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Serve waiters in arrival order: a warm idle worker, one already warming, a free slot,
+        or else the least recently used idle worker of another header, converted."""
+        if self._closed:
+            return
+        coming = Counter(self._starting.values())
+        still_waiting: deque[_Waiter] = deque()
+        for waiter in self._waiters:
+            if waiter.future.done():
+                continue
+            worker = self._take_idle(waiter.header)
+            if worker is not None:
+                self._busy.add(worker)
+                waiter.future.set_result(worker)
+                continue
+            still_waiting.append(waiter)
+            if coming[waiter.header] > 0:
+                coming[waiter.header] -= 1
+            elif self._live() < self.workers:
+                self._spawn(waiter.header)
+            elif self._idle:
+                victim = next(iter(self._idle))
+                del self._idle[victim]
+                self._counts["evictions"] += 1
+                victim.kill("evicted")
+                self._in_background(victim.close())
+                self._slots.discard(victim.slot)
+                self._spawn(waiter.header)
+        self._waiters = still_waiting
+
+    def _take_idle(self, header: str) -> LeanWorker | None:
+        for worker in list(self._idle):
+            if not worker.alive:  # died while idle; its watcher may not have run yet
+                del self._idle[worker]
+                self._counts["crashes"] += 1
+                self._replace(worker, dispatch=False)
+            elif worker.header == header:
+                del self._idle[worker]
+                return worker
+        return None
+
+    def _replace(self, worker: LeanWorker, *, dispatch: bool = True) -> None:
+        """Reap a dead or retired worker and start another for its header, behind the scenes."""
+        self._in_background(worker.close())
+        self._slots.discard(worker.slot)
+        if self._closed:
+            return
+        if dispatch:
+            self._dispatch()
+        if self._live() < self.workers:
+            self._counts["restarts"] += 1
+            self._spawn(worker.header, slot=worker.slot)
+
+    def _live(self) -> int:
+        return len(self._idle) + len(self._busy) + len(self._starting)
+
+    # --- processes ----------------------------------------------------------------------------
+
+    def _spawn(self, header: str, *, slot: int | None = None) -> None:
+        if slot is None or slot in self._slots:
+            slot = next(i for i in range(len(self._slots) + 1) if i not in self._slots)
+        self._slots.add(slot)
+        task = asyncio.create_task(self._warm(header, slot), name=f"lean-warm-{slot}")
+        self._starting[task] = header
+
+    async def _warm(self, header: str, slot: int) -> None:
+        """Start one process and import ``header``; hand it to the pool or report why not."""
+        task = asyncio.current_task()
+        worker: LeanWorker | None = None
+        warm = False
+        try:
+            worker = await LeanWorker.spawn(
+                self._argv(),
+                header=header,
+                slot=slot,
+                cwd=self.cwd,
+                env=self._child_env(),
+                preexec_fn=self._preexec(slot),
+            )
+            await worker.import_header(self.header_timeout_s)
+        except HeaderFailed as exc:
+            logger.warning("%s", exc)
+            self._failed[header] = (time.monotonic() + self.header_failure_ttl_s, exc.messages)
+            self._fail_waiters(header, exc, all_of_them=True)
+        except (ReplError, OSError, ValueError) as exc:
+            self._counts["timeouts" if isinstance(exc, ReplTimeout) else "crashes"] += 1
+            problem = f"a Lean worker for header {header!r:.60} failed to start: {exc}"
+            logger.error("%s", problem)
+            self._last_start_problem = problem
+            self._fail_waiters(header, PoolUnavailable(problem), all_of_them=False)
+        else:
+            if not self._closed:
+                self._idle[worker] = None
+                self._warmed.add(header)
+                self._last_start_problem = None
+                self._in_background(self._watch(worker))
+                warm = True
+        finally:
+            self._starting.pop(task, None)  # type: ignore[arg-type]
+            if not warm:
+                self._slots.discard(slot)
+                if worker is not None:
+                    await worker.close()
+            self._dispatch()
+
+    async def _watch(self, worker: LeanWorker) -> None:
+        """Notice a worker that dies while idle (e.g. the OOM killer) and replace it."""
+        await worker.process.wait()
+        if worker in self._idle and not self._closed:
+            del self._idle[worker]
+            self._counts["crashes"] += 1
+            self._replace(worker)
+
+    def _fail_waiters(self, header: str, error: ReplError, *, all_of_them: bool) -> None:
+        for waiter in self._waiters:
+            if waiter.header == header and not waiter.future.done():
+                waiter.future.set_exception(error)
+                if not all_of_them:
+                    return
+
+    def _argv(self) -> list[str]:
+        if self.sandbox is None:
+            return list(self.command)
+        return self.sandbox.argv(self.command, cwd=self.cwd)
+
+    def _child_env(self) -> dict[str, str]:
+        # The REPL never needs the service's own settings, which may hold secrets.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
+        env.update(self.env)
+        env["LEAN_NUM_THREADS"] = str(self.threads)
+        return env
+
+    def _preexec(self, slot: int) -> Callable[[], None] | None:
+        """rlimits and CPU affinity for the child, applied between fork and exec."""
+        wanted = list(self.sandbox.rlimits()) if self.sandbox is not None else []
+        if self.address_space_mb > 0:
+            wanted.append((resource.RLIMIT_AS, self.address_space_mb << 20))
+        limits = []
+        for kind, value in wanted:
+            hard = resource.getrlimit(kind)[1]
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            limits.append((kind, value))
+        cpus: set[int] = set()
+        if self._cpus and self.threads < len(self._cpus):
+            first = slot * self.threads
+            cpus = {self._cpus[(first + i) % len(self._cpus)] for i in range(self.threads)}
+        if not limits and not cpus:
+            return None
+        setrlimit, setaffinity = resource.setrlimit, getattr(os, "sched_setaffinity", None)
+
+        def apply() -> None:
+            for kind, value in limits:
+                setrlimit(kind, (value, value))
+            if cpus and setaffinity is not None:
+                with contextlib.suppress(OSError):
+                    setaffinity(0, cpus)
+
+        return apply
+
+    def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def stats(self) -> PoolStats:
+        headers = Counter(worker.header for worker in [*self._idle, *self._busy])
+        return PoolStats(
+            size=self.workers,
+            busy=len(self._busy),
+            idle=len(self._idle),
+            starting=len(self._starting),
+            restarts=self._counts["restarts"],
+            timeouts=self._counts["timeouts"],
+            recycled=self._counts["recycled"],
+            crashes=self._counts["crashes"],
+            headers=dict(headers),
+            waiting=sum(1 for waiter in self._waiters if not waiter.future.done()),
+            evictions=self._counts["evictions"],
+        )
+
+    @property
+    def ready(self) -> bool:
+        """True once every prewarm header has had a warm worker (at once if none was asked)."""
+        return not self.readiness()
+
+    def readiness(self) -> dict[str, str]:
+        """What is missing before the pool can serve; empty when ready."""
+        if not self.command:
+            return {"lean_repl": "no Lean REPL configured (set SIEVE_LEAN_REPL)"}
+        if self._closed:
+            return {"lean_pool": "closed"}
+        if not self._started:
+            return {"lean_pool": "not started"}
+        missing = {}
+        for header in self._prewarm:
+            if header in self._warmed:
+                continue
+            failure = self._failed.get(header)
+            if failure is not None:
+                errors = [
+                    str(m.get("data", "")) for m in failure[1] if m.get("severity") == "error"
+                ]
+                state = "does not elaborate: " + (errors[0] if errors else "error")
+            else:
+                state = "warming" + (
+                    f" ({self._last_start_problem})" if self._last_start_problem else ""
+                )
+            missing[f"lean_header:{header}"] = state
+        return missing

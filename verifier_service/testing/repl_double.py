@@ -1,0 +1,639 @@
+"""A stand-in for the Lean REPL that speaks its exact protocol, for tests and benchmarks.
+
+Run it as ``python -m verifier_service.testing.repl_double [options]`` (or build the argv with
+:func:`command`). It reads commands the way the REPL does (one JSON object, then a blank line) and
+answers the way the REPL does (Lean's ``Json.pretty`` layout: sorted keys, 80 columns, raw UTF-8,
+then a blank line), so the code under test cannot tell the framing apart from the real thing.
+
+How a command is answered:
+
+1. **Replay.** Every recorded ``NAME.in`` / ``NAME.expected.out`` pair under ``--transcripts``
+   (default: the shared recordings beside the repository) is indexed. A command equal to a recorded
+   one, up to its ``env`` / ``proofState`` numbers, gets the recorded reply with those numbers
+   remapped to this process's own counters. Recordings are matched in context first: a command on
+   env ``e`` prefers the recording whose env is the one ``e`` was replayed from.
+2. **Synthetic rules** for everything else, so arbitrary proofs work: a command without ``env`` is a
+   header (an import of an unknown module is an error, like Lean's ``unknown module prefix``);
+   ``sorry`` yields a ``sorries`` entry and the ``declaration uses `sorry``` warning;
+   ``-- double:error [TEXT]`` or a line ``exact?`` yields an error; ``#print axioms NAME`` answers
+   from what the env's code used (``sorryAx``, ``Lean.ofReduceBool`` for ``native_decide``, declared
+   ``axiom`` names; ``-- double:noaxioms`` for none); an unknown env or proof state gets the REPL's
+   ``{"message": ...}``.
+3. **Faults**, as markers in a command's text so one process can misbehave per proof:
+   ``-- double:hang``, ``-- double:crash`` (dies mid-reply), ``-- double:stderr N`` (KiB),
+   ``-- double:grow N`` (MiB kept resident), ``-- double:sleep S``, ``-- double:spawn`` (starts a
+   child process that outlives the command, as an ``IO.Process.spawn`` in a proof would).
+   Global: ``--delay S`` per proof command, ``--header-delay S``, ``--crash-after N`` commands.
+
+The module uses only the standard library, so it starts fast and runs anywhere Python does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+MODULE = "verifier_service.testing.repl_double"
+
+#: Lean's ``Json.pretty`` default width.
+LINE_WIDTH = 80
+
+#: Library roots a header may import; anything else is an unknown module, as in a Mathlib project.
+KNOWN_ROOTS = frozenset(
+    {
+        "Init",
+        "Std",
+        "Lean",
+        "Lake",
+        "Mathlib",
+        "Aesop",
+        "Batteries",
+        "Qq",
+        "ProofWidgets",
+        "Plausible",
+        "ImportGraph",
+        "LeanSearchClient",
+    }
+)
+
+DEFAULT_AXIOMS = ["propext", "Classical.choice", "Quot.sound"]
+SORRY_AXIOMS = ["propext", "sorryAx"]
+NATIVE_AXIOMS = ["propext", "Classical.choice", "Lean.ofReduceBool", "Quot.sound"]
+SORRY_WARNING = "declaration uses `sorry`"
+EXACT_FAILURE = "`exact?` could not close the goal. Try `apply?` to see partial suggestions."
+
+
+def command(*args: str) -> list[str]:
+    """The argv that starts the double, e.g. ``command("--delay", "0.05")`` for a pool."""
+    return [sys.executable, "-m", MODULE, *args]
+
+
+def default_transcripts() -> Path | None:
+    """The shared recordings (``<repo>/../shared/lean-repl/transcripts``), if they are there."""
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "lean-repl" / "transcripts"
+    return path if path.is_dir() else None
+
+
+# --- Lean's JSON layout -------------------------------------------------------------------------
+
+
+def render(value: Any) -> str:
+    """Lay out ``value`` exactly as Lean's ``Json.pretty`` does (the REPL's reply format).
+
+    Lean renders an object as a bracketed group of ``"key": value`` groups in descending key
+    order, each group on one line when it fits in 80 columns together with what follows it up to
+    the next line break; otherwise items go one per line, nested one column under the bracket.
+    """
+    return _layout(value, 0, 0)
+
+
+def _escape(text: str) -> str:
+    out = ['"']
+    for char in text:
+        if char == '"':
+            out.append('\\"')
+        elif char == "\\":
+            out.append("\\\\")
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif ord(char) < 0x20:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _items(obj: dict[str, Any]) -> list[tuple[str, Any]]:
+    return sorted(obj.items(), key=lambda item: item[0], reverse=True)
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_escape(k)}: {_flat(v)}" for k, v in _items(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _escape(value)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    raise TypeError(f"cannot render {type(value).__name__} as JSON")
+
+
+def _layout(value: Any, column: int, trailing: int) -> str:
+    """``value`` starting at ``column``, followed by ``trailing`` characters before a break."""
+    flat = _flat(value)
+    if (
+        not isinstance(value, (dict, list))
+        or not value
+        or column + len(flat) + trailing <= LINE_WIDTH
+    ):
+        return flat
+    indent = column + 1
+    separator = ",\n" + " " * indent
+    parts = []
+    entries = _items(value) if isinstance(value, dict) else list(enumerate(value))
+    for index, (key, item) in enumerate(entries):
+        after = trailing + 1 if index == len(entries) - 1 else 1
+        if isinstance(value, list):
+            parts.append(_layout(item, indent, after))
+            continue
+        head = _escape(key) + ":"
+        flat_item = _flat(item)
+        if indent + len(head) + 1 + len(flat_item) + after <= LINE_WIDTH:
+            parts.append(f"{head} {flat_item}")
+        else:
+            parts.append(head + "\n" + " " * indent + _layout(item, indent, after))
+    brackets = "{}" if isinstance(value, dict) else "[]"
+    return brackets[0] + separator.join(parts) + brackets[1]
+
+
+# --- framing ------------------------------------------------------------------------------------
+
+
+def split_blocks(lines: Iterable[str]) -> Iterator[str]:
+    """Group lines into blank-line-separated blocks, the REPL's framing in both directions."""
+    block: list[str] = []
+    for line in lines:
+        if line.strip():
+            block.append(line.rstrip("\r\n"))
+        elif block:
+            yield "\n".join(block)
+            block = []
+    if block:
+        yield "\n".join(block)
+
+
+# --- recorded transcripts -----------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One recorded command and reply, with the REPL's counters just before it ran."""
+
+    command: dict[str, Any]
+    reply: dict[str, Any]
+    env_base: int
+    state_base: int
+
+
+@dataclass
+class Transcript:
+    name: str
+    steps: list[Step]
+
+
+def load_transcripts(directory: Path) -> list[Transcript]:
+    """Every ``*.in`` with a matching ``*.expected.out`` under ``directory``, in name order."""
+    transcripts = []
+    for source in sorted(directory.rglob("*.in")):
+        expected = source.with_name(source.name[: -len(".in")] + ".expected.out")
+        if not expected.is_file():
+            continue
+        commands = [
+            json.loads(b, strict=False)
+            for b in split_blocks(source.read_text("utf-8").splitlines())
+        ]
+        replies = [json.loads(b) for b in split_blocks(expected.read_text("utf-8").splitlines())]
+        steps, env_base, state_base = [], 0, 0
+        for cmd, reply in zip(commands, replies):  # noqa: B905 - a .in may run on past its .out
+            steps.append(Step(cmd, reply, env_base, state_base))
+            env_base = max([env_base, *(n + 1 for n in _numbers(reply, "env"))])
+            state_base = max([state_base, *(n + 1 for n in _numbers(reply, "proofState"))])
+        name = source.relative_to(directory).as_posix()[: -len(".in")]
+        transcripts.append(Transcript(name, steps))
+    return transcripts
+
+
+def _numbers(value: Any, key: str) -> Iterator[int]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == key and isinstance(v, int) and not isinstance(v, bool):
+                yield v
+            else:
+                yield from _numbers(v, key)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v, key)
+
+
+def _command_key(cmd: dict[str, Any]) -> str:
+    """A command with its env/proof-state numbers blanked: what replay matches on."""
+    blanked = {k: ("#" if k in ("env", "proofState") else v) for k, v in cmd.items()}
+    return json.dumps(blanked, sort_keys=True, ensure_ascii=False)
+
+
+def _rewrite(value: Any, env: Any, state: Any) -> Any:
+    """``value`` with every ``env`` / ``proofState`` integer passed through ``env`` / ``state``."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "env" and isinstance(v, int):
+                out[k] = env(v)
+            elif k == "proofState" and isinstance(v, int):
+                out[k] = state(v)
+            else:
+                out[k] = _rewrite(v, env, state)
+        return out
+    if isinstance(value, list):
+        return [_rewrite(v, env, state) for v in value]
+    return value
+
+
+# --- the simulated REPL ---------------------------------------------------------------------------
+
+_DECL = re.compile(
+    r"^[ \t]*(?:@\[[^\]\n]*\][ \t\n]*)?"
+    r"(?:(?:private|protected|noncomputable|unsafe|partial)[ \t]+)*"
+    r"(?P<kw>theorem|lemma|def|abbrev|instance|example|axiom|opaque)\b[ \t]*(?P<name>[^\s:(\[{]*)",
+    re.MULTILINE,
+)
+_IMPORT = re.compile(
+    r"^[ \t]*(?:public[ \t]+)?(?:meta[ \t]+)?import[ \t]+(?:all[ \t]+)?(\S+)", re.M
+)
+_COMMENT = re.compile(r"--[^\n]*|/-.*?-/", re.DOTALL)
+_MARKER = re.compile(r"--\s*double:(?P<kind>[a-z]+)[ \t]*(?P<arg>[^\n]*)")
+_PRINT_AXIOMS = re.compile(r"^[ \t]*(?P<cmd>#print[ \t]+axioms[ \t]+(?P<name>\S+))", re.MULTILINE)
+
+
+@dataclass
+class Env:
+    """What the double knows about one environment."""
+
+    #: Declaration name -> the axioms ``#print axioms`` reports (empty: none).
+    decls: dict[str, list[str]] = field(default_factory=dict)
+    #: ``(transcript index, recorded env)`` pairs this env is a replay of.
+    origins: set[tuple[int, int]] = field(default_factory=set)
+
+
+class Hang(Exception):
+    """The command asked the double never to answer."""
+
+
+class ReplDouble:
+    """The REPL's state machine: envs, proof states, replay and synthetic answers."""
+
+    def __init__(
+        self, transcripts: list[Transcript], *, delay: float = 0.0, header_delay: float = 0.0
+    ):
+        self.transcripts = transcripts
+        self.delay = delay
+        self.header_delay = header_delay
+        self.envs: dict[int, Env] = {}
+        self.states: dict[int, set[tuple[int, int]]] = {}
+        self._index: dict[str, list[tuple[int, int]]] = {}
+        for t, transcript in enumerate(transcripts):
+            for s, step in enumerate(transcript.steps):
+                self._index.setdefault(_command_key(step.command), []).append((t, s))
+
+    # public entry point
+    def answer(self, cmd: Any) -> dict[str, Any]:
+        if not isinstance(cmd, dict):
+            return {"message": "Could not parse as a valid JSON command: expected an object"}
+        if "env" in cmd and cmd["env"] not in self.envs:
+            return {"message": "Unknown environment."}
+        if "proofState" in cmd and cmd["proofState"] not in self.states:
+            return {"message": "Unknown proof state."}
+        text = cmd.get("cmd", cmd.get("tactic"))
+        if isinstance(text, str):
+            time.sleep(self.header_delay if "cmd" in cmd and "env" not in cmd else self.delay)
+        reply = self._replay(cmd)
+        if reply is not None:
+            return reply
+        if isinstance(cmd.get("cmd"), str):
+            return self._command(cmd["cmd"], cmd.get("env"))
+        if isinstance(cmd.get("tactic"), str):
+            return self._tactic(cmd["tactic"])
+        if isinstance(cmd.get("path"), str):
+            try:
+                source = Path(cmd["path"]).read_text("utf-8")
+            except OSError as exc:
+                return {"message": f"{exc.strerror}\n  file: {cmd['path']}"}
+            return self._command(source, cmd.get("env"))
+        return {"message": f"Could not parse as a valid JSON command: {json.dumps(cmd)}"}
+
+    # replay
+    def _replay(self, cmd: dict[str, Any]) -> dict[str, Any] | None:
+        candidates = self._index.get(_command_key(cmd), [])
+        in_context = [c for c in candidates if self._in_context(cmd, *c)]
+        if not in_context and "proofState" not in cmd:
+            in_context = candidates
+        if not in_context:
+            return None
+        new_envs: dict[int, int] = {}
+        new_states: dict[int, int] = {}
+        first_t, first_s = in_context[0]
+        reply = self._remap(cmd, first_t, first_s, new_envs, new_states)
+        chosen = _shape(self.transcripts[first_t].steps[first_s])
+        parent = self.envs.get(cmd.get("env", -1), Env())
+        for env in new_envs.values():
+            self.envs[env] = Env(dict(parent.decls))
+            if isinstance(cmd.get("cmd"), str):
+                self.envs[env].decls.update(_declarations(cmd["cmd"]))
+        for state in new_states.values():
+            self.states[state] = set()
+        for t, s in in_context:
+            step = self.transcripts[t].steps[s]
+            if _shape(step) != chosen:
+                continue
+            for offset, env in new_envs.items():
+                self.envs[env].origins.add((t, step.env_base + offset))
+            for offset, state in new_states.items():
+                self.states[state].add((t, step.state_base + offset))
+        return reply
+
+    def _in_context(self, cmd: dict[str, Any], t: int, s: int) -> bool:
+        recorded = self.transcripts[t].steps[s].command
+        if "env" in cmd and (t, recorded["env"]) not in self.envs[cmd["env"]].origins:
+            return False
+        return not (
+            "proofState" in cmd
+            and (t, recorded["proofState"]) not in self.states[cmd["proofState"]]
+        )
+
+    def _remap(
+        self,
+        cmd: dict[str, Any],
+        t: int,
+        s: int,
+        new_envs: dict[int, int],
+        new_states: dict[int, int],
+    ) -> dict[str, Any]:
+        step = self.transcripts[t].steps[s]
+
+        def lookup(recorded: int, ours: Any, known: dict[int, set[tuple[int, int]]]) -> int:
+            if recorded == ours[0]:
+                return ours[1]
+            for number, origins in known.items():
+                if (t, recorded) in origins:
+                    return number
+            return recorded
+
+        def env(recorded: int) -> int:
+            if recorded >= step.env_base:
+                offset = recorded - step.env_base
+                return new_envs.setdefault(offset, self._next(self.envs) + offset)
+            ours = (step.command.get("env"), cmd.get("env"))
+            return lookup(recorded, ours, {k: v.origins for k, v in self.envs.items()})
+
+        def state(recorded: int) -> int:
+            if recorded >= step.state_base:
+                offset = recorded - step.state_base
+                return new_states.setdefault(offset, self._next(self.states) + offset)
+            ours = (step.command.get("proofState"), cmd.get("proofState"))
+            return lookup(recorded, ours, self.states)
+
+        return _rewrite(step.reply, env, state)
+
+    @staticmethod
+    def _next(numbers: dict[int, Any]) -> int:
+        return max(numbers, default=-1) + 1
+
+    # synthetic answers
+    def _command(self, text: str, env: int | None) -> dict[str, Any]:
+        code = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+        lines = _Lines(text)
+        messages: list[dict[str, Any]] = []
+        sorries: list[dict[str, Any]] = []
+        if env is None:
+            messages += _import_errors(code, lines)
+        declarations = list(_DECL.finditer(code))
+        sorry_decls = set()
+        for match in re.finditer(r"\bsorry\b", code):
+            state = self._next(self.states)
+            self.states[state] = set()
+            sorries.append(
+                {
+                    "proofState": state,
+                    "pos": lines.pos(match.start()),
+                    "goal": "⊢ " + _goal(code, declarations, match.start()),
+                    "endPos": lines.pos(match.end()),
+                }
+            )
+            owner = _owner(declarations, match.start())
+            if owner is not None:
+                sorry_decls.add(owner)
+        for decl in sorry_decls:
+            span = decl.span("name") if decl.group("name") else decl.span("kw")
+            messages.append(_message("warning", lines, *span, SORRY_WARNING))
+        for marker in _MARKER.finditer(text):
+            if marker.group("kind") == "error":
+                data = marker.group("arg").strip() or "unsolved goals"
+                messages.append(_message("error", lines, *marker.span(), data))
+        for match in re.finditer(r"^[ \t]*exact\?[ \t]*$", code, re.MULTILINE):
+            messages.append(_message("error", lines, *match.span(), EXACT_FAILURE))
+        new = Env(dict(self.envs[env].decls) if env is not None else {})
+        new.decls.update(_declarations(text))
+        for match in _PRINT_AXIOMS.finditer(code):
+            name = match.group("name")
+            span = match.span("cmd")
+            if name not in new.decls:
+                messages.append(_message("error", lines, *span, f"Unknown constant `{name}`"))
+            elif not new.decls[name]:
+                messages.append(
+                    _message("info", lines, *span, f"'{name}' does not depend on any axioms")
+                )
+            else:
+                listed = ", ".join(new.decls[name])
+                messages.append(
+                    _message("info", lines, *span, f"'{name}' depends on axioms: [{listed}]")
+                )
+        messages.sort(key=lambda m: (m["pos"]["line"], m["pos"]["column"]))
+        number = self._next(self.envs)
+        self.envs[number] = new
+        reply: dict[str, Any] = {"env": number}
+        if sorries:
+            reply["sorries"] = sorries
+        if messages:
+            reply["messages"] = messages
+        return reply
+
+    def _tactic(self, text: str) -> dict[str, Any]:
+        errors = [
+            m.group("arg").strip() for m in _MARKER.finditer(text) if m.group("kind") == "error"
+        ]
+        if errors:
+            return {"message": "Lean error:\n" + (errors[0] or "unsolved goals")}
+        state = self._next(self.states)
+        self.states[state] = set()
+        return {"proofStatus": "Completed", "proofState": state, "goals": []}
+
+
+def _shape(step: Step) -> str:
+    """A recorded reply with new numbers made relative, to tell equivalent recordings apart."""
+
+    def env(n: int) -> str:
+        return f"new+{n - step.env_base}" if n >= step.env_base else f"old{n}"
+
+    def state(n: int) -> str:
+        return f"new+{n - step.state_base}" if n >= step.state_base else f"old{n}"
+
+    return json.dumps(_rewrite(step.reply, env, state), sort_keys=True)
+
+
+class _Lines:
+    """Offsets to Lean positions (1-based line, 0-based column in code points)."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def pos(self, offset: int) -> dict[str, int]:
+        line = max(i for i, start in enumerate(self.starts) if start <= offset)
+        return {"line": line + 1, "column": offset - self.starts[line]}
+
+
+def _message(severity: str, lines: _Lines, start: int, end: int, data: str) -> dict[str, Any]:
+    return {"severity": severity, "pos": lines.pos(start), "endPos": lines.pos(end), "data": data}
+
+
+def _import_errors(code: str, lines: _Lines) -> list[dict[str, Any]]:
+    errors = []
+    for match in _IMPORT.finditer(code):
+        module = match.group(1)
+        root = module.split(".")[0]
+        if root not in KNOWN_ROOTS:
+            data = (
+                f"unknown module prefix '{root}'\n\nNo directory '{root}' or file '{root}.olean' "
+                "in the search path entries:\n/opt/lean/lib/lean"
+            )
+        elif "DoesNotExist" in module:
+            data = f"object file of module {module} does not exist"
+        else:
+            continue
+        errors.append(_message("error", lines, match.start(1), match.end(1), data))
+    return errors
+
+
+def _owner(declarations: list[re.Match[str]], offset: int) -> re.Match[str] | None:
+    owners = [d for d in declarations if d.start() <= offset]
+    return owners[-1] if owners else None
+
+
+def _goal(code: str, declarations: list[re.Match[str]], offset: int) -> str:
+    """The statement of the declaration around ``offset``: the type after its top-level colon."""
+    owner = _owner(declarations, offset)
+    if owner is None:
+        return "?"
+    signature = code[owner.end() : offset].split(":=")[0]
+    depth, colon = 0, -1
+    for i, char in enumerate(signature):
+        if char in "([{⦃":
+            depth += 1
+        elif char in ")]}⦄":
+            depth -= 1
+        elif char == ":" and depth == 0:
+            colon = i
+            break
+    return " ".join(signature[colon + 1 :].split()) or "?"
+
+
+def _declarations(text: str) -> dict[str, list[str]]:
+    code = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+    declared_axioms = [m.group("name") for m in _DECL.finditer(code) if m.group("kw") == "axiom"]
+    if "double:noaxioms" in text:
+        axioms: list[str] = []
+    elif re.search(r"\bsorry\b", code):
+        axioms = SORRY_AXIOMS
+    elif "native_decide" in code:
+        axioms = NATIVE_AXIOMS
+    else:
+        axioms = DEFAULT_AXIOMS
+    axioms = [*declared_axioms, *axioms]
+    return {m.group("name"): list(axioms) for m in _DECL.finditer(code) if m.group("name")}
+
+
+# --- the process ----------------------------------------------------------------------------------
+
+_HELD: list[bytearray] = []
+
+
+def _apply_faults(text: str) -> bool:
+    """Act on fault markers before answering; return True when the reply must be cut short."""
+    crash = False
+    for marker in _MARKER.finditer(text):
+        kind, arg = marker.group("kind"), marker.group("arg").strip()
+        if kind == "hang":
+            raise Hang
+        if kind == "sleep":
+            time.sleep(float(arg or 1))
+        elif kind == "stderr":
+            chunk = b"x" * 1023 + b"\n"
+            for _ in range(int(arg or 1)):
+                sys.stderr.buffer.write(chunk)
+            sys.stderr.buffer.flush()
+        elif kind == "grow":
+            size = int(float(arg or 1) * (1 << 20))
+            block = bytearray(size)
+            block[::4096] = b"\x01" * len(range(0, size, 4096))  # touch every page: resident
+            _HELD.append(block)
+        elif kind == "spawn":
+            child = subprocess.Popen(["sleep", "3600"], stdin=subprocess.DEVNULL)
+            sys.stderr.write(f"spawned {child.pid}\n")
+            sys.stderr.flush()
+        elif kind == "crash":
+            crash = True
+    return crash
+
+
+def serve(
+    double: ReplDouble, stdin: IO[str], stdout: IO[bytes], *, crash_after: int | None = None
+) -> int:
+    """Answer commands from ``stdin`` until EOF, like ``repl`` does."""
+    for count, block in enumerate(split_blocks(stdin), start=1):
+        if crash_after is not None and count > crash_after:
+            os._exit(1)
+        try:
+            cmd = json.loads(block, strict=False)
+        except json.JSONDecodeError as exc:
+            reply: dict[str, Any] = {"message": f"Could not parse JSON:\n{exc}"}
+            crash = False
+        else:
+            text = cmd.get("cmd", cmd.get("tactic", "")) if isinstance(cmd, dict) else ""
+            try:
+                crash = _apply_faults(text if isinstance(text, str) else "")
+            except Hang:
+                while True:
+                    time.sleep(3600)
+            reply = double.answer(cmd)
+        data = (render(reply) + "\n\n").encode("utf-8")
+        if crash:
+            stdout.write(data[: len(data) // 2])
+            stdout.flush()
+            os._exit(1)
+        stdout.write(data)
+        stdout.flush()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n")[0])
+    parser.add_argument("--transcripts", type=Path, default=None, help="recordings to replay")
+    parser.add_argument("--no-transcripts", action="store_true", help="answer synthetically only")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds per proof command")
+    parser.add_argument("--header-delay", type=float, default=0.0, help="seconds per header")
+    parser.add_argument("--crash-after", type=int, default=None, help="die on command N+1")
+    args = parser.parse_args(argv)
+    directory = None if args.no_transcripts else (args.transcripts or default_transcripts())
+    if directory is not None and not directory.is_dir():
+        parser.error(f"--transcripts: no such directory: {directory}")
+    transcripts = load_transcripts(directory) if directory is not None else []
+    double = ReplDouble(transcripts, delay=args.delay, header_delay=args.header_delay)
+    stdin = open(sys.stdin.fileno(), encoding="utf-8", closefd=False)  # noqa: SIM115
+    return serve(double, stdin, sys.stdout.buffer, crash_after=args.crash_after)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
