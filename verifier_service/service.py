@@ -44,6 +44,7 @@ __all__ = [
     "BatchTooLarge",
     "InvalidItem",
     "ProofItem",
+    "ProofLike",
     "ProofResult",
     "QueueFull",
     "VerdictStore",
@@ -71,6 +72,25 @@ class VerdictStore(Protocol):
     def readiness(self) -> dict[str, str]: ...
 
     async def aclose(self) -> None: ...
+
+
+class ProofLike(Protocol):
+    """Anything with a proof's fields: a :class:`ProofItem`, or the API's validated model."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def checker(self) -> str: ...
+    @property
+    def header(self) -> str | None: ...
+    @property
+    def statement(self) -> str | None: ...
+    @property
+    def answer(self) -> str | None: ...
+    @property
+    def timeout_s(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +169,17 @@ class _Flight:
     key: str
     budget_s: float
     future: asyncio.Future[Outcome]
+
+
+def _exceeds(code: str, header: str | None, limit: int) -> bool:
+    """Whether ``header + code`` is over ``limit`` UTF-8 bytes, encoding only when in doubt."""
+    chars = len(code) + (len(header) if header else 0)
+    if chars > limit:  # at least one byte per character
+        return True
+    if chars * 4 <= limit:  # at most four bytes per character
+        return False
+    size = len(code.encode("utf-8", "surrogatepass"))
+    return size + len((header or "").encode("utf-8", "surrogatepass")) > limit
 
 
 def default_concurrency(name: str, settings: VerifierSettings) -> int:
@@ -288,7 +319,7 @@ class VerificationService:
 
     # --- verification -----------------------------------------------------------------------
 
-    def prepare(self, items: Sequence[ProofItem], policy: Policy) -> list[Job | Outcome]:
+    def prepare(self, items: Sequence[ProofLike], policy: Policy) -> list[Job | Outcome]:
         """Normalise every item; an item whose ``prepare`` crashed becomes an ``error`` outcome.
 
         Raises :class:`InvalidItem` for the first item the client must fix.
@@ -309,9 +340,7 @@ class VerificationService:
                 raise InvalidItem(
                     index, "timeout_s", f"must be > 0 and at most {max_budget:g} seconds"
                 )
-            if len(item.code.encode()) + len((item.header or "").encode()) > (
-                settings.max_code_bytes
-            ):
+            if _exceeds(item.code, item.header, settings.max_code_bytes):
                 raise BatchTooLarge(
                     ("body", "proofs", index, "code"),
                     f"header + code exceed max_code_bytes={settings.max_code_bytes}",
@@ -335,7 +364,7 @@ class VerificationService:
         return prepared
 
     async def verify(
-        self, items: Sequence[ProofItem], policy: Policy | None = None
+        self, items: Sequence[ProofLike], policy: Policy | None = None
     ) -> list[ProofResult]:
         """Check a batch; one result per item, in order, ids preserved (duplicates allowed)."""
         if self._closed:
@@ -417,7 +446,7 @@ class VerificationService:
         for checker, n in missed.items():
             self.metrics.cache_misses.labels(checker).inc(n)
 
-    def _count_verdicts(self, items: Sequence[ProofItem], results: list[ProofResult]) -> None:
+    def _count_verdicts(self, items: Sequence[ProofLike], results: list[ProofResult]) -> None:
         counts = Counter(
             (item.checker, r.outcome.verdict.value) for item, r in zip(items, results, strict=True)
         )

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from verifier_service.api.encoding import json_response
 from verifier_service.api.schemas import ErrorResponse, VerifyRequest, VerifyResponse
-from verifier_service.service import ProofItem, VerificationService, policy_from
+from verifier_service.service import VerificationService, policy_from
 
 __all__ = ["get_service", "router"]
 
@@ -45,25 +45,13 @@ async def verify(
     (retry an `error`). Identical proofs are checked once: repeats are answered from the cache
     (`cached: true`) or join the check already running.
     """
-    items = [
-        ProofItem(
-            id=p.id,
-            code=p.code,
-            checker=p.checker,
-            header=p.header,
-            statement=p.statement,
-            answer=p.answer,
-            timeout_s=p.timeout_s,
-        )
-        for p in body.proofs
-    ]
     policy = (
         None if body.policy is None else policy_from(body.policy.allow_sorry, body.policy.axioms)
     )
-    results = await service.verify(items, policy)
+    results = await service.verify(body.proofs, policy)
     versions = service.checker_versions
     payload = {
         "results": [r.to_dict() for r in results],
-        "checker_versions": {name: versions[name] for name in {p.checker for p in items}},
+        "checker_versions": {name: versions[name] for name in {p.checker for p in body.proofs}},
     }
     return json_response(payload)

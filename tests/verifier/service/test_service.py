@@ -302,3 +302,11 @@ async def test_without_a_cache_everything_is_checked():
     assert again.cached is False
     assert checker.calls == ["ok", "ok"]
     assert service.ready(service.readiness()) is False  # not started yet
+
+
+async def test_code_size_is_counted_in_utf8_bytes_not_characters():
+    service = make_service(max_code_bytes=64)
+    with pytest.raises(BatchTooLarge):
+        await service.verify([item("a", "ℕ" * 30)])  # 30 characters, 90 bytes
+    (fits,) = await service.verify([item("a", "ℕ" * 21)])  # 63 bytes
+    assert fits.outcome.verdict is Verdict.VALID
