@@ -1,0 +1,302 @@
+"""LeanChecker end to end, through the REPL protocol double running as a real process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from verifier_service.checkers.base import InvalidInput, Job, Policy
+from verifier_service.checkers.lean import LeanChecker
+from verifier_service.lean.pool import ReplPool
+from verifier_service.settings import VerifierSettings
+from verifier_service.testing import repl_double
+from verifier_service.verdicts import Verdict
+
+HEADER = "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat"
+STATEMENT = "theorem foo (a b : ℕ) : a + b = b + a := by\n"
+
+
+def settings(**overrides: Any) -> VerifierSettings:
+    return VerifierSettings(**{"lean_repl": None, "lean_max_timeout_s": 60, **overrides})
+
+
+@pytest.fixture
+async def make_checker() -> AsyncIterator[Callable[..., LeanChecker]]:
+    """Checkers over a pool of the double (synthetic answers only), closed after the test."""
+    checkers: list[LeanChecker] = []
+
+    def make(*double_args: str, workers: int = 1) -> LeanChecker:
+        command = repl_double.command("--no-transcripts", *double_args)
+        pool = ReplPool(command, workers=workers, header_timeout_s=30)
+        checker = LeanChecker(settings(lean_acquire_timeout_s=30), pool=pool)
+        checkers.append(checker)
+        return checker
+
+    yield make
+    for checker in checkers:
+        await checker.aclose()
+
+
+def job(
+    checker: LeanChecker,
+    code: str,
+    *,
+    header: str | None = HEADER,
+    statement: str | None = None,
+    timeout_s: float = 20.0,
+    policy: Policy | None = None,
+) -> Job:
+    return checker.prepare(
+        code=code,
+        header=header,
+        statement=statement,
+        answer=None,
+        timeout_s=timeout_s,
+        policy=policy or Policy(),
+    )
+
+
+async def test_valid_proof(make_checker):
+    checker = make_checker()
+    await checker.start()
+    outcome = await checker.check(job(checker, STATEMENT + "  omega", statement=STATEMENT))
+    assert outcome.verdict is Verdict.VALID, outcome
+    assert outcome.reasons == []
+    assert outcome.axioms == ["propext", "Classical.choice", "Quot.sound"]
+
+
+async def test_sorry_is_invalid_with_its_warning(make_checker):
+    checker = make_checker()
+    outcome = await checker.check(job(checker, STATEMENT + "  sorry", statement=STATEMENT))
+    assert outcome.verdict is Verdict.INVALID
+    assert outcome.reasons == ["sorry"]
+    assert any("sorry" in m["data"] for m in outcome.messages)
+
+
+async def test_allowed_sorry_passes_the_axiom_check_too(make_checker):
+    checker = make_checker()
+    allow = Policy(allow_sorry=True)
+    outcome = await checker.check(job(checker, STATEMENT + "  sorry", policy=allow))
+    assert outcome.verdict is Verdict.VALID, outcome
+    assert outcome.axioms is not None and "sorryAx" in outcome.axioms
+
+
+async def test_lean_error_is_invalid_with_positions_in_the_submitted_code(make_checker):
+    checker = make_checker()
+    code = "import Mathlib\n\n" + STATEMENT + "  simp -- double:error unsolved goals"
+    outcome = await checker.check(job(checker, code, header=None))
+    assert outcome.verdict is Verdict.INVALID
+    assert outcome.reasons == ["lean_error"]
+    (error,) = [m for m in outcome.messages if m["severity"] == "error"]
+    line = error["pos"]["line"]
+    assert "double:error" in code.splitlines()[line - 1]
+
+
+async def test_timeout_is_a_timeout_verdict_with_its_budget(make_checker):
+    checker = make_checker()
+    code = STATEMENT + "  omega -- double:hang"
+    outcome = await checker.check(job(checker, code, timeout_s=0.5))
+    assert outcome.verdict is Verdict.TIMEOUT
+    assert outcome.budget_s == 0.5
+    # the pool replaces the killed worker and the next proof is checked normally
+    again = await checker.check(job(checker, STATEMENT + "  omega"))
+    assert again.verdict is Verdict.VALID
+    assert checker.stats()["timeouts"] >= 1
+
+
+async def test_crash_is_an_error_never_invalid(make_checker):
+    checker = make_checker()
+    outcome = await checker.check(job(checker, STATEMENT + "  omega -- double:crash"))
+    assert outcome.verdict is Verdict.ERROR
+    assert outcome.reasons == ["repl_crashed"]
+
+
+async def test_native_decide_is_a_forbidden_axiom(make_checker):
+    checker = make_checker()
+    statement = "theorem big : 2 ^ 20 % 7 = 4 := by\n"
+    outcome = await checker.check(job(checker, statement + "  native_decide", statement=statement))
+    assert outcome.verdict is Verdict.INVALID
+    assert outcome.reasons == ["forbidden_axiom:Lean.ofReduceBool"]
+    assert outcome.axioms is not None and "Lean.ofReduceBool" in outcome.axioms
+    allowed = Policy(axioms=("propext", "Classical.choice", "Quot.sound", "Lean.ofReduceBool"))
+    outcome = await checker.check(job(checker, statement + "  native_decide", policy=allowed))
+    assert outcome.verdict is Verdict.VALID
+
+
+async def test_example_is_checked_for_axioms(make_checker):
+    checker = make_checker()
+    outcome = await checker.check(job(checker, "example : 2 ^ 20 % 7 = 4 := by native_decide"))
+    assert outcome.reasons == ["forbidden_axiom:Lean.ofReduceBool"]
+
+
+async def test_header_error_is_invalid_with_lean_messages(make_checker):
+    checker = make_checker()
+    outcome = await checker.check(job(checker, STATEMENT + "  omega", header="import NoSuchLib"))
+    assert outcome.verdict is Verdict.INVALID
+    assert outcome.reasons == ["header_error"]
+    assert any("NoSuchLib" in m["data"] for m in outcome.messages)
+
+
+async def test_static_rules_reject_without_lean(make_checker):
+    checker = make_checker()
+    outcome = await checker.check(
+        job(
+            checker, "axiom cheat : False\n" + STATEMENT + "  exact cheat.elim", statement=STATEMENT
+        )
+    )
+    assert outcome.verdict is Verdict.INVALID
+    assert outcome.reasons == ["forbidden_command:axiom", "statement_changed"]
+    assert outcome.messages[0]["pos"] == {"line": 1, "column": 0}
+    assert checker.stats()["restarts"] == 0 and checker.stats()["busy"] == 0
+    assert checker.pool is not None and checker.pool.stats().headers == {}  # Lean never started
+
+
+async def test_statement_changed_to_true(make_checker):
+    checker = make_checker()
+    outcome = await checker.check(
+        job(checker, "theorem foo (a b : ℕ) : True := trivial", statement=STATEMENT)
+    )
+    assert outcome.reasons == ["statement_changed"]
+
+
+async def test_missing_axioms_answer_is_a_system_error(make_checker):
+    checker = make_checker()
+    # the double cannot resolve namespaced names, so `#print axioms X.foo` fails to answer
+    outcome = await checker.check(job(checker, "namespace X\n" + STATEMENT + "  omega\nend X"))
+    assert outcome.verdict is Verdict.ERROR
+    assert outcome.reasons == ["axioms_unavailable"]
+
+
+async def test_equivalent_headers_share_a_worker(make_checker):
+    checker = make_checker()
+    first = job(checker, STATEMENT + "  omega", header=HEADER)
+    second = job(checker, "import Aesop\n" + STATEMENT + "  omega", header="-- same\n" + HEADER)
+    assert first.header == second.header
+    assert (await checker.check(first)).verdict is Verdict.VALID
+    assert (await checker.check(second)).verdict is Verdict.VALID
+    assert checker.pool is not None and checker.pool.stats().headers == {first.header: 1}
+
+
+async def test_readiness_follows_the_pool(make_checker):
+    checker = make_checker()
+    assert checker.readiness() != {}  # not started
+    await checker.start()
+    await checker.check(job(checker, STATEMENT + "  omega"))
+    for _ in range(200):
+        if not checker.readiness():
+            break
+        await _sleep()
+    assert checker.readiness() == {}
+
+
+async def _sleep() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.05)
+
+
+# --- without a REPL ---------------------------------------------------------------------------
+
+
+async def test_without_a_repl_every_proof_is_an_error():
+    checker = LeanChecker(settings())
+    assert checker.readiness() == {"lean4": "SIEVE_LEAN_REPL is not set"}
+    await checker.start()  # does nothing, says why in the log
+    outcome = await checker.check(job(checker, STATEMENT + "  omega"))
+    assert outcome.verdict is Verdict.ERROR and outcome.reasons == ["no_lean_repl"]
+    assert checker.stats() == {}
+    await checker.aclose()
+
+
+def test_a_configured_repl_builds_the_pool():
+    checker = LeanChecker(settings(lean_repl="lake env repl", lean_sandbox="none"))
+    assert isinstance(checker.pool, ReplPool)
+
+
+def test_version_names_the_toolchain():
+    checker = LeanChecker(settings(lean_toolchain="v4.33.0", mathlib_rev="abc", repl_rev="def"))
+    assert checker.version == "lean4 toolchain=v4.33.0 mathlib=abc repl=def"
+
+
+# --- prepare ----------------------------------------------------------------------------------
+
+
+def test_prepare_normalises_the_header_and_moves_imports():
+    checker = LeanChecker(settings())
+    prepared = job(checker, "import Aesop\nimport Mathlib\n" + STATEMENT + " omega", header=None)
+    assert prepared.header == "import Aesop\nimport Mathlib"
+    assert prepared.code.startswith("\n\ntheorem foo")
+    assert prepared.checker == "lean4"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"code": "   \n"}, "code"),
+        ({"code": "", "statement": STATEMENT}, "code"),
+        ({"timeout_s": 61}, "timeout_s"),
+        ({"timeout_s": 0}, "timeout_s"),
+        ({"statement": "  -- nothing\n"}, "statement"),
+        ({"statement": "def f : ℕ := 1"}, "statement"),
+    ],
+)
+def test_prepare_rejects_bad_input_naming_the_field(kwargs, field):
+    checker = LeanChecker(settings())
+    args = {"code": STATEMENT + " omega", "statement": None, "timeout_s": 10.0, **kwargs}
+    with pytest.raises(InvalidInput) as info:
+        job(checker, args.pop("code"), **args)
+    assert info.value.field == field
+
+
+# --- replies the real REPL process cannot be made to give -------------------------------------
+
+
+class _ScriptedWorker:
+    header_env = 0
+
+    def __init__(self, replies: list[Any]) -> None:
+        self.replies = replies
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, payload: dict[str, Any], timeout_s: float) -> Any:
+        self.sent.append(payload)
+        return self.replies.pop(0)
+
+
+class _ScriptedPool:
+    def __init__(self, replies: list[Any]) -> None:
+        self.worker = _ScriptedWorker(replies)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, header: str, *, acquire_timeout_s: float):
+        yield self.worker
+
+
+@pytest.mark.parametrize(
+    ("replies", "reason"),
+    [
+        ([{"message": "Unknown environment."}], "repl_error"),
+        ([{"env": 1, "messages": "oops"}], "malformed_reply"),
+        ([{"env": 1}, {"message": "Lean error: boom"}], "axioms_unavailable"),
+        ([{"env": 1}, ["not", "a", "reply"]], "axioms_unavailable"),
+    ],
+)
+async def test_repl_level_failures_are_errors(replies, reason):
+    pool = _ScriptedPool(replies)
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    outcome = await checker.check(job(checker, STATEMENT + "  omega"))
+    assert outcome.verdict is Verdict.ERROR
+    assert outcome.reasons == [reason]
+
+
+async def test_axioms_are_asked_on_the_proofs_env():
+    answer = {"env": 8, "messages": [{"severity": "info", "data": "'foo' depends on axioms: []"}]}
+    pool = _ScriptedPool([{"env": 7}, answer])
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    outcome = await checker.check(job(checker, STATEMENT + "  omega"))
+    assert outcome.verdict is Verdict.VALID
+    assert pool.worker.sent[1] == {"cmd": "#print axioms foo", "env": 7}
+    assert pool.worker.sent[0]["env"] == 0

@@ -1,0 +1,253 @@
+"""The ``lean4`` checker: does Lean 4 accept the proof, and is it the proof that was asked for?
+
+A check runs in stages, cheapest first, and each stage can only make a verdict worse:
+
+1. **Static rules** (:func:`~verifier_service.soundness.static_violations`): forbidden commands in
+   header or code, and the statement check. A proof that breaks one is ``invalid`` without Lean.
+2. **Lean**: a worker warm for the job's header runs the code on env 0 under the job's budget.
+   Errors and ``sorry`` make the proof ``invalid``; a budget overrun is ``timeout``; a crashed or
+   unavailable REPL is ``error`` (the proof is not to blame, so the verdict is not cached).
+3. **Axioms**: ``#print axioms`` of the proved theorem, under its own short timeout that is not
+   charged to the proof; an axiom outside ``policy.axioms`` makes the proof ``invalid``.
+
+Header normalisation (:mod:`verifier_service.lean.header`) happens in :meth:`LeanChecker.prepare`,
+so the job's header is the pool key and part of the cache key. Positions in ``messages`` refer to
+the submitted code: leading imports leave blank lines behind, and an ``example`` renamed to a
+theorem for ``#print axioms`` has its columns moved back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
+from verifier_service.lean.header import normalise, normalise_header
+from verifier_service.lean.pool import (
+    HeaderFailed,
+    PoolUnavailable,
+    ReplCrashed,
+    ReplPool,
+    ReplTimeout,
+)
+from verifier_service.lean.replies import (
+    MalformedReply,
+    ReplReply,
+    axioms_from_messages,
+    parse_reply,
+)
+from verifier_service.settings import VerifierSettings
+from verifier_service.soundness import (
+    Target,
+    Violation,
+    allowed_axioms,
+    find_target,
+    no_lean_errors,
+    no_sorry,
+    static_violations,
+)
+from verifier_service.soundness.rules import statement_tokens
+from verifier_service.verdicts import Outcome, Verdict
+
+__all__ = ["AXIOMS_TIMEOUT_S", "LeanChecker"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds ``#print axioms`` may take. It is not charged to the proof's budget: it only reads
+#: the environment the proof already built.
+AXIOMS_TIMEOUT_S = 30.0
+
+
+class LeanChecker(Checker):
+    """Lean 4 proofs, checked by a pool of warm REPL processes."""
+
+    name: ClassVar[str] = "lean4"
+
+    def __init__(self, settings: VerifierSettings, pool: ReplPool | None = None) -> None:
+        self.settings = settings
+        if pool is None and settings.lean_repl:
+            pool = ReplPool.from_settings(settings)
+        self._pool = pool
+
+    @property
+    def pool(self) -> ReplPool | None:
+        return self._pool
+
+    @property
+    def version(self) -> str:
+        s = self.settings
+        return f"lean4 toolchain={s.lean_toolchain} mathlib={s.mathlib_rev} repl={s.repl_rev}"
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the pool, warming the configured headers (normalised, like a job's)."""
+        if self._pool is None:
+            logger.warning("lean4: SIEVE_LEAN_REPL is not set; Lean proofs answer 'error'")
+            return
+        headers = dict.fromkeys(normalise_header(h) for h in self.settings.lean_prewarm_headers)
+        await self._pool.start(list(headers))
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    def readiness(self) -> dict[str, str]:
+        if self._pool is None:
+            return {"lean4": "SIEVE_LEAN_REPL is not set"}
+        return dict(self._pool.readiness())
+
+    def stats(self) -> dict[str, float]:
+        """The pool's gauges (size, busy, idle, restarts, timeouts, recycled, crashes, ...)."""
+        if self._pool is None:
+            return {}
+        stats = self._pool.stats()
+        values = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
+        return {
+            key: float(value)
+            for key, value in values.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        }
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        *,
+        code: str,
+        header: str | None,
+        statement: str | None,
+        answer: str | None,
+        timeout_s: float,
+        policy: Policy,
+    ) -> Job:
+        """Validate one request item and normalise its header (see the module docstring)."""
+        if not isinstance(code, str) or not code.strip():
+            raise InvalidInput("code", "must contain Lean code")
+        if not timeout_s > 0:
+            raise InvalidInput("timeout_s", f"must be positive, got {timeout_s:g}")
+        if timeout_s > self.settings.lean_max_timeout_s:
+            raise InvalidInput(
+                "timeout_s",
+                f"must be at most {self.settings.lean_max_timeout_s:g} seconds, got {timeout_s:g}",
+            )
+        if statement is not None:
+            if not statement_tokens(statement):
+                raise InvalidInput("statement", "must contain a Lean statement")
+            if find_target(statement) is None:
+                raise InvalidInput("statement", "must declare a theorem, lemma or example")
+        canonical_header, body = normalise(header, code)
+        return Job(
+            checker=self.name,
+            code=body,
+            header=canonical_header,
+            statement=statement,
+            answer=answer,
+            timeout_s=float(timeout_s),
+            policy=policy,
+        )
+
+    async def check(self, job: Job) -> Outcome:
+        if self._pool is None:
+            return Outcome.error("no_lean_repl")
+        try:
+            return await self._check(self._pool, job)
+        except Exception:  # a bug here must not take the batch down, nor blame the proof
+            logger.exception("lean4: unexpected failure while checking a proof")
+            return Outcome.error("internal_error")
+
+    async def _check(self, pool: ReplPool, job: Job) -> Outcome:
+        violations = static_violations(job.header, job.code, job.statement)
+        if violations:
+            return _invalid(violations, [v.to_message() for v in violations])
+        target = find_target(job.code, header=job.header, statement=job.statement)
+        stage = "lease"
+        started = time.perf_counter()
+        try:
+            async with pool.lease(
+                job.header, acquire_timeout_s=self.settings.lean_acquire_timeout_s
+            ) as worker:
+                stage = "proof"
+                started = time.perf_counter()
+                env = worker.header_env if worker.header_env is not None else 0
+                code = target.code_to_run(job.code) if target else job.code
+                raw = await worker.send({"cmd": code, "env": env}, timeout_s=job.timeout_s)
+                elapsed = time.perf_counter() - started
+                reply = parse_reply(raw)
+                if reply.repl_message is not None:
+                    logger.error("lean4: the REPL refused a proof: %s", reply.repl_message)
+                    return Outcome.error("repl_error", time_s=elapsed)
+                messages = _client_messages(reply, target)
+                violations = [*no_lean_errors(reply), *no_sorry(reply, job.policy)]
+                if violations:
+                    return _invalid(violations, messages, time_s=elapsed)
+                if target is None:  # nothing claimed, nothing to ask Lean about
+                    return Outcome(Verdict.VALID, messages=messages, time_s=elapsed)
+                stage = "axioms"
+                axioms_raw = await worker.send(
+                    {"cmd": target.print_axioms, "env": reply.env}, timeout_s=AXIOMS_TIMEOUT_S
+                )
+        except HeaderFailed as exc:
+            return _invalid(
+                [Violation("header_error", str(exc))],
+                list(exc.messages),
+                time_s=time.perf_counter() - started,
+            )
+        except ReplTimeout:
+            if stage == "proof":
+                return Outcome.timeout(job.timeout_s, time_s=time.perf_counter() - started)
+            return Outcome.error(f"{stage}_timeout")
+        except ReplCrashed as exc:
+            logger.warning("lean4: REPL crashed during %s: %s", stage, exc)
+            return Outcome.error("repl_crashed")
+        except PoolUnavailable as exc:
+            logger.warning("lean4: no REPL available: %s", exc)
+            return Outcome.error("pool_unavailable")
+        except MalformedReply as exc:
+            logger.error("lean4: malformed REPL reply during %s: %s", stage, exc)
+            return Outcome.error("malformed_reply")
+        return _judge_axioms(target, axioms_raw, messages, job.policy, elapsed)
+
+
+def _judge_axioms(
+    target: Target,
+    raw: Mapping[str, Any],
+    messages: list[dict[str, Any]],
+    policy: Policy,
+    elapsed: float,
+) -> Outcome:
+    try:
+        reply = parse_reply(raw)
+    except MalformedReply:
+        reply = ReplReply(repl_message="malformed reply")
+    answer = axioms_from_messages(reply.messages) if reply.repl_message is None else None
+    if answer is None:
+        # The theorem compiled, so Lean must be able to say what it rests on; if it cannot,
+        # something is wrong on our side, not with the proof.
+        logger.error("lean4: no axioms answer for %s: %s", target.name, raw)
+        return Outcome.error("axioms_unavailable", time_s=elapsed)
+    violations = allowed_axioms(answer.axioms, policy)
+    verdict = Verdict.INVALID if violations else Verdict.VALID
+    return Outcome(
+        verdict,
+        reasons=[v.reason for v in violations],
+        messages=messages,
+        axioms=list(answer.axioms),
+        time_s=elapsed,
+    )
+
+
+def _client_messages(reply: ReplReply, target: Target | None) -> list[dict[str, Any]]:
+    """The proof's messages as Lean sent them, with positions in the submitted code."""
+    raw = [dict(message.raw) for message in reply.messages]
+    return [target.restore_positions(m) for m in raw] if target else raw
+
+
+def _invalid(
+    violations: list[Violation], messages: list[dict[str, Any]], *, time_s: float = 0.0
+) -> Outcome:
+    reasons = list(dict.fromkeys(v.reason for v in violations))
+    return Outcome(Verdict.INVALID, reasons=reasons, messages=messages, time_s=time_s)
