@@ -1,0 +1,91 @@
+"""``/verify`` and ``/api/check`` with the real lean4 checker and pool, against the REPL double.
+
+The double speaks the Lean REPL's exact protocol (``verifier_service.testing.repl_double``), so this
+exercises everything but Lean itself: header normalisation, the warm pool, soundness rules,
+``#print axioms`` and the verdict mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+
+from tests.verifier.api.conftest import MakeClient
+from verifier_service.checkers.lean import LeanChecker
+from verifier_service.settings import VerifierSettings
+from verifier_service.testing.repl_double import command
+
+HEADER = "import Mathlib\nimport Aesop"
+STATEMENT = "theorem add_comm' (a b : ℕ) : a + b = b + a := by"
+
+
+def lean_settings(**overrides: object) -> VerifierSettings:
+    return VerifierSettings(
+        checkers=["lean4"],
+        lean_repl=shlex.join(command("--no-transcripts")),
+        lean_workers=1,
+        lean_prewarm_headers=[HEADER],
+        lean_sandbox="none",
+        **overrides,
+    )
+
+
+async def wait_ready(client, seconds: float = 30) -> dict:
+    for _ in range(int(seconds / 0.05)):
+        response = await client.get("/ready")
+        if response.status_code == 200:
+            return response.json()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not ready: {response.json()}")
+
+
+async def test_lean_proofs_through_the_protocol_double(make_client: MakeClient):
+    settings = lean_settings()
+    client, _ = await make_client(checkers={"lean4": LeanChecker(settings)}, lean_workers=1)
+    await wait_ready(client)
+    proofs = [
+        {"id": "ok", "statement": STATEMENT, "code": STATEMENT + "\n  omega"},
+        {"id": "sorry", "statement": STATEMENT, "code": STATEMENT + "\n  sorry"},
+        {"id": "error", "statement": STATEMENT, "code": STATEMENT + "\n  simp -- double:error"},
+        {"id": "changed", "statement": STATEMENT, "code": "theorem add_comm' : True := trivial"},
+        {"id": "exit", "code": "#exit"},
+    ]
+    body = {"proofs": [{**p, "checker": "lean4", "header": HEADER} for p in proofs]}
+    response = await client.post("/verify", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    results = {r["id"]: r for r in data["results"]}
+    assert [r["id"] for r in data["results"]] == [p["id"] for p in proofs]
+    assert results["ok"]["verdict"] == "valid", results["ok"]
+    assert results["sorry"]["verdict"] == "invalid" and "sorry" in results["sorry"]["reasons"]
+    assert results["error"]["verdict"] == "invalid"
+    assert "lean_error" in results["error"]["reasons"]
+    assert results["changed"]["verdict"] == "invalid"
+    assert "statement_changed" in results["changed"]["reasons"]
+    assert results["exit"]["verdict"] == "invalid"
+    assert any(r.startswith("forbidden_command") for r in results["exit"]["reasons"])
+    assert data["checker_versions"]["lean4"].startswith("lean4")
+
+    again = (await client.post("/verify", json=body)).json()["results"]
+    assert all(r["cached"] for r in again)
+
+    metrics = (await client.get("/metrics")).text
+    assert 'sieve_checker_size{checker="lean4"} 1.0' in metrics  # the pool's own gauges
+    assert 'sieve_checker_busy{checker="lean4"} 0.0' in metrics
+    assert 'sieve_proofs_total{checker="lean4",verdict="valid"} 2.0' in metrics
+
+
+async def test_kimina_route_through_the_protocol_double(make_client: MakeClient):
+    settings = lean_settings()
+    client, _ = await make_client(checkers={"lean4": LeanChecker(settings)}, lean_workers=1)
+    await wait_ready(client)
+    snippets = [
+        {"id": "ok", "code": f"{HEADER}\n{STATEMENT}\n  omega"},
+        {"id": "sorry", "code": f"{HEADER}\n{STATEMENT}\n  sorry"},
+    ]
+    response = await client.post("/api/check", json={"snippets": snippets, "timeout": 30})
+    assert response.status_code == 200, response.text
+    ok, sorry = response.json()["results"]
+    assert ok["id"] == "ok" and "error" not in ok
+    assert not any(m["severity"] == "error" for m in ok["response"].get("messages", []))
+    assert sorry["response"]["sorries"]
