@@ -8,6 +8,7 @@ n = 256 overflow floats long before they are useful, so it is computed as the pr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,9 +80,10 @@ def bootstrap_se(
     rng = np.random.default_rng(seed)
     problems = flat.shape[0]
     weights = rng.multinomial(problems, np.full(problems, 1.0 / problems), size=n_boot)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
         means = (weights @ filled) / (weights @ present)
-    se = np.nanstd(means, axis=0, ddof=1)
+        se = np.nanstd(means, axis=0, ddof=1)
     return float(se[0]) if values.ndim == 1 else se
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,7 +84,8 @@ class EvalResult:
         ks = list(range(1, top + 1))
         if scored and ks:
             matrix = pass_at_k_matrix([p.n for p in scored], [p.c for p in scored], ks)
-            with np.errstate(invalid="ignore"):
+            with warnings.catch_warnings():  # a k no problem reaches is NaN, on purpose
+                warnings.simplefilter("ignore", RuntimeWarning)
                 curve = np.nanmean(matrix, axis=0)
             se = np.atleast_1d(bootstrap_se(matrix, n_boot=n_boot, seed=seed))
         else:

@@ -1,0 +1,170 @@
+"""Sample ``n`` completions per problem, verify them, and tally an :class:`EvalResult`.
+
+Sampling (GPU) and verification (the service's CPUs) overlap: while batch ``i`` is being
+verified on a worker thread, batch ``i + 1`` is sampled. Samples whose verdict is ``error`` (a
+system failure after the client's retries) are dropped from both ``n`` and ``c`` of their
+problem and counted separately: an outage must not read as a wrong proof.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from trainer_client.data import Problem, build_prompt, proof_request
+from trainer_client.evaluation.diversity import proof_diversity
+from trainer_client.evaluation.results import EvalResult, ProblemResult
+
+__all__ = ["EvalPlan", "evaluate_problems"]
+
+
+class _Sampler(Protocol):
+    def sample(self, prompts: Sequence[str], k: int) -> Any: ...
+
+
+class _Verifier(Protocol):
+    def verify(self, proofs: Sequence[dict]) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """How many samples to draw and in what slices.
+
+    ``batch_size`` bounds the sequences per sampler call: a problem's ``n`` samples are drawn
+    ``min(n, batch_size)`` at a time, and several problems share a call when ``n`` is small.
+    """
+
+    n: int = 256
+    batch_size: int = 64
+    timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n: expected at least one sample per problem, got {self.n}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: expected at least 1, got {self.batch_size}")
+
+    @property
+    def samples_per_call(self) -> int:
+        return min(self.n, self.batch_size)
+
+    @property
+    def problems_per_call(self) -> int:
+        return max(1, self.batch_size // self.samples_per_call)
+
+
+@dataclass
+class _Tally:
+    n: int = 0
+    c: int = 0
+    errors: int = 0
+    verified_code: list[str] = field(default_factory=list)
+
+
+def evaluate_problems(
+    problems: Sequence[Problem],
+    sampler: _Sampler,
+    verifier: _Verifier,
+    *,
+    plan: EvalPlan,
+    label: str,
+    config: dict[str, Any] | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
+    samples_out: IO[str] | None = None,
+    n_boot: int = 1000,
+) -> EvalResult:
+    """Evaluate ``problems`` with ``plan.n`` samples each; see the module docstring.
+
+    ``on_progress(samples_done, verified, errors)`` is called after each verified batch;
+    ``samples_out``, if given, receives one JSON line per sample (problem, completion, verdict).
+    Diversity is measured over each problem's *verified* proofs (the checked code).
+    """
+    if not problems:
+        raise ValueError("problems: nothing to evaluate")
+    names = [p.name for p in problems]
+    if len(set(names)) != len(names):
+        raise ValueError("problems: names must be unique (they key the per-problem results)")
+    tallies = [_Tally() for _ in problems]
+    prompts = [build_prompt(p) for p in problems]
+    done = verified = errors = 0
+
+    def verify(batch: list[tuple[int, int, str]]) -> list[tuple[int, str, dict, Any]]:
+        requests = [
+            proof_request(problems[i], prompts[i], text, id=f"{i}:{s}", timeout_s=plan.timeout_s)
+            for i, s, text in batch
+        ]
+        results = verifier.verify(requests)
+        if len(results) != len(requests):
+            raise RuntimeError(f"verifier returned {len(results)} results for {len(requests)}")
+        return [
+            (i, text, req, res)
+            for (i, _, text), req, res in zip(batch, requests, results, strict=True)
+        ]
+
+    def record(outcomes: list[tuple[int, str, dict, Any]]) -> None:
+        nonlocal done, verified, errors
+        for i, text, request, result in outcomes:
+            tally = tallies[i]
+            if result.failed:
+                tally.errors += 1
+                errors += 1
+            else:
+                tally.n += 1
+                if result.ok:
+                    tally.c += 1
+                    verified += 1
+                    tally.verified_code.append(str(request.get("code", text)))
+            if samples_out is not None:
+                row = {
+                    "problem": problems[i].name,
+                    "completion": text,
+                    "verdict": result.verdict,
+                    "reasons": list(getattr(result, "reasons", []) or []),
+                }
+                samples_out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        done += len(outcomes)
+        if on_progress is not None:
+            on_progress(done, verified, errors)
+
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sieve-eval-verify") as pool:
+        for batch in _sample_batches(problems, prompts, sampler, plan):
+            if pending is not None:
+                record(pending.result())
+            pending = pool.submit(verify, batch)
+        if pending is not None:
+            record(pending.result())
+
+    results = [
+        ProblemResult(
+            name=p.name,
+            n=t.n,
+            c=t.c,
+            errors=t.errors,
+            diversity=proof_diversity(t.verified_code).to_dict() if t.n else None,
+        )
+        for p, t in zip(problems, tallies, strict=True)
+    ]
+    return EvalResult.from_problems(label, results, n=plan.n, config=config, n_boot=n_boot)
+
+
+def _sample_batches(
+    problems: Sequence[Problem], prompts: Sequence[str], sampler: _Sampler, plan: EvalPlan
+):
+    """Yield lists of ``(problem index, sample index, completion)``, one per sampler call."""
+    rounds = math.ceil(plan.n / plan.samples_per_call)
+    for start in range(0, len(problems), plan.problems_per_call):
+        indices = list(range(start, min(start + plan.problems_per_call, len(problems))))
+        for r in range(rounds):
+            k = min(plan.samples_per_call, plan.n - r * plan.samples_per_call)
+            samples = sampler.sample([prompts[i] for i in indices], k)
+            texts = list(samples.texts)
+            if len(texts) != len(indices) * k:
+                raise RuntimeError(f"sampler returned {len(texts)} texts for {len(indices)}×{k}")
+            # Prompt i's k samples are contiguous (the Sampler contract).
+            first = r * plan.samples_per_call
+            yield [(indices[pos // k], first + pos % k, text) for pos, text in enumerate(texts)]
