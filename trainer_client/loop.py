@@ -129,6 +129,7 @@ class Trainer:
         tracker: Tracker | None = None,
         prompt_fn: Callable[[Any], str] | None = None,
         request_fn: Callable[..., dict] | None = None,
+        sampler: Any = None,
     ) -> None:
         from trainer_client import data as data_module
 
@@ -163,7 +164,10 @@ class Trainer:
         sampling = config.sampling
         self.exact_sampling = sampling.temperature == 1.0 and sampling.top_p == 1.0
         sampling_model = reference.model if objective == "rft" else self.unwrapped_model
-        self.sampler = HFSampler(
+        #: ``sampler`` replaces the default ``generate`` sampler (e.g. a
+        #: :class:`~trainer_client.sampler.VLLMSampler`); one with ``load_weights`` gets the
+        #: policy's weights after every optimiser step.
+        self.sampler = sampler or HFSampler(
             sampling_model,
             tokenizer,
             temperature=sampling.temperature,
@@ -275,6 +279,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if hasattr(self.sampler, "load_weights") and objective_samples_policy(cfg):
+            self.sampler.load_weights(self.unwrapped_model.named_parameters())
         self.step += 1
         t_end = time.perf_counter()
         self.last_batch = StepBatch(
@@ -390,17 +396,20 @@ class Trainer:
         return [self.problems[i] for i in shard]
 
     def _verify(self, proofs: list[dict]) -> _Verification:
+        """Verdicts for ``proofs``; an empty completion is wrong without asking the service
+        (which refuses empty code as bad input, and a refusal must not read as a system error)."""
         start = time.perf_counter()
-        results = self.verifier.verify(proofs)
+        sent = [i for i, proof in enumerate(proofs) if str(proof.get("code", "")).strip()]
+        results = self.verifier.verify([proofs[i] for i in sent]) if sent else []
         latency = time.perf_counter() - start
-        if len(results) != len(proofs):
-            raise RuntimeError(f"verifier answered {len(results)} results for {len(proofs)} proofs")
-        return _Verification(
-            verified=torch.tensor([bool(r.ok) for r in results]),
-            failed=torch.tensor([bool(r.failed) for r in results]),
-            latency_s=latency,
-            wait_s=0.0,
-        )
+        if len(results) != len(sent):
+            raise RuntimeError(f"verifier answered {len(results)} results for {len(sent)} proofs")
+        verified = torch.zeros(len(proofs), dtype=torch.bool)
+        failed = torch.zeros(len(proofs), dtype=torch.bool)
+        for i, result in zip(sent, results, strict=True):
+            verified[i] = bool(result.ok)
+            failed[i] = bool(result.failed)
+        return _Verification(verified=verified, failed=failed, latency_s=latency, wait_s=0.0)
 
     def _micro_batches(self, samples: Samples) -> list[torch.Tensor]:
         """Row indices of micro-batches made of whole prompt groups."""
@@ -513,6 +522,11 @@ class Trainer:
         values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=acc.device)
         values = acc.reduce(values, reduction="mean")
         return dict(zip(keys, values.tolist(), strict=True))
+
+
+def objective_samples_policy(config: TrainConfig) -> bool:
+    """Whether samples come from the policy (all objectives but ``rft``, which samples ``a``)."""
+    return config.loss.objective != "rft"
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Tracker", "read_metrics"]
+__all__ = ["Tracker", "plot_metrics", "read_metrics"]
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -113,3 +113,42 @@ def _json_number(value: float) -> float | str | None:
     if math.isnan(value):
         return None
     return "inf" if value > 0 else "-inf"
+
+
+#: The panels of :func:`plot_metrics`: title and the metric keys drawn in it.
+PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("pass rate of the batch", ("pass_rate",)),
+    ("loss", ("loss",)),
+    ("KL estimates (importance sampling)", ("is/forward_kl", "is/reverse_kl_verified")),
+    ("effective sample size / k", ("is/ess_fraction",)),
+    ("log Ẑ (base pass rate, estimated)", ("objective/log_z_mean",)),
+    ("seconds per step", ("time/step_s", "time/verify_wait_s")),
+)
+
+
+def plot_metrics(run_dir: str | Path, out: str | Path) -> Path:
+    """Training curves of a run (from its JSONL) as one PNG; missing metrics are skipped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(run_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    for ax, (title, keys) in zip(axes.flat, PANELS, strict=True):
+        for key in keys:
+            points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), int | float)]
+            if points:
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, label=key)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if len(keys) > 1:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
