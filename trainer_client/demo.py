@@ -9,10 +9,33 @@ verifier-filtered target ``p ∝ a·1[correct]`` then keeps that uneven spread o
 
 from __future__ import annotations
 
+import ast
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-__all__ = ["DEMO_ALPHABET", "SPECIAL_TOKENS", "char_tokenizer"]
+from trainer_client.data import Problem
+
+__all__ = [
+    "DEMO_ALPHABET",
+    "SPECIAL_TOKENS",
+    "BaseDistribution",
+    "DemoTask",
+    "base_distribution",
+    "char_tokenizer",
+    "demo_problems",
+    "evaluate_expression",
+    "fit_demo_base",
+    "is_correct",
+]
 
 #: Every character the demo's prompts and expressions use. Anything else maps to ``<unk>``.
 DEMO_ALPHABET = "0123456789+-*()= \n"
@@ -53,3 +76,362 @@ def char_tokenizer(alphabet: str = DEMO_ALPHABET) -> PreTrainedTokenizerFast:
         unk_token=unk,
         padding_side="left",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The task
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """The demo's task and its base distribution's shape; saved with the fitted base model.
+
+    Targets are two-digit numbers, so every prompt (``"24="``) has the same length and a batch of
+    prompts needs no padding. Every fourth target is held out for evaluation (``split="test"``);
+    the base model is fitted on all targets (it plays the pretrained model, which has seen
+    everything), fine-tuning uses the train targets only.
+    """
+
+    target_min: int = 10
+    target_max: int = 41
+    #: Mean probability mass of wrong expressions under the base distribution.
+    wrong_fraction: float = 0.5
+    #: Each target's wrong mass is drawn uniformly in ``wrong_fraction ± wrong_spread``: some
+    #: targets are easy for the base model, some hard.
+    wrong_spread: float = 0.3
+    #: Zipf exponent of the frequency of the ranked expressions (correct and wrong alike).
+    zipf_s: float = 1.2
+    #: At most this many distinct correct (and, separately, wrong) expressions per target.
+    max_expressions: int = 24
+    #: Operands of the generated expressions are in ``1..max_operand``.
+    max_operand: int = 12
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.target_min <= self.target_max <= 99:
+            raise ValueError("target_min/target_max: targets must be two-digit, min <= max")
+        if not 0.0 <= self.wrong_fraction < 1.0:
+            raise ValueError(f"wrong_fraction: must be in [0, 1), got {self.wrong_fraction}")
+        if not 0.0 <= self.wrong_spread <= min(self.wrong_fraction, 0.99 - self.wrong_fraction):
+            raise ValueError(
+                "wrong_spread: must keep wrong_fraction ± wrong_spread within [0, 0.99], "
+                f"got {self.wrong_spread}"
+            )
+        if self.zipf_s < 0:
+            raise ValueError(f"zipf_s: must be >= 0, got {self.zipf_s}")
+        if self.max_expressions < 1:
+            raise ValueError(f"max_expressions: must be >= 1, got {self.max_expressions}")
+
+    @property
+    def targets(self) -> list[int]:
+        return list(range(self.target_min, self.target_max + 1))
+
+    def split_of(self, target: int) -> str:
+        return "test" if target % 4 == 1 else "train"
+
+
+def prompt_for(target: int) -> str:
+    """The question the model completes with an expression: ``"24="``."""
+    return f"{target}="
+
+
+@dataclass(frozen=True)
+class BaseDistribution:
+    """The exact base distribution for one target: expressions, their probabilities, and truth."""
+
+    target: int
+    expressions: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    correct: tuple[bool, ...]
+
+    @property
+    def pass_rate(self) -> float:
+        """``Z(x)``: the base probability of a correct answer."""
+        return sum(p for p, c in zip(self.probabilities, self.correct, strict=True) if c)
+
+    def sample(self, rng: random.Random, k: int = 1) -> list[str]:
+        return rng.choices(self.expressions, weights=self.probabilities, k=k)
+
+
+def base_distribution(target: int, task: DemoTask = DemoTask()) -> BaseDistribution:
+    """The base distribution the tiny model is fitted to, for one target.
+
+    Its wrong mass is drawn around ``task.wrong_fraction`` (so targets differ in difficulty).
+    Correct expressions (``a+b``, ``a-b``, ``a*b``, ``a*b+c``, ``a*b-c``, ``(a+b)*c``, ...) and
+    wrong near-misses (one operand off by one or two) are each put in a random order fixed by
+    ``task.seed`` and the target, and weighted by a Zipf law over that order: a few answers are
+    frequent and many are rare, which is what lets α trade precision against coverage.
+    """
+    return _base_distribution(target, task)
+
+
+@lru_cache(maxsize=4096)
+def _base_distribution(target: int, task: DemoTask) -> BaseDistribution:
+    rng = random.Random(f"{task.seed}:{target}")
+    wrong_mass = task.wrong_fraction + rng.uniform(-task.wrong_spread, task.wrong_spread)
+    correct = sorted(_correct_expressions(target, task.max_operand))
+    rng.shuffle(correct)
+    correct = correct[: task.max_expressions]
+    wrong = sorted(_near_misses(correct, target, task.max_operand))
+    rng.shuffle(wrong)
+    wrong = wrong[: task.max_expressions]
+    weights_c = _zipf(len(correct), task.zipf_s, 1.0 - wrong_mass)
+    weights_w = _zipf(len(wrong), task.zipf_s, wrong_mass) if wrong else []
+    if not wrong:  # cannot happen for two-digit targets; keep the mass on the correct ones
+        weights_c = _zipf(len(correct), task.zipf_s, 1.0)
+    return BaseDistribution(
+        target=target,
+        expressions=tuple(correct + wrong),
+        probabilities=tuple(weights_c + weights_w),
+        correct=tuple([True] * len(correct) + [False] * len(wrong)),
+    )
+
+
+def _zipf(n: int, s: float, mass: float) -> list[float]:
+    raw = [1.0 / (rank + 1) ** s for rank in range(n)]
+    total = sum(raw)
+    return [mass * r / total for r in raw]
+
+
+def _correct_expressions(target: int, m: int) -> set[str]:
+    out: set[str] = set()
+    operands = range(1, m + 1)
+    for a in range(1, target):
+        b = target - a
+        if b <= 99:
+            out.add(f"{a}+{b}")
+    for b in operands:
+        out.add(f"{target + b}-{b}")
+    for a in operands:
+        if target % a == 0 and a > 1 and target // a > 1:
+            out.add(f"{a}*{target // a}")
+        for b in operands:
+            rest = target - a * b
+            if 0 < rest <= m:
+                out.add(f"{a}*{b}+{rest}")
+            over = a * b - target
+            if 0 < over <= m:
+                out.add(f"{a}*{b}-{over}")
+            if target % b == 0 and target // b - a > 0:
+                out.add(f"({a}+{target // b - a})*{b}")
+    return {e for e in out if evaluate_expression(e) == target}
+
+
+def _near_misses(correct: Sequence[str], target: int, m: int) -> set[str]:
+    """Wrong expressions one small slip away from a correct one (an operand off by 1 or 2)."""
+    out: set[str] = set()
+    for expr in correct:
+        tree = ast.parse(expr, mode="eval")
+        numbers = [node for node in ast.walk(tree) if isinstance(node, ast.Constant)]
+        for node in numbers:
+            for delta in (-2, -1, 1, 2):
+                value = node.value + delta
+                if value < 1:
+                    continue
+                old = node.value
+                node.value = value
+                candidate = ast.unparse(tree).replace(" ", "")
+                node.value = old
+                result = evaluate_expression(candidate)
+                if result is not None and result != target:
+                    out.add(candidate)
+    return out
+
+
+_BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b}
+
+
+def evaluate_expression(text: str) -> int | None:
+    """The integer value of an expression of digits, ``+ - *`` and parentheses; else ``None``.
+
+    Parsed with :mod:`ast` and walked over a whitelist of node types: never ``eval``. Anything
+    else (names, calls, division, powers, floats, leading zeros) is malformed and gives ``None``.
+    """
+    text = text.strip()
+    if not text or len(text) > 64 or any(c not in "0123456789+-*() " for c in text):
+        return None
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return None
+    return _eval_node(tree.body)
+
+
+def _eval_node(node: ast.AST) -> int | None:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _eval_node(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _eval_node(node.left), _eval_node(node.right)
+        if left is None or right is None:
+            return None
+        return _BINARY[type(node.op)](left, right)
+    return None
+
+
+def is_correct(expression: str, target: int) -> bool:
+    """Whether ``expression`` is well formed and evaluates to ``target``."""
+    return evaluate_expression(expression) == target
+
+
+def demo_problems(
+    n: int, *, seed: int = 0, split: str = "train", task: DemoTask = DemoTask()
+) -> list[Problem]:
+    """``n`` demo problems from the ``split`` targets, in a shuffled order fixed by ``seed``.
+
+    When ``n`` exceeds the number of targets in the split they are repeated (each pass shuffled
+    anew); the name carries the position so names stay unique.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    if n < 0:
+        raise ValueError(f"n: must be >= 0, got {n}")
+    pool = [t for t in task.targets if task.split_of(t) == split]
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < n:
+        batch = pool[:]
+        rng.shuffle(batch)
+        order.extend(batch)
+    return [
+        Problem(
+            name=f"demo-{split}-{i}-{target}",
+            statement=prompt_for(target),
+            checker="math",
+            header="",
+            answer=str(target),
+            split=split,
+        )
+        for i, target in enumerate(order[:n])
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The tiny base model
+
+
+def fit_demo_base(
+    out_dir: str | Path,
+    *,
+    steps: int,
+    seed: int = 0,
+    task: DemoTask = DemoTask(),
+    batch_size: int = 64,
+    lr: float = 8e-3,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    log_every: int = 0,
+) -> Path:
+    """Fit a tiny GPT-2 to the demo's base distribution and save it with ``save_pretrained``.
+
+    Plain PyTorch: AdamW with a cosine schedule on batches of ``prompt + expression + <eos>``
+    sampled from :func:`base_distribution` over all targets; the loss is on the completion only.
+    The number of CPU threads is the caller's to pin (``torch.set_num_threads``). ``out_dir``
+    receives the model, the tokenizer and ``base_distribution.json`` (the generator's parameters
+    and, per target, every expression with its base probability and correctness), so evaluation
+    can compare the fitted and fine-tuned models with the exact base and target distributions.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if steps < 1:
+        raise ValueError(f"steps: must be >= 1, got {steps}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tokenizer = char_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    model = GPT2LMHeadModel(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))),
+    )
+    distributions = [base_distribution(t, task) for t in task.targets]
+    model.train()
+    started = time.perf_counter()
+    cache: dict[tuple[int, str], tuple[int, list[int]]] = {}
+    for step in range(steps):
+        input_ids, labels, attention = _training_batch(
+            tokenizer, distributions, batch_size, rng, cache
+        )
+        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        if log_every and (step + 1) % log_every == 0:
+            elapsed = time.perf_counter() - started
+            print(f"step {step + 1}/{steps} loss {loss.item():.4f} ({elapsed:.1f}s)")
+    model.eval()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    _save_distribution(out / "base_distribution.json", task, distributions, steps, seed)
+    return out
+
+
+def _training_batch(tokenizer, distributions, batch_size, rng, cache):
+    import torch
+
+    rows = []
+    for _ in range(batch_size):
+        dist = rng.choice(distributions)
+        expression = dist.sample(rng)[0]
+        key = (dist.target, expression)
+        if key not in cache:
+            prompt_ids = tokenizer(prompt_for(dist.target))["input_ids"]
+            completion_ids = tokenizer(expression, add_special_tokens=False)["input_ids"]
+            cache[key] = (len(prompt_ids), [*prompt_ids, *completion_ids, tokenizer.eos_token_id])
+        rows.append(cache[key])
+    width = max(len(ids) for _, ids in rows)
+    input_ids = torch.full((batch_size, width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full((batch_size, width), -100, dtype=torch.long)
+    attention = torch.zeros((batch_size, width), dtype=torch.long)
+    for i, (prompt_len, ids) in enumerate(rows):
+        row = torch.tensor(ids)
+        input_ids[i, : len(ids)] = row
+        labels[i, prompt_len : len(ids)] = row[prompt_len:]
+        attention[i, : len(ids)] = 1
+    return input_ids, labels, attention
+
+
+def _save_distribution(path, task, distributions, steps, seed) -> None:
+    payload = {
+        "task": asdict(task),
+        "prompt_format": prompt_for(0).replace("0", "{target}", 1),
+        "fit": {"steps": steps, "seed": seed},
+        "splits": {
+            split: [d.target for d in distributions if task.split_of(d.target) == split]
+            for split in ("train", "test")
+        },
+        "targets": {
+            str(d.target): {
+                "pass_rate": d.pass_rate,
+                "expressions": [
+                    {"expression": e, "probability": p, "correct": c}
+                    for e, p, c in zip(d.expressions, d.probabilities, d.correct, strict=True)
+                ],
+            }
+            for d in distributions
+        },
+    }
+    path.write_text(json.dumps(payload, indent=1))

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from trainer_client.demo import (
+    DemoTask,
+    base_distribution,
+    demo_problems,
+    evaluate_expression,
+    is_correct,
+)
+
+TASK = DemoTask()
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("3*8", 24), ("(3+5)*3", 24), (" 30-6 ", 24), ("2*(3+9)", 24), ("-4+28", 24), ("7", 7)],
+)
+def test_evaluate_well_formed(text, value):
+    assert evaluate_expression(text) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "3*", "(3+5", "24/1", "2**5", "x+1", "__import__('os')", "1.5+2", "3 8", "1e3", "0x18"],
+)
+def test_evaluate_rejects_anything_else(text):
+    assert evaluate_expression(text) is None
+
+
+def test_base_distribution_is_a_distribution_with_many_uneven_correct_answers():
+    for target in TASK.targets:
+        dist = base_distribution(target)
+        assert sum(dist.probabilities) == pytest.approx(1.0)
+        assert len(set(dist.expressions)) == len(dist.expressions)
+        correct = [p for p, c in zip(dist.probabilities, dist.correct, strict=True) if c]
+        assert len(correct) >= 16
+        assert max(correct) / min(correct) > 5  # Zipf-like: a few frequent, many rare
+        lo = TASK.wrong_fraction - TASK.wrong_spread
+        hi = TASK.wrong_fraction + TASK.wrong_spread
+        assert 1 - hi - 1e-9 <= dist.pass_rate <= 1 - lo + 1e-9
+
+
+def test_pass_rates_differ_across_targets():
+    rates = [base_distribution(t).pass_rate for t in TASK.targets]
+    assert max(rates) - min(rates) > 0.2
+
+
+def test_truth_labels_match_our_arithmetic():
+    for target in TASK.targets:
+        dist = base_distribution(target)
+        for expression, correct in zip(dist.expressions, dist.correct, strict=True):
+            assert evaluate_expression(expression) is not None
+            assert is_correct(expression, target) is correct
+
+
+def test_truth_labels_match_math_verify():
+    math_verify = pytest.importorskip("math_verify", reason="math-verify is the math checker")
+    rng = random.Random(1)
+    checked = 0
+    for target in rng.sample(TASK.targets, 8):
+        dist = base_distribution(target)
+        for i in rng.sample(range(len(dist.expressions)), 12):
+            expression = dist.expressions[i]
+            gold = math_verify.parse(f"${target}$")
+            answer = math_verify.parse(f"${expression}$")
+            assert math_verify.verify(gold, answer) is dist.correct[i], expression
+            checked += 1
+    assert checked == 96
+
+
+def test_base_distribution_depends_on_the_seed():
+    a = base_distribution(24, DemoTask(seed=0))
+    b = base_distribution(24, DemoTask(seed=1))
+    assert a == base_distribution(24, DemoTask(seed=0))
+    assert a.expressions != b.expressions
+
+
+def test_demo_problems_train_and_test_targets_are_disjoint():
+    train = demo_problems(100, split="train")
+    test = demo_problems(20, split="test")
+    train_targets = {p.answer for p in train}
+    test_targets = {p.answer for p in test}
+    assert train_targets and test_targets
+    assert not train_targets & test_targets
+    assert train_targets | test_targets == {str(t) for t in TASK.targets}
+
+
+def test_demo_problems_shape():
+    problems = demo_problems(30, seed=3, split="test")
+    assert len(problems) == 30
+    assert len({p.name for p in problems}) == 30
+    for p in problems:
+        assert p.checker == "math"
+        assert p.split == "test"
+        assert p.statement == f"{p.answer}="
+        assert len(p.statement) == 3  # equal prompt lengths: no padding inside a batch
+    assert problems == demo_problems(30, seed=3, split="test")
+    assert problems != demo_problems(30, seed=4, split="test")
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [({"split": "dev"}, "split"), ({"n": -1}, "n")])
+def test_demo_problems_bad_arguments(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        demo_problems(**{"n": 1, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"target_min": 5}, "target_min"),
+        ({"wrong_fraction": 1.0}, "wrong_fraction"),
+        ({"wrong_fraction": 0.2, "wrong_spread": 0.3}, "wrong_spread"),
+        ({"max_expressions": 0}, "max_expressions"),
+    ],
+)
+def test_task_validation(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        DemoTask(**kwargs)
+
+
+def test_task_is_json_friendly():
+    from dataclasses import asdict
+
+    assert DemoTask(**json.loads(json.dumps(asdict(TASK)))) == TASK

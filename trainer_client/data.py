@@ -1,0 +1,349 @@
+"""Problems, prompts, and the proof requests the verifier receives.
+
+One :class:`Problem` type covers every source: the DeepSeek-Prover jsonl files (miniF2F,
+ProofNet), the paper's parquet splits, LeanDojo Benchmark JSON, Sieve's own jsonl, and the CPU
+demo's arithmetic task (``checker="math"``). :func:`build_prompt` renders the paper's prompt;
+:func:`proof_request` turns prompt + completion into one item of ``POST /verify``, sending the
+problem's header and formal statement alongside the code so that the service can check that the
+theorem proved is the one that was asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CHECKERS",
+    "DEFAULT_HEADER",
+    "PROMPT_PREFIX",
+    "Problem",
+    "build_prompt",
+    "extract_lean_block",
+    "header_from_src_context",
+    "load_problems",
+    "proof_request",
+    "save_problems",
+]
+
+#: The header a plain-Mathlib checker uses for problems that do not bring their own.
+DEFAULT_HEADER = (
+    "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\n"
+    "open BigOperators Real Nat Topology Rat\n"
+)
+#: The paper's instruction (DeepSeek-Prover-V1.5 chain-of-thought prompt).
+PROMPT_PREFIX = (
+    "Complete the following Lean 4 code with explanatory comments preceding each line of code:"
+    "\n\n```lean4\n"
+)
+#: The checkers a problem can name.
+CHECKERS = ("lean4", "math")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One theorem to prove (``checker="lean4"``) or question to answer (``checker="math"``)."""
+
+    name: str
+    #: lean4: the formal statement, normally ending in ``:= by``; math: the question.
+    statement: str
+    checker: str = "lean4"
+    header: str = DEFAULT_HEADER
+    #: Natural-language statement; rendered as a ``/-- ... -/`` doc comment in the prompt.
+    informal: str = ""
+    #: math: the reference answer.
+    answer: str | None = None
+    split: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.checker not in CHECKERS:
+            raise ValueError(f"checker: expected one of {CHECKERS}, got {self.checker!r}")
+        if not self.statement.strip():
+            raise ValueError(f"statement: empty for problem {self.name!r}")
+        if self.checker == "math" and self.answer is None:
+            raise ValueError(f"answer: required for math problem {self.name!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and saving
+
+
+def load_problems(
+    path: str | Path, *, split: str | None = None, limit: int | None = None
+) -> list[Problem]:
+    """Load problems from ``.jsonl``, ``.parquet`` or LeanDojo Benchmark ``.json``.
+
+    jsonl rows are recognised by their fields: DeepSeek-Prover style (``formal_statement``,
+    ``informal_prefix``, ``header``: miniF2F, ProofNet) or Sieve's own (:class:`Problem` fields,
+    as written by :func:`save_problems`). ``split`` keeps only rows of that split; ``limit`` then
+    keeps the first ``limit`` of them, in file order.
+    """
+    path = Path(path)
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit: must be >= 0, got {limit}")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows: Iterable[Problem] = _jsonl_problems(path)
+    elif suffix == ".parquet":
+        rows = _parquet_problems(path)
+    elif suffix == ".json":
+        from trainer_client.leandojo import load_leandojo_benchmark
+
+        rows = load_leandojo_benchmark(path)
+    else:
+        raise ValueError(f"path: unsupported file type {suffix!r} (use .jsonl, .parquet, .json)")
+    out: list[Problem] = []
+    for problem in rows:
+        if split is not None and problem.split != split:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(problem)
+    return out
+
+
+def save_problems(problems: Iterable[Problem], path: str | Path) -> Path:
+    """Write problems as Sieve jsonl (one :class:`Problem` per line, all fields)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for problem in problems:
+            f.write(json.dumps(dataclasses.asdict(problem), ensure_ascii=False) + "\n")
+    return path
+
+
+_PROBLEM_FIELDS = {f.name for f in dataclasses.fields(Problem)}
+
+
+def _jsonl_problems(path: Path) -> Iterator[Problem]:
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected a JSON object per line")
+            yield _problem_from_row(row, where)
+
+
+def _problem_from_row(row: Mapping[str, Any], where: str) -> Problem:
+    if "formal_statement" in row:  # DeepSeek-Prover jsonl (miniF2F, ProofNet)
+        _require(row, ("name", "formal_statement"), where)
+        return Problem(
+            name=row["name"],
+            statement=row["formal_statement"],
+            header=row.get("header") or DEFAULT_HEADER,
+            informal=row.get("informal_prefix") or "",
+            split=row.get("split"),
+        )
+    _require(row, ("name", "statement"), where)
+    unknown = set(row) - _PROBLEM_FIELDS
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+    try:
+        return Problem(**{k: v for k, v in row.items() if v is not None or k == "answer"})
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _require(row: Mapping[str, Any], fields: Iterable[str], where: str) -> None:
+    for field in fields:
+        if not isinstance(row.get(field), str):
+            raise ValueError(f"{where}: missing or non-string field {field!r}")
+
+
+def _parquet_problems(path: Path) -> Iterator[Problem]:
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    for column in ("theorem_full_name", "theorem_statement"):
+        if column not in frame.columns:
+            raise ValueError(f"{path}: missing column {column!r}")
+    for row in frame.to_dict("records"):
+        yield Problem(
+            name=row["theorem_full_name"],
+            statement=row["theorem_statement"],
+            header=header_from_src_context(_str_or_empty(row.get("src_context"))),
+            informal=_str_or_empty(row.get("informal_statement")),
+            split=row.get("split") if isinstance(row.get("split"), str) else None,
+        )
+
+
+def _str_or_empty(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Headers
+
+
+def header_from_src_context(src_context: str, base: str = DEFAULT_HEADER) -> str:
+    """Turn a project-specific ``src_context`` into a header a plain-Mathlib checker can use.
+
+    Its ``import`` lines (``import MiniF2F.Minif2fImport``) are replaced by ``base``'s imports.
+    Its ``open`` and ``set_option`` lines are kept unless ``base`` already covers them: a name
+    already opened by ``base`` is dropped from an ``open`` line, an option ``base`` already sets
+    is dropped. For the paper's splits (``open BigOperators Real Nat Topology``) the result is
+    ``base`` exactly, so those problems share one warm header on the service.
+    """
+    opened = {name for line in base.splitlines() for name in _open_line(line)[1]}
+    options = {_option_name(line) for line in base.splitlines()} - {None}
+    extra: list[str] = []
+    for raw in src_context.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("import "):
+            continue
+        keyword, names = _open_line(line)
+        if names:
+            fresh = [n for n in names if n not in opened]
+            if fresh:
+                extra.append(f"{keyword} {' '.join(fresh)}")
+                opened.update(fresh)
+            continue
+        option = _option_name(line)
+        if option is not None:
+            if option not in options:
+                extra.append(line)
+                options.add(option)
+            continue
+        extra.append(line)
+    if not extra:
+        return base
+    return base.rstrip("\n") + "\n" + "\n".join(extra) + "\n"
+
+
+def _open_line(line: str) -> tuple[str, list[str]]:
+    """``("open", names)`` or ``("open scoped", names)``; no names for anything else.
+
+    A local ``open A in`` or a selective ``open A (x y)`` is not a plain list of namespaces and is
+    kept verbatim by the caller.
+    """
+    words = line.split()
+    if not words or words[0] != "open" or "in" in words or "(" in line:
+        return "", []
+    if words[1:2] == ["scoped"]:
+        return "open scoped", words[2:]
+    return "open", words[1:]
+
+
+def _option_name(line: str) -> str | None:
+    words = line.split()
+    return words[1] if len(words) >= 3 and words[0] == "set_option" else None
+
+
+# --------------------------------------------------------------------------------------------
+# Prompts and proofs
+
+
+def build_prompt(problem: Problem) -> str:
+    """The prompt the policy completes.
+
+    lean4: the paper's (DeepSeek-Prover-V1.5 chain-of-thought) prompt: the instruction, then an
+    open ```lean4 block with the header, a blank line, the informal statement as a doc comment and
+    the formal statement; the model continues after ``:= by``. math: the question itself.
+    """
+    if problem.checker == "math":
+        return problem.statement
+    return (
+        PROMPT_PREFIX
+        + problem.header.rstrip("\n")
+        + "\n\n"
+        + _doc_comment(problem.informal)
+        + problem.statement
+    )
+
+
+def _doc_comment(informal: str) -> str:
+    text = informal.strip()
+    if not text:
+        return ""
+    if not text.startswith("/-"):
+        text = f"/-- {text} -/"
+    return text + "\n"
+
+
+_FENCE_OPEN = re.compile(r"```lean4?[ \t]*\n")
+_FENCE_CLOSE = re.compile(r"\n?[ \t]*```")
+
+
+def extract_lean_block(text: str) -> str | None:
+    """The Lean code to check in ``text`` (prompt + completion).
+
+    The last *complete* ```lean4 (or ```lean) block wins. When no block is closed (the model
+    stopped, or ran out of tokens, without writing the closing fence) the last opened block counts
+    up to the end of the text, as DeepSeek-Prover's own pipeline checks header + statement +
+    whatever was generated. ``None`` when the text has no Lean block at all.
+    """
+    last_complete: str | None = None
+    last_open: str | None = None
+    pos = 0
+    while True:
+        opening = _FENCE_OPEN.search(text, pos)
+        if opening is None:
+            break
+        closing = _FENCE_CLOSE.search(text, opening.end())
+        if closing is None:
+            last_open = text[opening.end() :]
+            break
+        last_complete = text[opening.end() : closing.start()]
+        pos = closing.end()
+    return last_complete if last_complete is not None else last_open
+
+
+def proof_request(
+    problem: Problem,
+    prompt: str,
+    completion: str,
+    *,
+    id: str,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """One item of ``POST /verify`` for ``completion`` of ``prompt`` on ``problem``.
+
+    lean4: ``code`` is :func:`extract_lean_block` of prompt + completion with the problem's header
+    removed from its top (leading ``import`` lines too, should the model have rewritten it);
+    ``header`` and ``statement`` are the problem's, so the service checks the theorem proved is the
+    one asked. When the text holds no Lean block the completion itself is sent (and will fail the
+    statement check: a wrong proof, not a system error). math: ``code`` is the completion's first
+    non-blank line, stripped; ``answer`` is the reference answer.
+    """
+    request: dict[str, Any] = {"id": id, "checker": problem.checker}
+    if problem.checker == "math":
+        request["code"] = _first_line(completion)
+        request["answer"] = problem.answer
+    else:
+        block = extract_lean_block(prompt + completion)
+        code = completion if block is None else _strip_header(block, problem.header)
+        request["code"] = code
+        request["header"] = problem.header
+        request["statement"] = problem.statement
+    if timeout_s is not None:
+        request["timeout_s"] = timeout_s
+    return request
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _strip_header(code: str, header: str) -> str:
+    head = header.strip()
+    stripped = code.lstrip()
+    if head and stripped.startswith(head):
+        return stripped[len(head) :].lstrip("\n")
+    lines = stripped.splitlines(keepends=True)
+    while lines and (lines[0].startswith("import ") or not lines[0].strip()):
+        lines.pop(0)
+    return "".join(lines)
