@@ -1,0 +1,105 @@
+"""VerifierClient against the real service (math checker) on loopback, in a uvicorn subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from trainer_client.client import VerifierClient
+from trainer_client.data import build_prompt, proof_request
+from trainer_client.demo import base_distribution, demo_problems
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service_url():
+    for module in ("verifier_service.cli", "uvicorn", "math_verify"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed; the live service test needs it")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SIEVE_CHECKERS": "math",
+        "SIEVE_LOG_LEVEL": "warning",
+        "SIEVE_MAX_BATCH_SIZE": "5",  # small, so the client's 413 handling meets the real thing
+    }
+    env.pop("SIEVE_REDIS_URL", None)
+    env.pop("SIEVE_API_KEYS", None)
+    command = [sys.executable, "-m", "verifier_service", "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode(errors="replace")[-2000:]
+                pytest.fail(f"verifier exited with status {process.returncode}:\n{stderr}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/ready", timeout=2.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail("verifier not ready after 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def demo_requests() -> tuple[list[dict], list[bool]]:
+    """Proof requests for demo problems, a mix of correct and near-miss expressions."""
+    requests, truth = [], []
+    for problem in demo_problems(6, split="test"):
+        dist = base_distribution(int(problem.answer))
+        for j in (0, 1, len(dist.expressions) - 1):  # two frequent correct, one wrong
+            request = proof_request(
+                problem, build_prompt(problem), dist.expressions[j], id=f"{problem.name}/{j}"
+            )
+            requests.append(request)
+            truth.append(dist.correct[j])
+    return requests, truth
+
+
+def test_sync_verify_against_the_service(service_url):
+    requests, truth = demo_requests()
+    with VerifierClient(service_url, max_batch=8, timeout_s=30) as client:
+        results = client.verify(requests)
+    assert [r.id for r in results] == [r["id"] for r in requests]
+    assert [r.verdict for r in results] == ["valid" if t else "invalid" for t in truth]
+    # max_batch 8 against the service's 5: every chunk was split once, none failed.
+    assert client.stats["split_chunks"] >= 1
+    assert client.stats["errors"] == 0
+
+
+async def test_async_verify_with_a_dead_url_first(service_url):
+    requests, truth = demo_requests()
+    dead = f"http://127.0.0.1:{_free_port()}"
+    client = VerifierClient([dead, service_url], max_batch=4, backoff_s=0.01, timeout_s=30)
+    async with client:
+        results = await client.averify(requests)
+    assert [r.ok for r in results] == truth
+    assert not any(r.failed for r in results)
+    assert client.stats["failovers"] >= 1
