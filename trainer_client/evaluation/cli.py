@@ -229,7 +229,7 @@ def _run(
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, torch_dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype).to(device)
     sampler = HFSampler(
         model,
         tokenizer,

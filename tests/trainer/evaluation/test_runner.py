@@ -160,3 +160,24 @@ def test_bad_plans_and_inputs_are_rejected():
     dup = [problems()[0], problems()[0]]
     with pytest.raises(ValueError, match="names"):
         evaluate_problems(dup, ScriptedSampler(), RuleVerifier({}), plan=EvalPlan(), label="x")
+
+
+class EmptySampler(ScriptedSampler):
+    def sample(self, prompts, k):
+        out = super().sample(prompts, k)
+        out.texts = ["  " if int(t) % 2 else t for t in out.texts]
+        return out
+
+
+def test_empty_completions_are_wrong_without_asking_the_verifier():
+    verifier = RuleVerifier({"a": 1})
+    result = evaluate_problems(
+        problems()[:1],
+        EmptySampler(),
+        verifier,
+        plan=EvalPlan(n=6, batch_size=6),
+        label="x",
+        n_boot=20,
+    )
+    assert len(verifier.seen) == 3  # answers 0, 2, 4; the blank ones stay local
+    assert (result.problems[0].n, result.problems[0].c) == (6, 3)

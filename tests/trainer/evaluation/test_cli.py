@@ -1,0 +1,215 @@
+"""``sieve-eval`` end to end: a tiny random GPT-2 checkpoint, demo problems, a verifier.
+
+Two verifiers: an ``httpx.MockTransport`` with a scripted rule (always runs, and checks the
+tallies sample by sample, errors included), and the real service (``python -m verifier_service
+serve`` with the math checker on a free port; skipped if it cannot start).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import trainer_client.client
+from trainer_client.data import load_problems, proof_request, save_problems
+from trainer_client.demo import char_tokenizer, demo_problems
+from trainer_client.evaluation import EvalResult
+from trainer_client.evaluation.cli import app
+
+torch.set_num_threads(1)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+N = 4
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    tokenizer = char_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    path = tmp_path_factory.mktemp("runs") / "demo" / "step_0"
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return save_problems(
+        demo_problems(3, split="test"), tmp_path_factory.mktemp("data") / "p.jsonl"
+    )
+
+
+def scripted_verdict(code: str) -> str:
+    """error if the answer holds a 7, valid if its length is even, else invalid.
+
+    An empty answer never reaches the verifier: the runner judges it invalid itself.
+    """
+    if not code.strip():
+        return "invalid"
+    if "7" in code:
+        return "error"
+    return "valid" if len(code) % 2 == 0 else "invalid"
+
+
+def scripted_transport(request: httpx.Request) -> httpx.Response:
+    proofs = json.loads(request.content)["proofs"]
+    results = [
+        {"id": p["id"], "verdict": scripted_verdict(p["code"]), "reasons": [], "time_s": 0.0}
+        for p in proofs
+    ]
+    return httpx.Response(200, json={"results": results})
+
+
+def run_cli(checkpoint, data, out, url, extra=()):
+    args = [
+        "--checkpoint", str(checkpoint), "--data", str(data), "--n", str(N),
+        "--max-new-tokens", "6", "--batch-size", "4", "--verifier-url", url,
+        "--out", str(out), "--device", "cpu", "--save-samples", "--seed", "3", *extra,
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return EvalResult.from_json(out / "results.json")
+
+
+def test_cli_tallies_every_sample_and_excludes_errors(checkpoint, data, tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        trainer_client.client,
+        "VerifierClient",
+        partial(
+            trainer_client.client.VerifierClient, transport=httpx.MockTransport(scripted_transport)
+        ),
+    )
+    out = tmp_path / "eval"
+    result = run_cli(checkpoint, data, out, "http://verifier.test")
+
+    problems = {p.name: p for p in load_problems(data)}
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == len(problems) * N
+    for tally in result.problems:
+        mine = [r for r in rows if r["problem"] == tally.name]
+        verdicts = [
+            scripted_verdict(
+                proof_request(problems[tally.name], "", r["completion"], id="x")["code"]
+            )
+            for r in mine
+        ]
+        assert [r["verdict"] for r in mine] == verdicts
+        assert tally.errors == verdicts.count("error")
+        assert tally.n == N - tally.errors
+        assert tally.c == verdicts.count("valid")
+    # the fixed seed gives a mix of all three outcomes, so every branch above was exercised
+    assert {r["verdict"] for r in rows} == {"valid", "invalid", "error"}
+    assert result.config["n"] == N
+    assert result.ks == list(range(1, N + 1))
+    assert (out / "pass_at_k.png").read_bytes()[:8] == PNG_MAGIC
+
+    # A second run compared against the first: transitions and the frontier plot appear.
+    out2 = tmp_path / "eval2"
+    second = run_cli(
+        checkpoint, data, out2, "http://verifier.test",
+        extra=["--base-results", str(out / "results.json"), "--compare", str(out / "results.json"),
+               "--label", "again", "--seed", "4"],
+    )  # fmt: skip
+    assert second.transitions is not None
+    assert sum(map(sum, second.transitions["counts"])) == sum(p.n > 0 for p in result.problems)
+    for name in ("transitions.png", "precision_coverage.png"):
+        assert (out2 / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_compare_command_plots_existing_results(checkpoint, data, tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        trainer_client.client,
+        "VerifierClient",
+        partial(
+            trainer_client.client.VerifierClient, transport=httpx.MockTransport(scripted_transport)
+        ),
+    )
+    run_cli(checkpoint, data, tmp_path / "a", "http://verifier.test")
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        app, ["compare", str(tmp_path / "a" / "results.json"), str(tmp_path / "a" / "results.json"),
+              "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "precision_coverage.png").read_bytes()[:8] == PNG_MAGIC
+    assert (out / "pass_at_k.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_cli_reports_missing_inputs_by_flag(tmp_path):
+    result = CliRunner().invoke(app, ["--data", str(tmp_path / "nope.jsonl")])
+    assert result.exit_code != 0
+    assert "--checkpoint" in result.output
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "missing.json")])
+    assert result.exit_code != 0
+    assert "does not exist" in result.output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def math_verifier():
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
+    env.update(SIEVE_CHECKERS="math", SIEVE_HOST="127.0.0.1", SIEVE_PORT=str(port))
+    repo = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verifier_service", "serve",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode()[-500:] if proc.poll() is not None else "timeout"
+                pytest.skip(f"the verifier service (math checker) did not start: {err}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_cli_against_the_real_math_verifier(checkpoint, data, tmp_path, math_verifier):
+    out = tmp_path / "eval"
+    result = run_cli(checkpoint, data, out, math_verifier)
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert {r["verdict"] for r in rows} <= {"valid", "invalid"}
+    assert result.errors == 0
+    for tally in result.problems:
+        mine = [r for r in rows if r["problem"] == tally.name]
+        assert tally.n == N
+        assert tally.c == sum(r["verdict"] == "valid" for r in mine)
