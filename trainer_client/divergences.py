@@ -174,32 +174,34 @@ def is_estimates(
         ``pass_rate``, ``prompts`` (prompts used) and ``prompts_unsolved``.
     """
     policy, base, ok = _check_batch(policy_logprobs, base_logprobs, verified, group_ids)
-    index, n_groups = group_index(group_ids)
+    index, n_groups = group_index(group_ids.to(policy.device))
     if alpha is not None:
         _check_alpha(alpha)
     dtype = policy.dtype
 
     log_w = torch.where(ok, base - policy, torch.full_like(policy, -math.inf))
     log_z = group_logmeanexp(log_w, index, n_groups)
-    counts = torch.zeros(n_groups, dtype=dtype).index_add_(0, index, torch.ones_like(policy))
-    n_verified = torch.zeros(n_groups, dtype=dtype).index_add_(0, index, ok.to(dtype))
+    counts = policy.new_zeros(n_groups).index_add_(0, index, torch.ones_like(policy))
+    n_verified = policy.new_zeros(n_groups).index_add_(0, index, ok.to(dtype))
     solved = n_verified > 0
 
     # log(p/π) per verified sample, and self-normalised weights w̃ = w / Σw = (w/Ẑ) / k.
     log_ratio = torch.where(ok, log_w - log_z[index], torch.zeros_like(log_w))
     ratio = torch.where(ok, torch.exp(log_ratio), torch.zeros_like(log_w))
-    forward = torch.zeros(n_groups, dtype=dtype).index_add_(0, index, ratio * log_ratio) / counts
+    forward = (
+        policy.new_zeros(n_groups).index_add_(0, index, torch.special.xlogy(ratio, ratio)) / counts
+    )
 
     # KL(π(·|v)‖p) = E_{π|v}[log π/p] + log π(V) ≈ mean_v(log Ẑ − log w) + log ĉ
     #             = log mean_v w − mean_v log w  (≥ 0 by Jensen).
     log_w_verified = torch.where(ok, log_w, torch.zeros_like(log_w))
-    mean_log_w = torch.zeros(n_groups, dtype=dtype).index_add_(0, index, log_w_verified)
+    mean_log_w = policy.new_zeros(n_groups).index_add_(0, index, log_w_verified)
     mean_log_w = mean_log_w / n_verified.clamp_min(1)
     log_mean_w = log_z + torch.log(counts) - torch.log(n_verified.clamp_min(1))
     reverse = log_mean_w - mean_log_w
 
     # Kish ESS computed on w/Ẑ, which is scale-free and stays finite in log space.
-    ratio_sq = torch.zeros(n_groups, dtype=dtype).index_add_(0, index, ratio * ratio)
+    ratio_sq = policy.new_zeros(n_groups).index_add_(0, index, ratio * ratio)
     ess = counts.pow(2) / ratio_sq.where(solved, torch.ones_like(ratio_sq))
 
     def mean(values: torch.Tensor) -> float:
@@ -216,7 +218,7 @@ def is_estimates(
         "prompts_unsolved": float((~solved).sum()),
     }
     if alpha is not None and 0.0 < alpha < 1.0:
-        powered = torch.zeros(n_groups, dtype=dtype).index_add_(
+        powered = policy.new_zeros(n_groups).index_add_(
             0, index, torch.where(ok, torch.exp((1 - alpha) * log_ratio), torch.zeros_like(log_w))
         )
         estimates["alpha_divergence"] = mean((1 - powered / counts) / (alpha * (1 - alpha)))
@@ -280,7 +282,7 @@ def _check_batch(
     if dtype not in (torch.float32, torch.float64):
         dtype = torch.float32
     policy = policy_logprobs.detach().to(dtype)
-    base = base_logprobs.detach().to(dtype)
+    base = base_logprobs.detach().to(device=policy.device, dtype=dtype)
     if torch.isnan(policy).any() or torch.isnan(base).any():
         raise ValueError("policy_logprobs, base_logprobs: NaN log-probs")
     if torch.isinf(policy).any():
