@@ -18,6 +18,7 @@ theorem for ``#print axioms`` has its columns moved back.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -52,13 +53,16 @@ from verifier_service.soundness import (
 from verifier_service.soundness.rules import statement_tokens
 from verifier_service.verdicts import Outcome, Verdict
 
-__all__ = ["AXIOMS_TIMEOUT_S", "LeanChecker"]
+__all__ = ["AXIOMS_TIMEOUT_S", "INLINE_ANALYSIS_CHARS", "LeanChecker"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds ``#print axioms`` may take. It is not charged to the proof's budget: it only reads
 #: the environment the proof already built.
 AXIOMS_TIMEOUT_S = 30.0
+#: Code longer than this is analysed in a thread, so the event loop keeps serving meanwhile
+#: (the lexer reads about a megabyte per second).
+INLINE_ANALYSIS_CHARS = 20_000
 
 
 class LeanChecker(Checker):
@@ -137,8 +141,8 @@ class LeanChecker(Checker):
         if statement is not None:
             if not statement_tokens(statement):
                 raise InvalidInput("statement", "must contain a Lean statement")
-            if find_target(statement) is None:
-                raise InvalidInput("statement", "must declare a theorem, lemma or example")
+            if find_target(statement, statement=statement) is None:
+                raise InvalidInput("statement", "must declare a theorem, lemma, example or def")
         canonical_header, body = normalise(header, code)
         return Job(
             checker=self.name,
@@ -160,10 +164,12 @@ class LeanChecker(Checker):
             return Outcome.error("internal_error")
 
     async def _check(self, pool: ReplPool, job: Job) -> Outcome:
-        violations = static_violations(job.header, job.code, job.statement)
+        if len(job.code) + len(job.header) > INLINE_ANALYSIS_CHARS:
+            violations, target = await asyncio.to_thread(_analyse, job)
+        else:
+            violations, target = _analyse(job)
         if violations:
             return _invalid(violations, [v.to_message() for v in violations])
-        target = find_target(job.code, header=job.header, statement=job.statement)
         stage = "lease"
         started = time.perf_counter()
         try:
@@ -210,6 +216,13 @@ class LeanChecker(Checker):
             logger.error("lean4: malformed REPL reply during %s: %s", stage, exc)
             return Outcome.error("malformed_reply")
         return _judge_axioms(target, axioms_raw, messages, job.policy, elapsed)
+
+
+def _analyse(job: Job) -> tuple[list[Violation], Target | None]:
+    """The static rules and the theorem to check: pure, and CPU-bound on large code."""
+    violations = static_violations(job.header, job.code, job.statement)
+    target = find_target(job.code, header=job.header, statement=job.statement)
+    return violations, target
 
 
 def _judge_axioms(

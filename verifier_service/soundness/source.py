@@ -13,9 +13,12 @@ Character classes follow Lean's ``isIdFirst`` / ``isIdRest`` / ``isLetterLike``.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 __all__ = [
     "Command",
@@ -40,8 +43,9 @@ class TokenKind(str, Enum):
     SYMBOL = "symbol"  # any other single character
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    """One token. (A named tuple: code can carry tens of thousands of them.)"""
+
     kind: TokenKind
     #: The source text exactly as written.
     text: str
@@ -80,12 +84,13 @@ def comment_spans(source: str) -> list[tuple[int, int]]:
 def blank_comments(source: str) -> str:
     """``source`` with every comment replaced by spaces, newlines kept, so offsets, lines and
     columns still refer to the original text."""
-    chars = list(source)
+    parts: list[str] = []
+    done = 0
     for start, end in comment_spans(source):
-        for i in range(start, end):
-            if chars[i] != "\n":
-                chars[i] = " "
-    return "".join(chars)
+        parts += [source[done:start], _NOT_NEWLINE.sub(" ", source[start:end])]
+        done = end
+    parts.append(source[done:])
+    return "".join(parts)
 
 
 def line_col(source: str, offset: int) -> tuple[int, int]:
@@ -95,32 +100,56 @@ def line_col(source: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
-# --- character classes (Lean 4 ``Init/Meta.lean``) --------------------------------------------
+# --- character classes (Lean 4 ``Init/Meta.lean``: isIdFirst, isIdRest, isLetterLike) -----
 
+_LETTER_LIKE = (
+    "\u03b1-\u03ba\u03bc-\u03c9"  # lower Greek, but not λ
+    "\u0391-\u039f\u03a1-\u03a2\u03a4-\u03a9"  # upper Greek, but not Π and Σ
+    "\u03ca-\u03fb"  # Coptic
+    "\u1f00-\u1ffe"  # polytonic Greek
+    "\u2100-\u214f"  # letter-like block (ℕ, ℝ, ...)
+    "\U0001d49c-\U0001d59f"  # script letters
+)
+_SUBSCRIPTS = "\u2080-\u2089\u2090-\u209c\u1d62-\u1d6a\u2c7c"
+_ID_FIRST = f"A-Za-z_{_LETTER_LIKE}"
+_ID_REST = f"{_ID_FIRST}0-9'!?{_SUBSCRIPTS}"
+_ID_PART = f"(?:«[^»]*(?:»|\\Z)|[{_ID_FIRST}][{_ID_REST}]*)"
+_IDENT = f"{_ID_PART}(?:\\.{_ID_PART})*"
 
-def is_letter_like(c: str) -> bool:
-    o = ord(c)
-    return (
-        (0x3B1 <= o <= 0x3C9 and o != 0x3BB)  # lower Greek, but not λ
-        or (0x391 <= o <= 0x3A9 and o not in (0x3A0, 0x3A3))  # upper Greek, but not Π and Σ
-        or 0x3CA <= o <= 0x3FB  # Coptic
-        or 0x1F00 <= o <= 0x1FFE  # polytonic Greek
-        or 0x2100 <= o <= 0x214F  # letter-like block (ℕ, ℝ, ...)
-        or 0x1D49C <= o <= 0x1D59F  # script letters
+#: Whitespace, then one token or comment (the alternatives are tried in this order).
+_SCANNER = re.compile(
+    r"(?P<space>\s*)(?:"
+    + "|".join(
+        [
+            r"(?P<line_comment>--[^\n]*)",
+            r"(?P<block_comment>/-)",
+            r'(?P<string>"(?:[^"\\]|\\.)*(?:"|\\?\Z))',
+            r'(?P<raw_string>r(?P<hashes>#*)".*?(?:"(?P=hashes)|\Z))',
+            r"(?P<char>'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]{1,6}\}|[^\n])|[^\\\n])')",
+            f"(?P<name>``?(?={_ID_PART}){_IDENT})",
+            f"(?P<command>#[{_ID_FIRST}][{_ID_REST}]*)",
+            f"(?P<ident>{_IDENT})",
+            f"(?P<number>[0-9](?:[{_ID_REST}]|\\.(?=[0-9]))*)",
+            r"(?P<symbol>.)",
+            r"\Z",
+        ]
     )
-
-
-def is_subscript_alnum(c: str) -> bool:
-    o = ord(c)
-    return 0x2080 <= o <= 0x2089 or 0x2090 <= o <= 0x209C or 0x1D62 <= o <= 0x1D6A or o == 0x2C7C
-
-
-def is_id_first(c: str) -> bool:
-    return (c.isascii() and c.isalpha()) or c == "_" or is_letter_like(c)
-
-
-def is_id_rest(c: str) -> bool:
-    return is_id_first(c) or (c.isascii() and c.isdigit()) or c in "'!?" or is_subscript_alnum(c)
+    + ")",
+    re.DOTALL,
+)
+_COMMENT_EDGE = re.compile(r"/-|-/")
+_NOT_NEWLINE = re.compile(r"[^\n]")
+_KINDS = {
+    "string": TokenKind.STRING,
+    "hashes": TokenKind.STRING,  # the inner group of a raw string
+    "raw_string": TokenKind.STRING,
+    "char": TokenKind.CHAR,
+    "name": TokenKind.NAME,
+    "command": TokenKind.COMMAND,
+    "ident": TokenKind.IDENT,
+    "number": TokenKind.NUMBER,
+    "symbol": TokenKind.SYMBOL,
+}
 
 
 def _unescape_ident(text: str) -> str:
@@ -130,167 +159,52 @@ def _unescape_ident(text: str) -> str:
 class _Lexer:
     def __init__(self, source: str) -> None:
         self.src = source
-        self.n = len(source)
-        self.i = 0
         self.comments: list[tuple[int, int]] = []
-
-    def peek(self, k: int = 0) -> str:
-        j = self.i + k
-        return self.src[j] if j < self.n else ""
+        self._line_starts = [0, *(m.end() for m in re.finditer("\n", source))]
 
     def tokens(self) -> Iterator[Token]:
-        src = self.src
+        src, i = self.src, 0
         spaced = True
-        line, line_start = 1, 0
-        while self.i < self.n:
-            c = src[self.i]
-            if c.isspace():
-                if c == "\n":
-                    line += 1
-                    line_start = self.i + 1
-                self.i += 1
-                spaced = True
-                continue
-            if c == "-" and self.peek(1) == "-":
-                start = self.i
-                end = src.find("\n", self.i)
-                self.i = self.n if end < 0 else end
-                self.comments.append((start, self.i))
-                spaced = True
-                continue
-            if c == "/" and self.peek(1) == "-":
-                start = self.i
-                self._skip_block_comment()
-                self.comments.append((start, self.i))
-                line += src.count("\n", start, self.i)
-                line_start = src.rfind("\n", 0, self.i) + 1
-                spaced = True
-                continue
-            start = self.i
-            kind = self._scan_token()
-            text = src[start : self.i]
-            yield Token(kind, text, start, self.i, line, start - line_start, spaced)
-            if "\n" in text:  # multi-line string literal
-                line += text.count("\n")
-                line_start = src.rfind("\n", 0, self.i) + 1
-            spaced = False
-
-    def _skip_block_comment(self) -> None:
-        """Lean block comments nest: ``/- a /- b -/ c -/`` is one comment."""
-        depth = 0
-        src = self.src
-        while self.i < self.n:
-            if src.startswith("/-", self.i):
-                depth += 1
-                self.i += 2
-            elif src.startswith("-/", self.i):
-                depth -= 1
-                self.i += 2
-                if depth == 0:
-                    return
+        starts = self._line_starts
+        while i < len(src):
+            for match in _SCANNER.finditer(src, i):
+                kind = match.lastgroup
+                start, i = match.end("space"), match.end()
+                if kind == "space" or kind is None:  # trailing whitespace
+                    break
+                if kind == "line_comment":
+                    self.comments.append((start, i))
+                    spaced = True
+                    continue
+                if kind == "block_comment":  # nests, so the regex cannot find its end
+                    i = _block_comment_end(src, start)
+                    self.comments.append((start, i))
+                    spaced = True
+                    break  # scan again from the end of the comment
+                line = bisect_right(starts, start)
+                yield Token(
+                    _KINDS[kind],
+                    src[start:i],
+                    start,
+                    i,
+                    line,
+                    start - starts[line - 1],
+                    spaced or start > match.start(),
+                )
+                spaced = False
             else:
-                self.i += 1
-        # unterminated: Lean reports an error; everything to the end is comment
-
-    def _scan_token(self) -> TokenKind:
-        src, c = self.src, self.src[self.i]
-        if c == '"':
-            self._skip_string()
-            return TokenKind.STRING
-        if c == "r" and (self.peek(1) == '"' or (self.peek(1) == "#" and self._raw_ahead())):
-            self._skip_raw_string()
-            return TokenKind.STRING
-        if c == "'" and (end := self._char_literal_end()) is not None:
-            self.i = end
-            return TokenKind.CHAR
-        if c == "`":
-            j = self.i + 1
-            if j < self.n and src[j] == "`":
-                j += 1
-            if j < self.n and (is_id_first(src[j]) or src[j] == "«"):
-                self.i = j
-                self._skip_ident()
-                return TokenKind.NAME
-            self.i += 1
-            return TokenKind.SYMBOL
-        if c == "#" and self.i + 1 < self.n and is_id_first(src[self.i + 1]):
-            self.i += 1
-            while self.i < self.n and is_id_rest(src[self.i]):
-                self.i += 1
-            return TokenKind.COMMAND
-        if is_id_first(c) or c == "«":
-            self._skip_ident()
-            return TokenKind.IDENT
-        if c.isascii() and c.isdigit():
-            self.i += 1
-            while self.i < self.n and (
-                is_id_rest(src[self.i])
-                or (src[self.i] == "." and self.peek(1).isascii() and self.peek(1).isdigit())
-            ):
-                self.i += 1
-            return TokenKind.NUMBER
-        self.i += 1
-        return TokenKind.SYMBOL
-
-    def _skip_ident(self) -> None:
-        """One identifier with its dotted parts: ``Nat.add_comm``, ``«my thm».x``."""
-        src = self.src
-        while True:
-            if self.i < self.n and src[self.i] == "«":
-                end = src.find("»", self.i + 1)
-                self.i = self.n if end < 0 else end + 1
-            else:
-                while self.i < self.n and is_id_rest(src[self.i]):
-                    self.i += 1
-            nxt = self.peek(1)
-            if self.peek() == "." and nxt and (is_id_first(nxt) or nxt == "«"):
-                self.i += 1
-                continue
-            return
-
-    def _skip_string(self) -> None:
-        src = self.src
-        self.i += 1
-        while self.i < self.n:
-            c = src[self.i]
-            if c == "\\":
-                self.i += 2
-            elif c == '"':
-                self.i += 1
                 return
-            else:
-                self.i += 1
-        self.i = self.n
 
-    def _raw_ahead(self) -> bool:
-        j = self.i + 1
-        while j < self.n and self.src[j] == "#":
-            j += 1
-        return j < self.n and self.src[j] == '"'
 
-    def _skip_raw_string(self) -> None:
-        src = self.src
-        j = self.i + 1
-        hashes = 0
-        while src[j] == "#":
-            hashes += 1
-            j += 1
-        closing = '"' + "#" * hashes
-        end = src.find(closing, j + 1)
-        self.i = self.n if end < 0 else end + len(closing)
-
-    def _char_literal_end(self) -> int | None:
-        """Where ``'a'`` or ``'\\n'`` ends; ``None`` if no char literal starts here. (The prime
-        of ``h'`` never gets here: it is lexed with ``h``.)"""
-        src, j = self.src, self.i + 1
-        if j >= self.n or src[j] == "\n":
-            return None
-        if src[j] == "\\":  # escape: '\\n', '\\'', '\\x41', '\\u{3b1}'
-            k = j + 2
-            while k < self.n and k < j + 12 and src[k] not in "'\n":
-                k += 1
-            return k + 1 if k < self.n and src[k] == "'" else None
-        return j + 2 if j + 1 < self.n and src[j + 1] == "'" else None
+def _block_comment_end(src: str, start: int) -> int:
+    """Lean block comments nest: ``/- a /- b -/ c -/`` is one comment. Unterminated, it runs to
+    the end (Lean reports an error)."""
+    depth = 0
+    for edge in _COMMENT_EDGE.finditer(src, start):
+        depth += 1 if edge.group() == "/-" else -1
+        if depth == 0:
+            return edge.end()
+    return len(src)
 
 
 # --- commands ---------------------------------------------------------------------------------

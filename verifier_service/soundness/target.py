@@ -1,7 +1,9 @@
 """Which theorem a proof proves, and how to ask Lean for its axioms.
 
 ``#print axioms`` needs the theorem's full name. With a statement it is the statement's
-theorem; without one, the last ``theorem``/``lemma``/``example`` of the code. The name is
+declaration (a ``theorem``, ``lemma``, ``example``, or a ``def``/``abbrev`` as in a few ProofNet
+problems that ask for a construction); without one, the last ``theorem``/``lemma``/``example``
+of the code. The name is
 qualified by the namespaces open at that point (``namespace X`` ... ``theorem foo`` is
 ``X.foo``; ``theorem _root_.foo`` is ``foo``), counting those the header opens.
 
@@ -22,7 +24,8 @@ from verifier_service.soundness.source import Token, TokenKind, tokenize
 __all__ = ["EXAMPLE_NAME", "Target", "find_target"]
 
 EXAMPLE_NAME = "sieve_checked_example"
-_DECLARATIONS = frozenset({"theorem", "lemma", "example"})
+_THEOREMS = frozenset({"theorem", "lemma", "example"})
+_DECLARATIONS = _THEOREMS | {"def", "abbrev"}
 
 
 @dataclass(frozen=True)
@@ -73,15 +76,16 @@ class Target:
 
 
 def find_target(body: str, *, header: str = "", statement: str | None = None) -> Target | None:
-    """The theorem to check: the first declaration when a statement is given (the code begins
-    with it), else the last. ``None`` if the code declares no theorem, lemma or example."""
+    """The declaration to check: the first one when a statement is given (the code begins with
+    the statement), else the last theorem, lemma or example. ``None`` if there is none."""
     scopes: list[tuple[str, list[str]]] = []
     _walk(tokenize(header), scopes, None)
     found: list[Target] = []
     _walk(tokenize(body), scopes, found)
-    if not found:
-        return None
-    return found[0] if statement is not None else found[-1]
+    if statement is not None:
+        return found[0] if found else None
+    theorems = [t for t in found if t.keyword.value in _THEOREMS]
+    return theorems[-1] if theorems else None
 
 
 def _walk(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from verifier_service.checkers.base import InvalidInput, Job, Policy
-from verifier_service.checkers.lean import LeanChecker
+from verifier_service.checkers.lean import INLINE_ANALYSIS_CHARS, LeanChecker
 from verifier_service.lean.pool import ReplPool
 from verifier_service.settings import VerifierSettings
 from verifier_service.testing import repl_double
@@ -240,7 +240,7 @@ def test_prepare_normalises_the_header_and_moves_imports():
         ({"timeout_s": 61}, "timeout_s"),
         ({"timeout_s": 0}, "timeout_s"),
         ({"statement": "  -- nothing\n"}, "statement"),
-        ({"statement": "def f : ℕ := 1"}, "statement"),
+        ({"statement": "instance : Inhabited ℕ := ⟨1⟩"}, "statement"),
     ],
 )
 def test_prepare_rejects_bad_input_naming_the_field(kwargs, field):
@@ -300,3 +300,14 @@ async def test_axioms_are_asked_on_the_proofs_env():
     assert outcome.verdict is Verdict.VALID
     assert pool.worker.sent[1] == {"cmd": "#print axioms foo", "env": 7}
     assert pool.worker.sent[0]["env"] == 0
+
+
+async def test_large_code_is_analysed_off_the_event_loop(make_checker):
+    checker = make_checker()
+    padding = "-- filler line that keeps the proof long\n" * 1000
+    code = STATEMENT + "  omega\n" + padding + "#exit\n"
+    outcome = await checker.check(job(checker, code, statement=STATEMENT))
+    assert len(code) > INLINE_ANALYSIS_CHARS
+    assert outcome.reasons == ["forbidden_command:#exit"]
+    valid = await checker.check(job(checker, STATEMENT + "  omega\n" + padding))
+    assert valid.verdict is Verdict.VALID

@@ -32,6 +32,14 @@ def test_header_namespace_counts():
     assert target is not None and target.name == "Ns.foo"
 
 
+def test_a_def_counts_only_as_a_statement():
+    code = "def g (n : ℕ) : ℕ := n\ntheorem foo : g 1 = 1 := rfl\ndef h := 2"
+    assert find_target(code).name == "foo"
+    construction = "def exercise (G : Type*) [Group G] : Group G :="
+    target = find_target(construction + " inferInstance", statement=construction)
+    assert target is not None and target.name == "exercise"
+
+
 def test_no_declaration():
     assert find_target("def f := 37") is None
     assert find_target("-- theorem foo\n") is None
