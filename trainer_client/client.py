@@ -3,7 +3,10 @@
 :class:`VerifierClient` sends ``POST /verify`` requests for a batch of proofs, split into chunks of
 at most ``max_batch``, at most ``max_concurrency`` in flight, spread round-robin over one or more
 base URLs. Connection errors, timeouts, 429, 502, 503 and 504 are retried with exponential backoff
-(or the server's ``Retry-After``), failing over to the next base URL. A 413 halves the chunk.
+(or the server's ``Retry-After``), failing over to the next base URL. A 413 halves the chunk. A
+422 or 413 that names one proof (``loc = ["body", "proofs", i, field]``) settles that proof alone
+(``invalid`` when its ``code`` was refused, e.g. empty; ``error`` for any other field) and sends
+the rest of the chunk again, so one bad sample never costs its neighbours their verdicts.
 
 A chunk that still fails after the retries does not raise: its proofs come back with
 ``verdict="error"`` and a reason ``client:<what>``. An ``error`` verdict (from the client or the
@@ -108,6 +111,14 @@ class _RetryableStatus(Exception):
 
 class _ChunkTooLarge(Exception):
     """413: the server wants smaller batches."""
+
+
+class _Rejected(Exception):
+    """422/413 naming items of the chunk: ``{index: (field, message)}``."""
+
+    def __init__(self, items: dict[int, tuple[str, str]]) -> None:
+        super().__init__(f"rejected items {sorted(items)}")
+        self.items = items
 
 
 class _ChunkFailed(Exception):
@@ -288,6 +299,10 @@ class VerifierClient:
         status = response.status_code
         if status in RETRY_STATUSES:
             raise _RetryableStatus(status, _retry_after(response.headers.get("Retry-After")))
+        if status in (413, 422):
+            rejected = _rejected_items(response, len(chunk))
+            if rejected:
+                raise _Rejected(rejected)
         if status == 413:
             raise _ChunkTooLarge()
         if status != 200:
@@ -329,6 +344,10 @@ class VerifierClient:
                     return self._parse(response, chunk)
         except _ChunkTooLarge:
             return self._split(chunk, lambda half: self._run_chunk(client, url_index, half))
+        except _Rejected as exc:
+            rest = [item for i, item in enumerate(chunk) if i not in exc.items]
+            done = self._run_chunk(client, url_index, rest) if rest else []
+            return _merge(chunk, exc.items, done)
         except Exception as exc:
             return self._give_up(chunk, exc)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -372,6 +391,10 @@ class VerifierClient:
                 *(self._arun_chunk(client, url_index, half) for half in halves)
             )
             return [r for part in parts for r in part]
+        except _Rejected as exc:
+            rest = [item for i, item in enumerate(chunk) if i not in exc.items]
+            done = await self._arun_chunk(client, url_index, rest) if rest else []
+            return _merge(chunk, exc.items, done)
         except Exception as exc:
             return self._give_up(chunk, exc)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -454,6 +477,52 @@ def _validated(proofs: Sequence[dict]) -> list[dict]:
         seen.add(pid)
         items.append(proof if isinstance(proof["id"], str) else {**proof, "id": pid})
     return items
+
+
+def _rejected_items(response: httpx.Response, size: int) -> dict[int, tuple[str, str]]:
+    """Items a 422/413 names (``loc == ["body", "proofs", index, field]``), else nothing."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return {}
+    items: dict[int, tuple[str, str]] = {}
+    for entry in detail if isinstance(detail, list) else []:
+        loc = entry.get("loc") if isinstance(entry, dict) else None
+        if (
+            isinstance(loc, list)
+            and len(loc) >= 3
+            and loc[:2] == ["body", "proofs"]
+            and type(loc[2]) is int
+            and 0 <= loc[2] < size
+        ):
+            field = str(loc[3]) if len(loc) > 3 else "item"
+            items.setdefault(loc[2], (field, str(entry.get("msg", ""))[:200]))
+    return items
+
+
+def _merge(
+    chunk: list[dict], rejected: dict[int, tuple[str, str]], done: list[VerifyResult]
+) -> list[VerifyResult]:
+    """Results for ``chunk``: the service's for the items it took, verdicts for the rejected.
+
+    A proof whose ``code`` the service refuses (empty, too large) is the policy's doing: it is
+    ``invalid``, so a trainer penalises it like any wrong proof. A refused ``header``,
+    ``statement``, ``answer``... is the data's or the caller's doing: ``error``, dropped and
+    counted, never blamed on the policy.
+    """
+    by_id = {r.id: r for r in done}
+    results = []
+    for i, item in enumerate(chunk):
+        if i not in rejected:
+            results.append(by_id[item["id"]])
+            continue
+        field, message = rejected[i]
+        if field == "code":
+            reason = f"rejected:code: {message}"
+            results.append(VerifyResult(id=item["id"], verdict="invalid", reasons=[reason]))
+        else:
+            results.append(VerifyResult.client_error(item["id"], f"rejected:{field}: {message}"))
+    return results
 
 
 def _halves(chunk: list[dict]) -> tuple[list[dict], list[dict]] | None:

@@ -28,7 +28,9 @@ class FakeVerifier:
 
     A fault is ``"connect"`` (connection refused), ``"429"``/``"503"`` (with ``Retry-After``),
     ``"slow"`` (sleeps ``slow_s`` before answering, past the client's timeout), ``"500"``,
-    ``"413"``, ``"garbage"`` (a 200 that is not JSON). ``max_batch`` answers 413 above it.
+    ``"413"``, ``"garbage"`` (a 200 that is not JSON). ``max_batch`` answers 413 above it. Like
+    the service, a proof with empty ``code`` gets a 422 naming it, ``code`` starting with "huge" a
+    413 naming it, ``header == "bad"`` a 422 naming the header.
     ``reverse`` returns each chunk's results in reverse order; ``delays`` maps the first proof id
     of a chunk to seconds to wait, so chunks finish out of order.
     """
@@ -72,6 +74,14 @@ class FakeVerifier:
             return httpx.Response(413, json={"detail": "batch too large"})
         if fault == "garbage":
             return httpx.Response(200, content=b"<html>")
+        for i, p in enumerate(body["proofs"]):  # like the service: the first bad item only
+            loc = ["body", "proofs", i]
+            if not p["code"]:
+                return httpx.Response(422, json=_error([*loc, "code"], "the answer is empty"))
+            if p["code"].startswith("huge"):
+                return httpx.Response(413, json=_error([*loc, "code"], "code too large"))
+            if p.get("header") == "bad":
+                return httpx.Response(422, json=_error([*loc, "header"], "unknown import"))
         results = [
             {
                 "id": p["id"],
@@ -135,6 +145,10 @@ class FakeVerifier:
 
     def async_transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.ahandler)
+
+
+def _error(loc: list, msg: str) -> dict:
+    return {"detail": [{"loc": loc, "msg": msg, "type": "invalid_input"}]}
 
 
 def proofs(n: int, prefix: str = "p") -> list[dict]:

@@ -151,6 +151,37 @@ async def test_413_halves_the_chunk(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_items_the_server_refuses_are_settled_alone(mode):
+    fake = FakeVerifier(reverse=False)
+    items = proofs(7)
+    items[1]["code"] = ""  # the policy wrote nothing: a wrong answer
+    items[3]["code"] = "huge" * 10  # the policy wrote too much: a wrong answer
+    items[5]["header"] = "bad"  # the data is at fault: not the policy's doing
+    client = make_client(fake)
+    results = await run(client, items, mode)
+    assert [r.id for r in results] == [p["id"] for p in items]
+    assert results[1].verdict == "invalid"
+    assert results[1].reasons == ["rejected:code: the answer is empty"]
+    assert results[3].verdict == "invalid"
+    assert results[5].failed
+    assert results[5].reasons == ["client:rejected:header: unknown import"]
+    for i in (0, 2, 4, 6):
+        assert results[i].verdict == verdict_for(items[i])
+    assert len(fake.requests) == 4  # each refusal costs one round trip, nothing more
+    assert client.stats["errors"] == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_chunk_of_only_refused_items_sends_nothing_more(mode):
+    fake = FakeVerifier()
+    items = [{"id": "a", "checker": "math", "code": "", "answer": "1"}]
+    client = make_client(fake)
+    results = await run(client, items, mode)
+    assert results[0].verdict == "invalid"
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_bad_responses_become_error_results(mode):
     fake = FakeVerifier(faults=deque(["garbage"]))
     client = make_client(fake)

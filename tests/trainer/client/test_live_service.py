@@ -103,3 +103,15 @@ async def test_async_verify_with_a_dead_url_first(service_url):
     assert [r.ok for r in results] == truth
     assert not any(r.failed for r in results)
     assert client.stats["failovers"] >= 1
+
+
+def test_an_empty_answer_is_invalid_and_spares_its_chunk(service_url):
+    requests, truth = demo_requests()
+    problem = demo_problems(1, split="train")[0]
+    empty = proof_request(problem, build_prompt(problem), "\n", id="empty")
+    assert empty["code"] == ""
+    with VerifierClient(service_url, max_batch=5, timeout_s=30) as client:
+        results = client.verify([*requests[:2], empty, *requests[2:4]])
+    assert results[2].verdict == "invalid"
+    assert results[2].reasons[0].startswith("rejected:code")
+    assert [r.ok for r in results[:2] + results[3:]] == truth[:4]
