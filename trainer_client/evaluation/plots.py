@@ -77,7 +77,7 @@ def plot_precision_coverage(
     ax.set_xlabel("precision (pass@1)")
     ax.set_ylabel(f"coverage (pass@{n})" if n else "coverage (pass@n)")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     ax.set_title(title or "precision vs coverage")
     return _save(fig, path)
 
