@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import resource
 import shlex
 import time
+import weakref
 from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +91,9 @@ class ReplPool:
 
     #: Seconds a header that failed to elaborate is answered from memory, without a new process.
     header_failure_ttl_s: float = 30.0
+    #: Least seconds between two memory checks of one worker: measuring a process tree reads
+    #: ``/proc`` for every process on the machine (milliseconds), too slow for every lease.
+    rss_check_interval_s: float = 1.0
 
     def __init__(
         self,
@@ -134,6 +139,9 @@ class ReplPool:
         self._started = False
         self._closed = False
         self._counts: Counter[str] = Counter()
+        self._rss_checked: weakref.WeakKeyDictionary[LeanWorker, float] = (
+            weakref.WeakKeyDictionary()
+        )
         try:
             self._cpus = sorted(os.sched_getaffinity(0))
         except (AttributeError, OSError):
@@ -263,7 +271,13 @@ class ReplPool:
             self._dispatch()
 
     def _too_big(self, worker: LeanWorker) -> bool:
-        return self.max_rss_mb > 0 and worker.rss_mb() > self.max_rss_mb
+        if self.max_rss_mb <= 0:
+            return False
+        now = time.monotonic()
+        if now - self._rss_checked.get(worker, -math.inf) < self.rss_check_interval_s:
+            return False
+        self._rss_checked[worker] = now
+        return worker.rss_mb() > self.max_rss_mb
 
     # --- scheduling ---------------------------------------------------------------------------
 

@@ -214,14 +214,13 @@ class LeanWorker:
         descendants: list[psutil.Process] = []
         with contextlib.suppress(psutil.Error):
             descendants = psutil.Process(self.pid).children(recursive=True)
+        # The process leads its own group (start_new_session). Signal the group, never the Popen:
+        # Popen.kill() polls first and would reap the child behind asyncio's watcher.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         for child in descendants:  # ones that called setsid() escaped the group
             with contextlib.suppress(psutil.Error):
                 child.kill()
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
 
     async def close(self) -> None:
         """Kill the process and wait until it and its stderr reader are gone."""

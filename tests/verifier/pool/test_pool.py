@@ -123,6 +123,7 @@ async def test_recycled_after_max_proofs(make_pool) -> None:
 
 async def test_recycled_above_rss_limit(make_pool) -> None:
     pool = make_pool(workers=1, max_rss_mb=120)
+    pool.rss_check_interval_s = 0  # measure at every release
     await pool.start()
     small, _ = await _prove(pool)
     same, _ = await _prove(pool, "theorem big : True := trivial -- double:grow 160")
