@@ -133,6 +133,8 @@ class ReplPool:
         self._slots: set[int] = set()
         self._failed: dict[str, tuple[float, list[dict]]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._retries: set[asyncio.Task[None]] = set()
+        self._failed_starts = 0  # in a row; spaces out retries of prewarm headers
         self._prewarm: tuple[str, ...] = ()
         self._warmed: set[str] = set()
         self._last_start_problem: str | None = None
@@ -191,7 +193,7 @@ class ReplPool:
             if not waiter.future.done():
                 waiter.future.set_exception(PoolUnavailable("the Lean pool is closed"))
         self._waiters.clear()
-        starting = list(self._starting)
+        starting = [*self._starting, *self._retries]
         for task in starting:
             task.cancel()
         await asyncio.gather(*starting, return_exceptions=True)
@@ -370,12 +372,16 @@ class ReplPool:
             problem = f"a Lean worker for header {header!r:.60} failed to start: {exc}"
             logger.error("%s", problem)
             self._last_start_problem = problem
+            self._failed_starts += 1
             self._fail_waiters(header, PoolUnavailable(problem), all_of_them=False)
+            if header in self._prewarm:
+                self._retry_later(header, min(60.0, 0.5 * 2**self._failed_starts))
         else:
             if not self._closed:
                 self._idle[worker] = None
                 self._warmed.add(header)
                 self._last_start_problem = None
+                self._failed_starts = 0
                 self._in_background(self._watch(worker))
                 warm = True
         finally:
@@ -385,6 +391,18 @@ class ReplPool:
                 if worker is not None:
                     await worker.close()
             self._dispatch()
+
+    def _retry_later(self, header: str, delay_s: float) -> None:
+        """Keep a configured header warm even if the REPL failed to start (it may be transient)."""
+
+        async def retry() -> None:
+            await asyncio.sleep(delay_s)
+            if not self._closed and self._live() < self.workers:
+                self._spawn(header)
+
+        task = asyncio.create_task(retry(), name="lean-retry")
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
 
     async def _watch(self, worker: LeanWorker) -> None:
         """Notice a worker that dies while idle (e.g. the OOM killer) and replace it."""

@@ -96,7 +96,8 @@ class LeanWorker:
         self.header_env: int | None = None
         #: Leases served so far (the pool recycles after ``max_proofs_per_worker``).
         self.proofs = 0
-        #: Why the worker died: ``"timeout"``, ``"crash"``, ``"killed"``; None while alive.
+        #: Why the worker died (``"timeout"``, ``"crash"``, ``"recycled"``, ``"evicted"``,
+        #: ``"killed"``); None while it lives.
         self.death: str | None = None
         self._stderr: deque[bytes] = deque()
         self._stderr_size = 0

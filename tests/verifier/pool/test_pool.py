@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 
 import psutil
 import pytest
@@ -16,6 +17,7 @@ from verifier_service.lean.pool import (
     ReplTimeout,
 )
 from verifier_service.settings import VerifierSettings
+from verifier_service.testing import repl_double
 
 from .conftest import HEADER, PROOF, eventually, gone
 
@@ -276,3 +278,19 @@ async def test_from_settings_and_unconfigured_pool() -> None:
     assert configured.sandbox is None
     with pytest.raises(ValueError, match="workers"):
         ReplPool(["repl"], workers=0)
+
+
+async def test_a_failed_prewarm_start_is_retried(tmp_path) -> None:
+    """The first start dies (a transient fault); the pool retries and becomes ready alone."""
+    flag = tmp_path / "started-once"
+    double = " ".join(shlex.quote(part) for part in repl_double.command("--no-transcripts"))
+    script = f"test -e {shlex.quote(str(flag))} || {{ touch {shlex.quote(str(flag))}; exit 3; }}"
+    pool = ReplPool(["sh", "-c", f"{script}; exec {double}"], workers=1)
+    try:
+        await pool.start([HEADER])
+        await eventually(lambda: "failed to start" in str(pool.readiness()), "failure reported")
+        await eventually(lambda: pool.ready, "ready after a retry")
+        assert pool.stats().crashes == 1
+        assert (await _prove(pool))[1] == {"env": 1}
+    finally:
+        await pool.aclose()
