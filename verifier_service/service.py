@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -107,7 +107,7 @@ class ProofItem:
     timeout_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProofResult:
     """The answer for one :class:`ProofItem`."""
 
@@ -120,7 +120,7 @@ class ProofResult:
         o = self.outcome
         return {
             "id": self.id,
-            "verdict": o.verdict.value,
+            "verdict": o.verdict,  # a str enum: encoded as its value
             "reasons": o.reasons,
             "messages": o.messages,
             "axioms": o.axioms,
@@ -193,7 +193,8 @@ class VerificationService:
     """Owns the checkers and the verdict cache; answers batches of proofs.
 
     ``cache`` may be ``None`` (no caching, e.g. the ``check`` CLI command). ``concurrency``
-    overrides the per-checker limit on simultaneous checks.
+    overrides the per-checker limit on simultaneous checks. ``prepared_cache_size`` bounds the
+    memo of normalised jobs (0 disables it).
     """
 
     def __init__(
@@ -204,6 +205,7 @@ class VerificationService:
         settings: VerifierSettings | None = None,
         metrics: ServiceMetrics | None = None,
         concurrency: Mapping[str, int] | None = None,
+        prepared_cache_size: int = 16_384,
     ) -> None:
         self.settings = settings if settings is not None else VerifierSettings()
         self.checkers: dict[str, Checker] = dict(checkers)
@@ -215,6 +217,8 @@ class VerificationService:
             for name in self.checkers
         }
         self._inflight: dict[str, list[_Flight]] = {}
+        self._prepared: OrderedDict[tuple[Any, ...], tuple[Job, str]] = OrderedDict()
+        self._prepared_size = prepared_cache_size
         self._pending = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starting: dict[str, asyncio.Task[None]] = {}
@@ -319,15 +323,24 @@ class VerificationService:
 
     # --- verification -----------------------------------------------------------------------
 
-    def prepare(self, items: Sequence[ProofLike], policy: Policy) -> list[Job | Outcome]:
-        """Normalise every item; an item whose ``prepare`` crashed becomes an ``error`` outcome.
+    def _prepare(
+        self, items: Sequence[ProofLike], policy: Policy
+    ) -> list[tuple[Job, str] | Outcome]:
+        """Each item as ``(job, cache key)``; an item whose ``prepare`` crashed is an ``error``.
 
-        Raises :class:`InvalidItem` for the first item the client must fix.
+        Raises :class:`InvalidItem` for the first item the client must fix. Prepared jobs are
+        memoised by their raw fields: normalising a Lean header and statement costs far more than
+        answering from the cache, and a resubmitted proof is exactly the case the cache serves.
         """
         settings = self.settings
         default_budget = settings.lean_default_timeout_s
         max_budget = settings.lean_max_timeout_s
-        prepared: list[Job | Outcome] = []
+        namespace = settings.cache_namespace
+        versions = self.checker_versions
+        # Hashing a tuple of plain values is several times cheaper than the dataclass's __hash__.
+        policy_key = (policy.allow_sorry, policy.axioms)
+        memo = self._prepared
+        prepared: list[tuple[Job, str] | Outcome] = []
         for index, item in enumerate(items):
             checker = self.checkers.get(item.checker)
             if checker is None:
@@ -345,6 +358,22 @@ class VerificationService:
                     ("body", "proofs", index, "code"),
                     f"header + code exceed max_code_bytes={settings.max_code_bytes}",
                 )
+            version = versions[item.checker]
+            raw = (
+                item.checker,
+                version,
+                item.code,
+                item.header,
+                item.statement,
+                item.answer,
+                budget,
+                policy_key,
+            )
+            entry = memo.get(raw)
+            if entry is not None:
+                memo.move_to_end(raw)
+                prepared.append(entry)
+                continue
             try:
                 job = checker.prepare(
                     code=item.code,
@@ -360,7 +389,12 @@ class VerificationService:
                 logger.exception("checker %s failed to prepare item %d", item.checker, index)
                 prepared.append(Outcome.error(f"prepare_exception:{type(exc).__name__}"))
                 continue
-            prepared.append(job)
+            entry = (job, cache_key(job, version, namespace))
+            prepared.append(entry)
+            if self._prepared_size:
+                memo[raw] = entry
+                if len(memo) > self._prepared_size:
+                    memo.popitem(last=False)
         return prepared
 
     async def verify(
@@ -375,15 +409,16 @@ class VerificationService:
                 ("body", "proofs"),
                 f"{len(items)} proofs, more than max_batch_size={self.settings.max_batch_size}",
             )
-        prepared = self.prepare(items, policy)
+        prepared = self._prepare(items, policy)
         outcomes: list[Outcome | None] = [None] * len(items)
         cached = [False] * len(items)
-        for i, job in enumerate(prepared):
-            if isinstance(job, Outcome):
-                outcomes[i] = job
-
-        jobs = {i: job for i, job in enumerate(prepared) if isinstance(job, Job)}
-        keys = self._keys(jobs)
+        jobs: dict[int, Job] = {}
+        keys: dict[int, str] = {}
+        for i, entry in enumerate(prepared):
+            if isinstance(entry, Outcome):
+                outcomes[i] = entry
+            else:
+                jobs[i], keys[i] = entry
         hits: Counter[str] = Counter()
         misses: dict[str, list[int]] = {}
         stored = await self._cache_get([keys[i] for i in jobs])
@@ -407,13 +442,6 @@ class VerificationService:
         return results
 
     # --- internals --------------------------------------------------------------------------
-
-    def _keys(self, jobs: Mapping[int, Job]) -> dict[int, str]:
-        if not jobs:
-            return {}
-        versions = self.checker_versions
-        namespace = self.settings.cache_namespace
-        return {i: cache_key(job, versions[job.checker], namespace) for i, job in jobs.items()}
 
     async def _cache_get(self, keys: list[str]) -> list[Outcome | None]:
         if self.cache is None or not keys:
@@ -448,10 +476,10 @@ class VerificationService:
 
     def _count_verdicts(self, items: Sequence[ProofLike], results: list[ProofResult]) -> None:
         counts = Counter(
-            (item.checker, r.outcome.verdict.value) for item, r in zip(items, results, strict=True)
+            (item.checker, r.outcome.verdict) for item, r in zip(items, results, strict=True)
         )
         for (checker, verdict), n in counts.items():
-            self.metrics.proofs.labels(checker, verdict).inc(n)
+            self.metrics.proofs.labels(checker, verdict.value).inc(n)
 
     def _find_flight(self, key: str, budget_s: float) -> _Flight | None:
         for flight in self._inflight.get(key, ()):

@@ -32,6 +32,7 @@ class FakeChecker(Checker):
         self.delay = delay
         self._version = version
         self.calls: list[str] = []
+        self.prepared = 0
         self.running = 0
         self.max_running = 0
         self.ready = True
@@ -65,6 +66,7 @@ class FakeChecker(Checker):
         timeout_s: float,
         policy: Policy,
     ) -> Job:
+        self.prepared += 1
         if not code.strip():
             raise InvalidInput("code", "code is empty")
         if statement is not None and not code.startswith(statement):

@@ -310,3 +310,28 @@ async def test_code_size_is_counted_in_utf8_bytes_not_characters():
         await service.verify([item("a", "ℕ" * 30)])  # 30 characters, 90 bytes
     (fits,) = await service.verify([item("a", "ℕ" * 21)])  # 63 bytes
     assert fits.outcome.verdict is Verdict.VALID
+
+
+async def test_prepared_jobs_are_memoised_by_their_raw_fields():
+    checker = FakeChecker()
+    service = make_service(checker)
+    await service.verify([item("a", "ok"), item("b", "ok")])
+    await service.verify([item("c", "ok")])
+    assert checker.prepared == 1
+    await service.verify([item("d", "ok", timeout_s=5.0)])  # another budget: another job
+    await service.verify([item("e", "ok")], Policy(allow_sorry=True))  # another policy
+    assert checker.prepared == 3
+
+
+async def test_memo_can_be_disabled_and_invalid_input_is_never_memoised():
+    checker = FakeChecker()
+    service = VerificationService(
+        {"fake": checker}, MemoryCache(), settings=make_settings(), prepared_cache_size=0
+    )
+    await service.verify([item("a", "ok")])
+    await service.verify([item("a", "ok")])
+    assert checker.prepared == 2
+    for _ in range(2):
+        with pytest.raises(InvalidItem):
+            await service.verify([item("a", " ")])
+    assert checker.prepared == 4
