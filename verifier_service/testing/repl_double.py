@@ -279,10 +279,6 @@ class Env:
     origins: set[tuple[int, int]] = field(default_factory=set)
 
 
-class Hang(Exception):
-    """The command asked the double never to answer."""
-
-
 class ReplDouble:
     """The REPL's state machine: envs, proof states, replay and synthetic answers."""
 
@@ -400,11 +396,11 @@ class ReplDouble:
 
     @staticmethod
     def _next(numbers: dict[int, Any]) -> int:
-        return max(numbers, default=-1) + 1
+        return len(numbers)  # numbers are handed out in order and never dropped, like the REPL's
 
     # synthetic answers
     def _command(self, text: str, env: int | None) -> dict[str, Any]:
-        code = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+        code = _without_comments(text)
         lines = _Lines(text)
         messages: list[dict[str, Any]] = []
         sorries: list[dict[str, Any]] = []
@@ -540,8 +536,14 @@ def _goal(code: str, declarations: list[re.Match[str]], offset: int) -> str:
     return " ".join(signature[colon + 1 :].split()) or "?"
 
 
+def _without_comments(text: str) -> str:
+    """``text`` with comments blanked out, so offsets (and Lean positions) stay the same."""
+    return _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+
+
 def _declarations(text: str) -> dict[str, list[str]]:
-    code = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+    """Declaration name -> the axioms ``#print axioms`` reports for it."""
+    code = _without_comments(text)
     declared_axioms = [m.group("name") for m in _DECL.finditer(code) if m.group("kw") == "axiom"]
     if "double:noaxioms" in text:
         axioms: list[str] = []
@@ -566,8 +568,9 @@ def _apply_faults(text: str) -> bool:
     for marker in _MARKER.finditer(text):
         kind, arg = marker.group("kind"), marker.group("arg").strip()
         if kind == "hang":
-            raise Hang
-        if kind == "sleep":
+            while True:
+                time.sleep(3600)
+        elif kind == "sleep":
             time.sleep(float(arg or 1))
         elif kind == "stderr":
             chunk = b"x" * 1023 + b"\n"
@@ -602,11 +605,7 @@ def serve(
             crash = False
         else:
             text = cmd.get("cmd", cmd.get("tactic", "")) if isinstance(cmd, dict) else ""
-            try:
-                crash = _apply_faults(text if isinstance(text, str) else "")
-            except Hang:
-                while True:
-                    time.sleep(3600)
+            crash = _apply_faults(text if isinstance(text, str) else "")
             reply = double.answer(cmd)
         data = (render(reply) + "\n\n").encode("utf-8")
         if crash:
