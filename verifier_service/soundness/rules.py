@@ -127,7 +127,7 @@ _FORBIDDEN_ATTRIBUTES = frozenset(
 DEFAULT_FORBIDDEN: frozenset[str] = (
     _FORBIDDEN_WORDS
     | {f"@[{name}]" for name in _FORBIDDEN_ATTRIBUTES}
-    | {"open private", "debug.skipKernelTC"}
+    | {"open private", "debug.skipKernelTC", "string_interpolation"}
 )
 
 
@@ -138,6 +138,8 @@ def no_forbidden_commands(
 
     Detection works on tokens, so ``-- #exit`` and ``"axiom"`` are not flagged while
     ``set_option`` and ``debug.skipKernelTC`` on different lines, or spelled with ``«»``, are.
+    A string literal containing ``{`` is refused as ``string_interpolation``: interpolated
+    strings hold code, which a lexer that cannot tell them from plain strings could miss.
     Reasons are ``forbidden_command:<what>``, one per kind of offence (the first occurrence).
     """
     tokens = tokenize(source)
@@ -170,6 +172,11 @@ def no_forbidden_commands(
 
 def _offence(tokens: Sequence[Token], i: int, in_attribute: bool) -> str | None:
     tok = tokens[i]
+    if tok.kind is TokenKind.STRING and "{" in tok.text and not tok.text.startswith("r"):
+        # ``s!"{...}"``, ``throwError "{...}"``: the braces hold code, and a string inside them
+        # would make this lexer (which does not know which strings interpolate) see the rest
+        # as text. Refusing every string with a brace keeps it in step with Lean.
+        return "string_interpolation"
     if tok.kind not in (TokenKind.IDENT, TokenKind.COMMAND):
         return None
     word = tok.value

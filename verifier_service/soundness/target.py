@@ -7,6 +7,9 @@ of the code. The name is
 qualified by the namespaces open at that point (``namespace X`` ... ``theorem foo`` is
 ``X.foo``; ``theorem _root_.foo`` is ``foo``), counting those the header opens.
 
+If the header or the code opens or changes namespaces, the name is asked for as
+``_root_.Full.Name``, which Lean resolves to exactly that declaration.
+
 An ``example`` has no name, so :meth:`Target.code_to_run` renames it to a theorem called
 :data:`EXAMPLE_NAME` (an example is checked as a theorem: it must state a proposition) and
 :meth:`Target.restore_positions` moves the columns Lean reports on that line back to where they
@@ -15,6 +18,7 @@ are in the submitted code.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +30,8 @@ __all__ = ["EXAMPLE_NAME", "Target", "find_target"]
 EXAMPLE_NAME = "sieve_checked_example"
 _THEOREMS = frozenset({"theorem", "lemma", "example"})
 _DECLARATIONS = _THEOREMS | {"def", "abbrev"}
+#: Commands after which a plain name may resolve to something else.
+_SCOPE_WORDS = frozenset({"namespace", "section", "end", "open", "export"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,9 @@ class Target:
     name: str
     #: The declaration keyword as written (``theorem``, ``lemma``, ``example``).
     keyword: Token
+    #: Ask for ``_root_.name``: some namespace is open or opened, so the plain name could
+    #: resolve to another declaration (``X.foo`` declared after ``foo``, inside ``namespace X``).
+    rooted: bool = False
 
     @property
     def is_example(self) -> bool:
@@ -43,7 +52,7 @@ class Target:
 
     @property
     def print_axioms(self) -> str:
-        return f"#print axioms {self.name}"
+        return f"#print axioms {'_root_.' if self.rooted else ''}{self.name}"
 
     def code_to_run(self, body: str) -> str:
         """``body``, with the example renamed to a theorem when the target is one."""
@@ -79,13 +88,21 @@ def find_target(body: str, *, header: str = "", statement: str | None = None) ->
     """The declaration to check: the first one when a statement is given (the code begins with
     the statement), else the last theorem, lemma or example. ``None`` if there is none."""
     scopes: list[tuple[str, list[str]]] = []
-    _walk(tokenize(header), scopes, None)
+    header_tokens, body_tokens = tokenize(header), tokenize(body)
+    _walk(header_tokens, scopes, None)
     found: list[Target] = []
-    _walk(tokenize(body), scopes, found)
+    _walk(body_tokens, scopes, found)
     if statement is not None:
-        return found[0] if found else None
-    theorems = [t for t in found if t.keyword.value in _THEOREMS]
-    return theorems[-1] if theorems else None
+        target = found[0] if found else None
+    else:
+        theorems = [t for t in found if t.keyword.value in _THEOREMS]
+        target = theorems[-1] if theorems else None
+    if target is None:
+        return None
+    rooted = "." in target.name or any(
+        tok.value in _SCOPE_WORDS for tok in (*header_tokens, *body_tokens)
+    )
+    return dataclasses.replace(target, rooted=rooted)
 
 
 def _walk(

@@ -15,7 +15,8 @@ from verifier_service.settings import VerifierSettings
 from verifier_service.testing import repl_double
 from verifier_service.verdicts import Verdict
 
-HEADER = "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat"
+# No ``open``: with one the checker asks for ``_root_.foo``, which the double does not resolve.
+HEADER = "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000"
 STATEMENT = "theorem foo (a b : ℕ) : a + b = b + a := by\n"
 
 
@@ -300,6 +301,19 @@ async def test_axioms_are_asked_on_the_proofs_env():
     assert outcome.verdict is Verdict.VALID
     assert pool.worker.sent[1] == {"cmd": "#print axioms foo", "env": 7}
     assert pool.worker.sent[0]["env"] == 0
+
+
+async def test_axioms_of_the_root_name_when_namespaces_are_open():
+    # ``namespace X`` left open would make a plain ``foo`` resolve to a harmless ``X.foo``
+    answer = {"env": 8, "messages": [{"severity": "info", "data": "'foo' depends on axioms: []"}]}
+    pool = _ScriptedPool([{"env": 7}, answer])
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    code = STATEMENT + "  native_decide\nnamespace X\ntheorem foo : True := trivial"
+    outcome = await checker.check(
+        job(checker, code, header=HEADER + "\nopen Real", statement=STATEMENT)
+    )
+    assert outcome.verdict is Verdict.VALID
+    assert pool.worker.sent[1]["cmd"] == "#print axioms _root_.foo"
 
 
 async def test_large_code_is_analysed_off_the_event_loop(make_checker):

@@ -92,6 +92,8 @@ def test_policy_decides_axioms():
         ("attribute [local instance] Nat.instAdd\n" + PROOF, "instance"),
         ("@[default_instance] def g : Add ℕ := ⟨Nat.add⟩\n" + PROOF, "@[default_instance]"),
         ("@[simp, tactic omega] def g := 1\n" + PROOF, "@[tactic]"),
+        # interpolation holds code; with a nested string a lexer could lose track of it
+        (STATEMENT + '  exact f s!"{ g "a" (by run_tac t) "b" }"\n', "string_interpolation"),
     ],
 )
 def test_forbidden_commands_are_caught(code, what):

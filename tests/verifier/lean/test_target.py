@@ -30,6 +30,19 @@ def test_namespaces_qualify_the_name():
 def test_header_namespace_counts():
     target = find_target("theorem foo : True := trivial", header="namespace Ns")
     assert target is not None and target.name == "Ns.foo"
+    assert target.print_axioms == "#print axioms _root_.Ns.foo"
+
+
+def test_root_name_whenever_a_namespace_could_capture_the_plain_one():
+    plain = find_target("theorem foo : True := trivial")
+    assert plain is not None and plain.print_axioms == "#print axioms foo"
+    for header, code in [
+        ("open Real", "theorem foo : True := trivial"),
+        ("", "theorem foo : True := trivial\nnamespace X\ntheorem foo : True := trivial"),
+        ("", "theorem foo : True := trivial\nopen X in\ntheorem bar : True := trivial"),
+    ]:
+        target = find_target(code, header=header, statement="theorem foo : True :=")
+        assert target is not None and target.print_axioms == "#print axioms _root_.foo"
 
 
 def test_a_def_counts_only_as_a_statement():
