@@ -88,7 +88,7 @@ class Sandbox:
             return f"{self.executable!r} is not on PATH"
         try:
             trial = subprocess.run(
-                self.argv(["true"], cwd="/"), capture_output=True, timeout=30, check=False
+                self.argv(["true"]), capture_output=True, timeout=30, check=False
             )
         except (OSError, subprocess.SubprocessError) as exc:
             return f"{self.executable} does not start: {exc}"
