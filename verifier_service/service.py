@@ -539,7 +539,9 @@ class VerificationService:
         for (indices, _), outcome in zip(waits, done, strict=True):
             for i in indices:
                 outcomes[i] = outcome
-        await self._store_when_done(owned)
+        if owned:
+            # Shielded: a client leaving now must not cancel the write-back half-way.
+            await asyncio.shield(self._spawn(self._store_when_done(owned)))
 
     def _launch(self, key: str, job: Job) -> _Flight:
         flight = _Flight(key, job.timeout_s, asyncio.get_running_loop().create_future())
@@ -548,10 +550,12 @@ class VerificationService:
         self._spawn(self._check(flight, self.checkers[job.checker], job))
         return flight
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Run ``coro`` as a task the service owns (cancelled only by :meth:`aclose`)."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _check(self, flight: _Flight, checker: Checker, job: Job) -> None:
         """Run one check; always resolves ``flight.future``, whatever happens."""

@@ -1,0 +1,355 @@
+"""Verifier throughput, measured end to end on loopback. Prints figures; asserts nothing.
+
+(a) **Service overhead.** Proofs per second through HTTP (``sieve-verifier serve`` as a real
+    uvicorn process, an httpx client sending 200 distinct proofs in batches of 20, 4 requests at a
+    time) divided by proofs per second of the same REPL double driven directly by a
+    :class:`~verifier_service.lean.pool.ReplPool` (2 concurrent leases). Both sides run 2 REPL
+    processes answering each command after ``--delay`` seconds, and both do the Lean work the
+    ``lean4`` checker does per proof: the proof on env 0, then ``#print axioms`` on its env.
+    Target: ratio >= 0.97.
+
+(b) **Cached verdicts per second.** One replica answers a 1,000-proof batch that is fully cached
+    (after a warm-up request that checks it), with the in-process cache and, when a
+    ``redis-server`` binary or a Redis on 127.0.0.1:6379 is available, with Redis.
+    Target: >= 20,000 verdicts/s.
+
+Every figure is the median of ``--repeats`` runs after a warm-up. Usage::
+
+    python benchmarks/verifier_bench.py [--delay 0.05] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from verifier_service.lean.header import normalise_header  # noqa: E402
+from verifier_service.lean.pool import ReplPool  # noqa: E402
+from verifier_service.settings import VerifierSettings  # noqa: E402
+from verifier_service.testing.repl_double import command as double_command  # noqa: E402
+
+HEADER = "import Mathlib\nimport Aesop"
+console = Console()
+
+
+# --- workload -----------------------------------------------------------------------------------
+
+
+def make_proofs(tag: str, n: int) -> list[dict[str, str]]:
+    """``n`` distinct lean4 proofs; ``tag`` keeps runs apart so none is answered from cache."""
+    proofs = []
+    for i in range(n):
+        name = f"bench_{tag}_{i}"
+        statement = f"theorem {name} (a b : ℕ) : a + b + {i} = b + a + {i} := by"
+        proofs.append(
+            {
+                "id": name,
+                "checker": "lean4",
+                "header": HEADER,
+                "statement": statement,
+                "code": statement + "\n  omega",
+            }
+        )
+    return proofs
+
+
+def encode_batches(proofs: Sequence[dict[str, str]], size: int) -> list[bytes]:
+    return [
+        json.dumps({"proofs": list(proofs[i : i + size])}).encode()
+        for i in range(0, len(proofs), size)
+    ]
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def double_repl(delay: float) -> str:
+    return shlex.join(double_command("--no-transcripts", "--delay", str(delay)))
+
+
+def lean_settings(delay: float, workers: int) -> VerifierSettings:
+    return VerifierSettings(
+        checkers=["lean4"],
+        lean_repl=double_repl(delay),
+        lean_workers=workers,
+        lean_prewarm_headers=[HEADER],
+        lean_sandbox="none",
+    )
+
+
+@contextlib.contextmanager
+def served(delay: float, workers: int, redis_url: str | None = None) -> Iterator[str]:
+    """``sieve-verifier serve`` with the lean4 checker on the REPL double; yields its URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SIEVE_CHECKERS": "lean4",
+        "SIEVE_LEAN_SANDBOX": "none",
+        "SIEVE_LEAN_PREWARM_HEADERS": HEADER.replace("\n", "\\n"),
+        "SIEVE_REDIS_URL": redis_url or "",
+        "SIEVE_CACHE_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}",
+        "SIEVE_API_KEYS": "",
+        "SIEVE_MAX_PENDING": "100000",
+    }
+    argv = [sys.executable, "-m", "verifier_service", "serve", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    argv += ["--lean-repl", double_repl(delay)]
+    process = subprocess.Popen(argv, env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout_s} s")
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A private redis-server on a free port, else the local one on 6379, else ``None``."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield "redis://127.0.0.1:6379/0" if _redis_answers(6379) else None
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers(port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                yield None
+                return
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+# --- (a) service overhead -----------------------------------------------------------------------
+
+
+async def http_proofs_per_s(url: str, batches: list[bytes], concurrency: int) -> float:
+    limit = asyncio.Semaphore(concurrency)
+    headers = {"content-type": "application/json"}
+    checked = 0
+
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+
+        async def send(body: bytes) -> None:
+            nonlocal checked
+            async with limit:
+                response = await client.post("/verify", content=body, headers=headers)
+            response.raise_for_status()
+            results = response.json()["results"]
+            bad = [r for r in results if r["verdict"] != "valid" or r["cached"]]
+            if bad:
+                raise RuntimeError(f"unexpected result: {bad[0]}")
+            checked += len(results)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(send(body) for body in batches))
+        elapsed = time.perf_counter() - start
+    return checked / elapsed
+
+
+async def pool_proofs_per_s(
+    pool: ReplPool, proofs: list[dict[str, str]], concurrency: int
+) -> float:
+    """The same Lean work as the lean4 checker, straight through pool leases."""
+    header = normalise_header(HEADER)
+    queue = list(reversed(proofs))
+
+    async def lane() -> None:
+        while queue:
+            proof = queue.pop()
+            async with pool.lease(header, acquire_timeout_s=60) as worker:
+                env = worker.header_env if worker.header_env is not None else 0
+                reply = await worker.send({"cmd": proof["code"], "env": env}, timeout_s=60)
+                await worker.send(
+                    {"cmd": f"#print axioms {proof['id']}", "env": reply["env"]}, timeout_s=30
+                )
+
+    start = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return len(proofs) / (time.perf_counter() - start)
+
+
+async def started_pool(settings: VerifierSettings) -> ReplPool:
+    pool = ReplPool.from_settings(settings)
+    await pool.start([normalise_header(HEADER)])
+    deadline = time.monotonic() + 60
+    while pool.readiness() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return pool
+
+
+def overhead(args: argparse.Namespace) -> dict[str, float]:
+    http_runs: list[float] = []
+    pool_runs: list[float] = []
+    with served(args.delay, args.workers) as url:
+
+        async def run() -> None:
+            pool = await started_pool(lean_settings(args.delay, args.workers))
+            try:
+                warm = make_proofs("warm", args.batch)
+                await pool_proofs_per_s(pool, warm, args.workers)
+                await http_proofs_per_s(url, encode_batches(warm, args.batch), args.concurrency)
+                for repeat in range(args.repeats):
+                    proofs = make_proofs(f"r{repeat}", args.proofs)
+                    pool_runs.append(await pool_proofs_per_s(pool, proofs, args.workers))
+                    batches = encode_batches(proofs, args.batch)
+                    http_runs.append(await http_proofs_per_s(url, batches, args.concurrency))
+            finally:
+                await pool.aclose()
+
+        asyncio.run(run())
+    http, direct = statistics.median(http_runs), statistics.median(pool_runs)
+    return {"http": http, "pool": direct, "ratio": http / direct}
+
+
+# --- (b) cached verdicts per second -------------------------------------------------------------
+
+
+async def cached_verdicts_per_s(url: str, n: int, requests: int, repeats: int) -> float:
+    body = encode_batches(make_proofs("cached", n), n)[0]
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        for _ in range(2):  # the first request checks, the second warms the hot path
+            (await client.post("/verify", content=body, headers=headers)).raise_for_status()
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(requests):
+                response = await client.post("/verify", content=body, headers=headers)
+                results = response.json()["results"]
+                if len(results) != n or not all(r["cached"] for r in results):
+                    raise RuntimeError("a warm batch was not fully cached")
+            runs.append(n * requests / (time.perf_counter() - start))
+    return statistics.median(runs)
+
+
+def cached(args: argparse.Namespace) -> dict[str, float | None]:
+    figures: dict[str, float | None] = {}
+    with served(0.0, args.workers) as url:
+        figures["memory"] = asyncio.run(
+            cached_verdicts_per_s(url, args.cached_batch, args.cached_requests, args.repeats)
+        )
+    with redis_server() as redis_url:
+        if redis_url is None:
+            figures["redis"] = None
+        else:
+            with served(0.0, args.workers, redis_url) as url:
+                figures["redis"] = asyncio.run(
+                    cached_verdicts_per_s(
+                        url, args.cached_batch, args.cached_requests, args.repeats
+                    )
+                )
+    return figures
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds per REPL command")
+    parser.add_argument("--workers", type=int, default=2, help="REPL processes")
+    parser.add_argument("--proofs", type=int, default=200, help="distinct proofs per run (a)")
+    parser.add_argument("--batch", type=int, default=20, help="proofs per request (a)")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (a)")
+    parser.add_argument("--cached-batch", type=int, default=1000, help="proofs per request (b)")
+    parser.add_argument("--cached-requests", type=int, default=10, help="requests per run (b)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    console.print(f"[bold]verifier benchmark[/] on {os.cpu_count()} CPUs, {sys.version.split()[0]}")
+    a = overhead(args)
+    b = cached(args)
+
+    table = Table(title="Sieve verifier throughput (median of runs)")
+    for column in ("figure", "value", "target", "meets"):
+        table.add_column(column, justify="right" if column != "figure" else "left")
+    table.add_row("(a) HTTP proofs/s", f"{a['http']:.2f}", "", "")
+    table.add_row("(a) direct pool proofs/s", f"{a['pool']:.2f}", "", "")
+    table.add_row("(a) HTTP / pool", f"{a['ratio']:.3f}", ">= 0.97", _meets(a["ratio"] >= 0.97))
+    for backend, value in b.items():
+        if value is None:
+            table.add_row(f"(b) cached verdicts/s, {backend}", "n/a (no redis)", ">= 20000", "")
+        else:
+            table.add_row(
+                f"(b) cached verdicts/s, {backend}",
+                f"{value:,.0f}",
+                ">= 20000",
+                _meets(value >= 20_000),
+            )
+    console.print(table)
+    console.print(
+        f"(a) {args.proofs} distinct proofs, batches of {args.batch}, {args.concurrency} "
+        f"requests at a time, {args.workers} REPL doubles at {args.delay * 1000:.0f} ms/command; "
+        f"(b) batches of {args.cached_batch}. Took {time.perf_counter() - started:.0f} s."
+    )
+
+
+def _meets(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[red]no[/]"
+
+
+if __name__ == "__main__":
+    main()
