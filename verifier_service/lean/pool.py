@@ -366,14 +366,15 @@ class ReplPool:
         except HeaderFailed as exc:
             logger.warning("%s", exc)
             self._failed[header] = (time.monotonic() + self.header_failure_ttl_s, exc.messages)
-            self._fail_waiters(header, exc, all_of_them=True)
+            messages = exc.messages
+            self._fail_waiters(header, lambda: HeaderFailed(header, messages), all_of_them=True)
         except (ReplError, OSError, ValueError) as exc:
             self._counts["timeouts" if isinstance(exc, ReplTimeout) else "crashes"] += 1
             problem = f"a Lean worker for header {header!r:.60} failed to start: {exc}"
             logger.error("%s", problem)
             self._last_start_problem = problem
             self._failed_starts += 1
-            self._fail_waiters(header, PoolUnavailable(problem), all_of_them=False)
+            self._fail_waiters(header, lambda: PoolUnavailable(problem), all_of_them=False)
             if header in self._prewarm:
                 self._retry_later(header, min(60.0, 0.5 * 2**self._failed_starts))
         else:
@@ -412,10 +413,13 @@ class ReplPool:
             self._counts["crashes"] += 1
             self._replace(worker)
 
-    def _fail_waiters(self, header: str, error: ReplError, *, all_of_them: bool) -> None:
+    def _fail_waiters(
+        self, header: str, error: Callable[[], ReplError], *, all_of_them: bool
+    ) -> None:
+        """Fail the first (or every) waiter for ``header``, each with its own exception."""
         for waiter in self._waiters:
             if waiter.header == header and not waiter.future.done():
-                waiter.future.set_exception(error)
+                waiter.future.set_exception(error())
                 if not all_of_them:
                     return
 

@@ -159,6 +159,18 @@ async def test_header_failure_is_reported_and_remembered(make_pool) -> None:
     assert (await _prove(pool))[1] == {"env": 1}  # other headers are unaffected
 
 
+async def test_every_waiter_for_a_failing_header_hears_why(make_pool) -> None:
+    pool = make_pool("--header-delay", "0.2", workers=3)
+    await pool.start()
+    bad = "import Nope"
+    results = await asyncio.gather(
+        *(_prove(pool, header=bad) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, HeaderFailed) for r in results)
+    assert len({id(r) for r in results}) == 3  # each its own exception, not one shared object
+    assert pool.stats().crashes == 0
+
+
 async def test_prewarm_failure_shows_in_readiness(make_pool) -> None:
     pool = make_pool(workers=1)
     await pool.start(["import Nope"])
