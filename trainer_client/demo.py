@@ -35,6 +35,7 @@ __all__ = [
     "evaluate_expression",
     "fit_demo_base",
     "is_correct",
+    "prompt_for",
 ]
 
 #: Every character the demo's prompts and expressions use. Anything else maps to ``<unk>``.
