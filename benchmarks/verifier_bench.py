@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -50,6 +51,8 @@ from verifier_service.testing.repl_double import command as double_command  # no
 
 HEADER = "import Mathlib\nimport Aesop"
 console = Console()
+# The REPL double is our own code, run unsandboxed on purpose: keep the warning for real Lean out.
+logging.getLogger("verifier_service.lean.sandbox").setLevel(logging.ERROR)
 
 
 # --- workload -----------------------------------------------------------------------------------
@@ -118,7 +121,7 @@ def served(delay: float, workers: int, redis_url: str | None = None) -> Iterator
         "SIEVE_MAX_PENDING": "100000",
     }
     argv = [sys.executable, "-m", "verifier_service", "serve", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    argv += ["--port", str(port), "--workers", str(workers), "--log-level", "error"]
     argv += ["--lean-repl", double_repl(delay)]
     process = subprocess.Popen(argv, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging.config
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,6 +112,8 @@ def serve(
             "log_level": log_level,
         }
     )
+    log_config = _log_config(settings.log_level)
+    logging.config.dictConfig(log_config)  # before create_app: checkers log while being built
     try:
         application = create_app(settings)
     except ValueError as exc:  # unknown checker, bad cache URL, ...
@@ -122,7 +125,7 @@ def serve(
         port=settings.port,
         workers=1,
         log_level=settings.log_level.lower(),
-        log_config=_log_config(settings.log_level),
+        log_config=log_config,
         timeout_graceful_shutdown=10,
     )
 
