@@ -20,10 +20,11 @@ from verifier_service.api import (
     kimina,
     verify,
 )
+from verifier_service.cache import VerdictCache, build_cache
 from verifier_service.checkers import build_checkers
 from verifier_service.checkers.base import Checker
 from verifier_service.metrics import ServiceMetrics
-from verifier_service.service import VerdictStore, VerificationService
+from verifier_service.service import VerificationService
 from verifier_service.settings import VerifierSettings
 
 __all__ = ["create_app"]
@@ -41,7 +42,7 @@ def create_app(
     settings: VerifierSettings | None = None,
     *,
     checkers: Mapping[str, Checker] | None = None,
-    cache: VerdictStore | None = None,
+    cache: VerdictCache | None = None,
 ) -> FastAPI:
     """A ready-to-serve app. ``checkers``/``cache`` default to what ``settings`` describe.
 
@@ -52,8 +53,6 @@ def create_app(
     if checkers is None:
         checkers = build_checkers(settings)
     if cache is None:
-        from verifier_service.cache import build_cache
-
         cache = build_cache(settings)
     metrics = ServiceMetrics()
     service = VerificationService(checkers, cache, settings=settings, metrics=metrics)

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from verifier_service.cache import cache_key, usable
+from verifier_service.cache import VerdictCache, cache_key, usable
 from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
 from verifier_service.metrics import ServiceMetrics
 from verifier_service.settings import VerifierSettings
@@ -47,7 +47,6 @@ __all__ = [
     "ProofLike",
     "ProofResult",
     "QueueFull",
-    "VerdictStore",
     "VerificationService",
 ]
 
@@ -55,23 +54,6 @@ logger = logging.getLogger("verifier_service.service")
 
 #: Concurrent checks per checker when nothing else says otherwise (math-verify is CPU-bound).
 DEFAULT_CONCURRENCY = 4
-
-
-class VerdictStore(Protocol):
-    """What the service needs from :class:`verifier_service.cache.VerdictCache`."""
-
-    backend: str
-
-    @property
-    def healthy(self) -> bool: ...
-
-    async def get_many(self, keys: Sequence[str]) -> list[Outcome | None]: ...
-
-    async def set_many(self, items: Sequence[tuple[str, Outcome]]) -> None: ...
-
-    def readiness(self) -> dict[str, str]: ...
-
-    async def aclose(self) -> None: ...
 
 
 class ProofLike(Protocol):
@@ -200,7 +182,7 @@ class VerificationService:
     def __init__(
         self,
         checkers: Mapping[str, Checker],
-        cache: VerdictStore | None = None,
+        cache: VerdictCache | None = None,
         *,
         settings: VerifierSettings | None = None,
         metrics: ServiceMetrics | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,16 @@ def test_check_unknown_checker_exits_2(answer_file: Path):
     assert "unknown checker 'coq'" in result.output
 
 
+@pytest.fixture
+def restore_logging():
+    """``serve`` configures logging for the process; undo it for the tests that follow."""
+    logger = logging.getLogger("verifier_service")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_serve_refuses_an_unknown_checker_before_binding():
     result = runner.invoke(app, ["serve", "--checkers", "math,coq", "--port", "1"])
     assert result.exit_code == 2
