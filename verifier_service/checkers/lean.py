@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
-from verifier_service.lean.header import normalise, normalise_header
+from verifier_service.lean.header import normalise, normalise_header, split_code
 from verifier_service.lean.pool import (
     HeaderFailed,
     PoolUnavailable,
@@ -139,6 +139,11 @@ class LeanChecker(Checker):
                 f"must be at most {self.settings.lean_max_timeout_s:g} seconds, got {timeout_s:g}",
             )
         if statement is not None:
+            # A statement copied with its imports: they belong to the header, like the code's.
+            statement_imports, statement = split_code(statement)
+            statement = statement.lstrip("\n")
+            if statement_imports:
+                header = "\n".join([*statement_imports, header or ""])
             if not statement_tokens(statement):
                 raise InvalidInput("statement", "must contain a Lean statement")
             if find_target(statement, statement=statement) is None:
@@ -149,7 +154,7 @@ class LeanChecker(Checker):
             code=body,
             header=canonical_header,
             statement=statement,
-            answer=answer,
+            answer=None,  # not used by Lean; dropping it lets equal proofs share a cache entry
             timeout_s=float(timeout_s),
             policy=policy,
         )

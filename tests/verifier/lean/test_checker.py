@@ -233,6 +233,16 @@ def test_prepare_normalises_the_header_and_moves_imports():
     assert prepared.checker == "lean4"
 
 
+def test_prepare_moves_a_statements_imports_into_the_header():
+    checker = LeanChecker(settings())
+    prepared = job(
+        checker, STATEMENT + " omega", header=None, statement="import Mathlib\n" + STATEMENT
+    )
+    assert prepared.header == "import Mathlib"
+    assert prepared.statement == STATEMENT
+    assert prepared.answer is None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
