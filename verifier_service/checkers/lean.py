@@ -187,9 +187,17 @@ class LeanChecker(Checker):
                 code = target.code_to_run(job.code) if target else job.code
                 raw = await worker.send({"cmd": code, "env": env}, timeout_s=job.timeout_s)
                 elapsed = time.perf_counter() - started
-                reply = parse_reply(raw)
+                try:
+                    reply = parse_reply(raw)
+                    if reply.repl_message is None and reply.env is None:
+                        raise MalformedReply("a command reply without 'env'")
+                except MalformedReply:
+                    worker.kill()  # out of step with its REPL: never reuse it
+                    raise
                 if reply.repl_message is not None:
+                    # e.g. "Unknown environment.": this worker lost its header; replace it
                     logger.error("lean4: the REPL refused a proof: %s", reply.repl_message)
+                    worker.kill()
                     return Outcome.error("repl_error", time_s=elapsed)
                 messages = _client_messages(reply, target)
                 violations = [*no_lean_errors(reply), *no_sorry(reply, job.policy)]

@@ -271,6 +271,10 @@ class _ScriptedWorker:
     def __init__(self, replies: list[Any]) -> None:
         self.replies = replies
         self.sent: list[dict[str, Any]] = []
+        self.killed = False
+
+    def kill(self, reason: str = "killed") -> None:
+        self.killed = True
 
     async def send(self, payload: dict[str, Any], timeout_s: float) -> Any:
         self.sent.append(payload)
@@ -287,20 +291,22 @@ class _ScriptedPool:
 
 
 @pytest.mark.parametrize(
-    ("replies", "reason"),
+    ("replies", "reason", "killed"),
     [
-        ([{"message": "Unknown environment."}], "repl_error"),
-        ([{"env": 1, "messages": "oops"}], "malformed_reply"),
-        ([{"env": 1}, {"message": "Lean error: boom"}], "axioms_unavailable"),
-        ([{"env": 1}, ["not", "a", "reply"]], "axioms_unavailable"),
+        ([{"message": "Unknown environment."}], "repl_error", True),
+        ([{"env": 1, "messages": "oops"}], "malformed_reply", True),
+        ([{"messages": []}], "malformed_reply", True),
+        ([{"env": 1}, {"message": "Lean error: boom"}], "axioms_unavailable", False),
+        ([{"env": 1}, ["not", "a", "reply"]], "axioms_unavailable", False),
     ],
 )
-async def test_repl_level_failures_are_errors(replies, reason):
+async def test_repl_level_failures_are_errors(replies, reason, killed):
     pool = _ScriptedPool(replies)
     checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
     outcome = await checker.check(job(checker, STATEMENT + "  omega"))
     assert outcome.verdict is Verdict.ERROR
     assert outcome.reasons == [reason]
+    assert pool.worker.killed is killed
 
 
 async def test_axioms_are_asked_on_the_proofs_env():
