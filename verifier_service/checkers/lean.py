@@ -48,9 +48,9 @@ from verifier_service.soundness import (
     find_target,
     no_lean_errors,
     no_sorry,
+    statement_tokens,
     static_violations,
 )
-from verifier_service.soundness.rules import statement_tokens
 from verifier_service.verdicts import Outcome, Verdict
 
 __all__ = ["AXIOMS_TIMEOUT_S", "INLINE_ANALYSIS_CHARS", "LeanChecker"]

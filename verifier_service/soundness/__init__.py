@@ -17,6 +17,7 @@ from verifier_service.soundness.rules import (
     no_forbidden_commands,
     no_lean_errors,
     no_sorry,
+    statement_tokens,
     statement_unchanged,
 )
 from verifier_service.soundness.target import EXAMPLE_NAME, Target, find_target
@@ -31,6 +32,7 @@ __all__ = [
     "no_forbidden_commands",
     "no_lean_errors",
     "no_sorry",
+    "statement_tokens",
     "statement_unchanged",
     "static_violations",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "no_forbidden_commands",
     "no_lean_errors",
     "no_sorry",
+    "statement_tokens",
     "statement_unchanged",
 ]
 

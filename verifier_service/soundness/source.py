@@ -157,6 +157,9 @@ def _unescape_ident(text: str) -> str:
 
 
 class _Lexer:
+    """Yields tokens and records comment spans; one regex match per token, plus a small loop for
+    nested block comments (which no regex can match)."""
+
     def __init__(self, source: str) -> None:
         self.src = source
         self.comments: list[tuple[int, int]] = []
