@@ -30,6 +30,7 @@ from trainer_client.config import ConfigError, TrainConfig, load_config
 __all__ = [
     "build_trainer",
     "cli",
+    "distinct_verified",
     "evaluate_checkpoint",
     "load_run_problems",
     "local_verifier",
@@ -241,13 +242,16 @@ def resolve_model_path(cfg: TrainConfig, *, base_dir: Path | None = None) -> Pat
 def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
     """Train one run per α of ``run.alphas`` from the same base, then evaluate base and runs.
 
-    Writes ``<run dir>/sweep.json`` (pass@1, pass@n and distinct correct answers per model) and the
-    evaluation plots under ``<run dir>/plots``.
+    Writes ``<run dir>/sweep.json`` (pass@1, pass@n with SEs, distinct correct answers per
+    problem, timings), each model's ``eval/<label>.json`` and samples, and the evaluation plots
+    under ``<run dir>/plots``.
     """
     root = cfg.run_dir
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     base = resolve_model_path(cfg, base_dir=root)
+    fit_s = time.perf_counter() - started
+    summary: dict[str, Any] = {"eval_n": cfg.run.eval_n, "fit_s": fit_s, "models": {}}
     with contextlib.ExitStack() as stack:
         verifier = stack.enter_context(_verifier_for(cfg))
         checkpoints: dict[str, Path | str] = {"base": base}
@@ -259,34 +263,56 @@ def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
             sub.run.output_dir = str(root)
             sub.run.name = f"alpha{alpha:g}"
             checkpoints[f"α={alpha:g}"] = run_training(sub, verifier=verifier)
-        train_s = time.perf_counter() - started
+        summary["train_s"] = time.perf_counter() - started - fit_s
         problems = load_run_problems(cfg, evaluation=True)
-        results: dict[str, Any] = {"train_s": train_s, "models": {}}
-        if problems:
-            for label, path in checkpoints.items():
-                results["models"][label] = evaluate_checkpoint(
-                    path, problems, verifier, n=cfg.run.eval_n, cfg=cfg
-                )
-            _plot_sweep(results["models"], root / "plots", n=cfg.run.eval_n)
-    results["total_s"] = time.perf_counter() - started
-    (root / "sweep.json").write_text(json.dumps(results, indent=2))
-    _print_sweep(results, root)
-    return results
+        results = {}
+        for label, path in checkpoints.items() if problems else ():
+            name = label.replace("=", "").replace("α", "alpha")
+            samples_file = root / "eval" / f"{name}.samples.jsonl"
+            result = evaluate_checkpoint(
+                path,
+                problems,
+                verifier,
+                n=cfg.run.eval_n,
+                cfg=cfg,
+                label=label,
+                samples_file=samples_file,
+            )
+            result.to_json(root / "eval" / f"{name}.json")
+            results[label] = result
+            summary["models"][label] = {
+                **{k: v for k, v in result.summary().items() if k.startswith("pass@")},
+                "distinct_correct": distinct_verified(samples_file),
+                "checkpoint": str(path),
+            }
+        if results:
+            _plot_sweep(results, root / "plots", n=cfg.run.eval_n)
+            _plot_precision_diversity(summary["models"], root / "plots" / "precision_diversity.png")
+    summary["total_s"] = time.perf_counter() - started
+    (root / "sweep.json").write_text(json.dumps(summary, indent=2))
+    _print_sweep(summary, root)
+    return summary
 
 
 def evaluate_checkpoint(
-    path: Path | str, problems: Sequence[Any], verifier: Any, *, n: int, cfg: TrainConfig
-) -> dict[str, Any]:
-    """Sample ``n`` completions per problem, verify, and summarise precision and coverage.
+    path: Path | str,
+    problems: Sequence[Any],
+    verifier: Any,
+    *,
+    n: int,
+    cfg: TrainConfig,
+    label: str | None = None,
+    samples_file: Path | None = None,
+) -> Any:
+    """Sample ``n`` completions per problem from a checkpoint, verify, and score them.
 
-    Returns pass@1 and pass@n (unbiased estimator), per-problem correct counts and the number of
-    distinct verified completions per problem (how many different correct answers survive).
+    Returns an :class:`~trainer_client.evaluation.EvalResult` (pass@k curve with bootstrap SEs,
+    per-problem counts). With ``samples_file``, every sample and verdict is written there as JSONL.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer_client.data import build_prompt, proof_request
-    from trainer_client.evaluation import pass_at_k
+    from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
     from trainer_client.sampler import HFSampler
 
     model = AutoModelForCausalLM.from_pretrained(str(path))
@@ -297,79 +323,119 @@ def evaluate_checkpoint(
         temperature=cfg.sampling.temperature,
         top_p=cfg.sampling.top_p,
         max_new_tokens=cfg.sampling.max_new_tokens,
-        batch_size=cfg.sampling.batch_size,
         seed=cfg.run.seed + 1,
         max_prompt_tokens=cfg.sampling.max_prompt_tokens,
         return_logprobs=False,
     )
-    correct, distinct = [], []
-    chunk = max(1, (cfg.sampling.batch_size or 256) // n)
-    with torch.no_grad():
-        for start in range(0, len(problems), chunk):
-            part = list(problems[start : start + chunk])
-            prompts = [build_prompt(p) for p in part]
-            samples = sampler.sample(prompts, n)
-            proofs = [
-                proof_request(part[i // n], prompts[i // n], text, id=f"eval-{start}-{i}")
-                for i, text in enumerate(samples.texts)
-            ]
-            results = verifier.verify(proofs)
-            for j in range(len(part)):
-                rows = results[j * n : (j + 1) * n]
-                texts = samples.texts[j * n : (j + 1) * n]
-                correct.append(sum(r.ok for r in rows))
-                distinct.append(len({t.strip() for t, r in zip(texts, rows, strict=True) if r.ok}))
-    return {
-        "path": str(path),
-        "pass@1": sum(pass_at_k(n, c, 1) for c in correct) / len(correct),
-        f"pass@{n}": sum(pass_at_k(n, c, n) for c in correct) / len(correct),
-        "distinct_correct": sum(distinct) / len(distinct),
-        "correct": correct,
-    }
+    plan = EvalPlan(n=n, batch_size=max(n, cfg.sampling.batch_size or 256))
+    with contextlib.ExitStack() as stack:
+        out = None
+        if samples_file is not None:
+            samples_file.parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(samples_file.open("w"))
+        with torch.no_grad():
+            return evaluate_problems(
+                problems,
+                sampler,
+                verifier,
+                plan=plan,
+                label=label or str(path),
+                config={"checkpoint": str(path)},
+                samples_out=out,
+            )
 
 
-def _plot_sweep(models: dict[str, dict[str, Any]], out_dir: Path, *, n: int) -> None:
-    """Precision (pass@1) against coverage (pass@n) and distinct correct answers, per model."""
-    import matplotlib
+def distinct_verified(samples_file: Path) -> float:
+    """Mean number of *different* verified completions per problem (of the samples written)."""
+    seen: dict[str, set[str]] = {}
+    for line in samples_file.read_text().splitlines():
+        row = json.loads(line)
+        bucket = seen.setdefault(row["problem"], set())
+        if row["verdict"] == "valid":
+            bucket.add(row["completion"].strip())
+    return sum(len(v) for v in seen.values()) / max(1, len(seen))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _plot_sweep(results: dict[str, Any], out_dir: Path, *, n: int) -> None:
+    """The evaluation package's figures for every model of the sweep."""
+    from trainer_client.evaluation.plots import (
+        plot_pass_at_k,
+        plot_precision_coverage,
+        plot_transitions,
+    )
+    from trainer_client.evaluation.transitions import transition_matrix
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = list(models)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for label in labels:
-        m = models[label]
-        left.scatter(m[f"pass@{n}"], m["pass@1"], s=50, marker="s" if label == "base" else "o")
-        left.annotate(
-            label, (m[f"pass@{n}"], m["pass@1"]), textcoords="offset points", xytext=(5, 5)
+    points = {label: (r.precision[0], r.coverage[0]) for label, r in results.items()}
+    errors = {label: (r.precision[1], r.coverage[1]) for label, r in results.items()}
+    plot_precision_coverage(
+        points,
+        out_dir / "precision_coverage.png",
+        errors=errors,
+        n=n,
+        title="α sweep: precision vs coverage",
+    )
+    plot_pass_at_k(
+        {label: (r.ks, r.pass_at_k, r.pass_at_k_se) for label, r in results.items()},
+        out_dir / "pass_at_k.png",
+        title="pass@k on held-out targets",
+    )
+    base = results.get("base")
+    for label, result in results.items():
+        if base is not None and label != "base":
+            matrix = transition_matrix(base.correct_fractions(), result.correct_fractions())
+            name = label.replace("=", "").replace("α", "alpha")
+            plot_transitions(matrix, out_dir / f"transitions_{name}.png", tuned=label)
+
+
+def _plot_precision_diversity(models: dict[str, dict[str, Any]], path: Path) -> Path:
+    """pass@1 against the number of distinct correct answers kept per problem.
+
+    On the demo's task pass@n saturates quickly; how many *different* correct answers a model
+    still produces is where the coverage end of the α family shows.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.6, 4.4), layout="constrained")
+    ax = fig.subplots()
+    for label, m in models.items():
+        x, y = m["pass@1"], m["distinct_correct"]
+        ax.errorbar(
+            x,
+            y,
+            xerr=m.get("pass@1_se"),
+            fmt="s" if label == "base" else "o",
+            capsize=2,
+            label=label,
         )
-    left.set_xlabel(f"coverage (pass@{n})")
-    left.set_ylabel("precision (pass@1)")
-    left.set_title("precision–coverage plane")
-    left.grid(alpha=0.3)
-    right.bar(labels, [models[label]["distinct_correct"] for label in labels], color="tab:green")
-    right.set_ylabel(f"distinct correct answers per problem (of {n} samples)")
-    right.set_title("diversity of what passes")
-    fig.tight_layout()
-    fig.savefig(out_dir / "precision_coverage.png", dpi=120)
-    plt.close(fig)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.set_xlabel("precision (pass@1)")
+    ax.set_ylabel("distinct correct answers per problem")
+    ax.grid(True, alpha=0.3)
+    ax.set_title("α trades precision for diversity")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
 
 
-def _print_sweep(results: dict[str, Any], root: Path) -> None:
+def _print_sweep(summary: dict[str, Any], root: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    models = results.get("models", {})
+    models = summary.get("models", {})
     if not models:
         return
-    keys = [k for k in next(iter(models.values())) if k.startswith("pass@")]
-    table = Table(title=f"α sweep ({results['total_s']:.0f} s) — {root}")
-    table.add_column("model")
-    for key in [*keys, "distinct_correct"]:
-        table.add_column(key, justify="right")
+    n = summary["eval_n"]
+    table = Table(title=f"α sweep: {summary['total_s']:.0f} s, {root}")
+    for column in ("model", "pass@1", f"pass@{n}", "distinct correct / problem"):
+        table.add_column(column, justify="left" if column == "model" else "right")
     for label, m in models.items():
-        table.add_row(label, *(f"{m[k]:.3f}" for k in [*keys, "distinct_correct"]))
+        table.add_row(
+            label,
+            f"{m['pass@1']:.3f} ± {m['pass@1_se']:.3f}",
+            f"{m[f'pass@{n}']:.3f} ± {m[f'pass@{n}_se']:.3f}",
+            f"{m['distinct_correct']:.2f}",
+        )
     Console().print(table)
 
 
