@@ -46,20 +46,24 @@ def main() -> None:
             "dr_grpo β=0.04": {"objective": "dr_grpo", "kl_coef": 0.04},
             "dr_grpo β=0": {"objective": "dr_grpo", "kl_coef": 0.0},
         }
+        # Distinct sampling seeds: identical completions would be answered from the verifier's
+        # cache for every variant but the first.
         trainers = {
-            name: _trainer(name, loss, tokenizer, verifier, out) for name, loss in variants.items()
+            name: _trainer(name, loss, tokenizer, verifier, out, seed=i)
+            for i, (name, loss) in enumerate(variants.items())
         }
         stack.callback(lambda: [t.close() for t in trainers.values()])
         times: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
+        names = list(trainers)
         for step in range(args.warmup + args.steps):
-            for name, trainer in trainers.items():
-                metrics = trainer.train_step()
+            for name in names[step % 3 :] + names[: step % 3]:  # rotate who goes first
+                metrics = trainers[name].train_step()
                 if step >= args.warmup:
                     times[name].append(metrics)
     _report(times, kind, tokenizer, args.steps)
 
 
-def _trainer(name, loss, tokenizer, verifier, out):
+def _trainer(name, loss, tokenizer, verifier, out, *, seed):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from trainer_client.config import TrainConfig
@@ -89,7 +93,13 @@ def _trainer(name, loss, tokenizer, verifier, out):
             "loss": loss,
             "optim": {"lr": 1e-5, "warmup_steps": 0},
             "logging": {"tensorboard": False, "jsonl": False, "progress": False},
-            "run": {"output_dir": str(out), "name": name, "max_steps": 1000, "save_every": 0},
+            "run": {
+                "output_dir": str(out),
+                "name": name,
+                "max_steps": 1000,
+                "save_every": 0,
+                "seed": seed,
+            },
         }
     )
     return Trainer(
