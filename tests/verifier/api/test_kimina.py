@@ -7,6 +7,7 @@ import pytest
 from tests.verifier.api.conftest import MakeClient
 from tests.verifier.service.fakes import FakeChecker
 from verifier_service.api.kimina import split_imports
+from verifier_service.api.schemas import KiminaCheckResponse
 
 
 def lean_fake() -> FakeChecker:
@@ -34,6 +35,7 @@ async def test_response_follows_kimina_schema(make_client: MakeClient):
     ]
     response = await client.post("/api/check", json={"snippets": snippets, "timeout": 20})
     assert response.status_code == 200, response.text
+    KiminaCheckResponse.model_validate(response.json())
     results = response.json()["results"]
     assert [r["id"] for r in results] == [s["id"] for s in snippets]
     by_id = {r["id"]: r for r in results}

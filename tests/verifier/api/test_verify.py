@@ -8,6 +8,7 @@ import pytest
 
 from tests.verifier.api.conftest import MakeClient, proof
 from tests.verifier.service.fakes import FakeChecker
+from verifier_service.api.schemas import VerifyResponse
 
 RESULT_KEYS = {"id", "verdict", "reasons", "messages", "axioms", "cached", "time_s"}
 
@@ -25,6 +26,7 @@ async def test_contract_shape_order_and_ids(make_client: MakeClient):
     response = await client.post("/verify", json=body)
     assert response.status_code == 200, response.text
     data = response.json()
+    VerifyResponse.model_validate(data)  # the documented schema is the one served
     assert set(data) == {"results", "checker_versions"}
     assert data["checker_versions"] == {"fake": "fake-1"}
     results = data["results"]
