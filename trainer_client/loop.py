@@ -224,7 +224,7 @@ class Trainer:
         t_verified = time.perf_counter()
         verification.wait_s = t_verified - t_reference
 
-        base_logprobs = None if ref_tokens is None else ref_tokens.sum(dim=1)
+        base_logprobs = None if ref_tokens is None else ref_tokens.sum(dim=1).float().cpu()
         n_local = len(samples)
         l_max = cfg.l_max
         device = acc.device

@@ -1,15 +1,11 @@
-"""Fixtures for the loop's unit tests: a tiny random GPT-2, the demo tokenizer, a fake verifier."""
+"""Fixtures for the loop's unit tests."""
 
 from __future__ import annotations
-
-import copy
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import pytest
 import torch
 
-from trainer_client.config import TrainConfig
+from tests.trainer.loop.helpers import FakeVerifier, lenient, tiny_gpt2
 from trainer_client.data import Problem
 from trainer_client.demo import char_tokenizer
 
@@ -22,26 +18,6 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def tokenizer():
     return char_tokenizer()
-
-
-def tiny_gpt2(tokenizer, seed: int = 0):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        n_positions=64,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(config)
 
 
 @pytest.fixture
@@ -57,56 +33,6 @@ def problems() -> list[Problem]:
     ]
 
 
-@dataclass(frozen=True)
-class FakeResult:
-    id: str
-    verdict: str
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict == "valid"
-
-    @property
-    def failed(self) -> bool:
-        return self.verdict == "error"
-
-
-@dataclass
-class FakeVerifier:
-    """In-process verifier: ``rule(code, answer)`` gives the verdict; records every request."""
-
-    rule: Callable[[str, str], str]
-    requests: list[list[dict]] = field(default_factory=list)
-
-    def verify(self, proofs: Sequence[dict]) -> list[FakeResult]:
-        self.requests.append([dict(p) for p in proofs])
-        return [FakeResult(p["id"], self.rule(p["code"], p["answer"])) for p in proofs]
-
-    @property
-    def stats(self) -> dict[str, float]:
-        return {"requests": float(len(self.requests))}
-
-
-def lenient(code: str, answer: str) -> str:
-    """Accepts about half of a random model's completions, so every step has a signal."""
-    return "valid" if any(ch in code for ch in "13579") else "invalid"
-
-
 @pytest.fixture
 def verifier() -> FakeVerifier:
     return FakeVerifier(lenient)
-
-
-def make_config(tmp_path, **sections) -> TrainConfig:
-    data = {
-        "model": {"name_or_path": "in-memory"},
-        "data": {"path": "in-memory"},
-        "sampling": {"k": 4, "prompts_per_step": 4, "max_new_tokens": 6, "max_prompt_tokens": 16},
-        "loss": {"objective": "alpha_dpg", "alpha": 0.5},
-        "optim": {"lr": 1e-2, "warmup_steps": 0, "micro_batch_size": 8},
-        "logging": {"tensorboard": False, "progress": False},
-        "run": {"output_dir": str(tmp_path), "name": "run", "max_steps": 3, "save_every": 0},
-    }
-    for section, values in sections.items():
-        data[section] = {**data.get(section, {}), **values}
-    return TrainConfig.from_dict(copy.deepcopy(data))

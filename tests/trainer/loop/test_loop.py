@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from conftest import FakeVerifier, lenient, make_config, tiny_gpt2
 
+from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config, tiny_gpt2
 from trainer_client.checkpoint import latest_checkpoint
 from trainer_client.loop import PromptStream, Trainer
 from trainer_client.losses import compute_advantages
