@@ -175,8 +175,8 @@ class VerificationService:
     """Owns the checkers and the verdict cache; answers batches of proofs.
 
     ``cache`` may be ``None`` (no caching, e.g. the ``check`` CLI command). ``concurrency``
-    overrides the per-checker limit on simultaneous checks. ``prepared_cache_size`` bounds the
-    memo of normalised jobs (0 disables it).
+    overrides the per-checker limit on simultaneous checks. ``prepared_cache_chars`` bounds the
+    memo of normalised jobs by the characters it holds (0 disables it).
     """
 
     def __init__(
@@ -187,7 +187,7 @@ class VerificationService:
         settings: VerifierSettings | None = None,
         metrics: ServiceMetrics | None = None,
         concurrency: Mapping[str, int] | None = None,
-        prepared_cache_size: int = 16_384,
+        prepared_cache_chars: int = 32 * 2**20,
     ) -> None:
         self.settings = settings if settings is not None else VerifierSettings()
         self.checkers: dict[str, Checker] = dict(checkers)
@@ -199,8 +199,11 @@ class VerificationService:
             for name in self.checkers
         }
         self._inflight: dict[str, list[_Flight]] = {}
-        self._prepared: OrderedDict[tuple[Any, ...], tuple[Job, str]] = OrderedDict()
-        self._prepared_size = prepared_cache_size
+        # raw fields -> (job, cache key, characters held); bounded by characters, not entries,
+        # because one proof may be 200 kB.
+        self._prepared: OrderedDict[tuple[Any, ...], tuple[Job, str, int]] = OrderedDict()
+        self._prepared_budget = prepared_cache_chars
+        self._prepared_chars = 0
         self._pending = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starting: dict[str, asyncio.Task[None]] = {}
@@ -351,10 +354,10 @@ class VerificationService:
                 budget,
                 policy_key,
             )
-            entry = memo.get(raw)
-            if entry is not None:
+            hit = memo.get(raw)
+            if hit is not None:
                 memo.move_to_end(raw)
-                prepared.append(entry)
+                prepared.append(hit[:2])
                 continue
             try:
                 job = checker.prepare(
@@ -371,13 +374,20 @@ class VerificationService:
                 logger.exception("checker %s failed to prepare item %d", item.checker, index)
                 prepared.append(Outcome.error(f"prepare_exception:{type(exc).__name__}"))
                 continue
-            entry = (job, cache_key(job, version, namespace))
-            prepared.append(entry)
-            if self._prepared_size:
-                memo[raw] = entry
-                if len(memo) > self._prepared_size:
-                    memo.popitem(last=False)
+            key = cache_key(job, version, namespace)
+            prepared.append((job, key))
+            self._memoise(raw, job, key)
         return prepared
+
+    def _memoise(self, raw: tuple[Any, ...], job: Job, key: str) -> None:
+        size = sum(len(part) for part in raw[2:6] if part) + len(job.code) + len(job.header)
+        if size > self._prepared_budget:
+            return
+        self._prepared[raw] = (job, key, size)
+        self._prepared_chars += size
+        while self._prepared_chars > self._prepared_budget:
+            _, (_, _, evicted) = self._prepared.popitem(last=False)
+            self._prepared_chars -= evicted
 
     async def verify(
         self, items: Sequence[ProofLike], policy: Policy | None = None

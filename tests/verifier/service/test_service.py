@@ -326,7 +326,7 @@ async def test_prepared_jobs_are_memoised_by_their_raw_fields():
 async def test_memo_can_be_disabled_and_invalid_input_is_never_memoised():
     checker = FakeChecker()
     service = VerificationService(
-        {"fake": checker}, MemoryCache(), settings=make_settings(), prepared_cache_size=0
+        {"fake": checker}, MemoryCache(), settings=make_settings(), prepared_cache_chars=0
     )
     await service.verify([item("a", "ok")])
     await service.verify([item("a", "ok")])
@@ -335,3 +335,17 @@ async def test_memo_can_be_disabled_and_invalid_input_is_never_memoised():
         with pytest.raises(InvalidItem):
             await service.verify([item("a", " ")])
     assert checker.prepared == 4
+
+
+async def test_memo_is_bounded_by_the_characters_it_holds():
+    checker = FakeChecker()
+    service = VerificationService(
+        {"fake": checker}, MemoryCache(), settings=make_settings(), prepared_cache_chars=100
+    )
+    await service.verify([item("a", "x" * 30)])  # 30 raw + 30 normalised characters
+    await service.verify([item("b", "y" * 30)])  # evicts the first
+    await service.verify([item("c", "y" * 30), item("d", "x" * 30)])
+    assert checker.prepared == 3
+    await service.verify([item("e", "z" * 80)])  # larger than the whole memo: not kept
+    await service.verify([item("e", "z" * 80)])
+    assert checker.prepared == 5
