@@ -102,7 +102,7 @@ class ProofResult:
         o = self.outcome
         return {
             "id": self.id,
-            "verdict": o.verdict,  # a str enum: encoded as its value
+            "verdict": o.verdict.value,
             "reasons": o.reasons,
             "messages": o.messages,
             "axioms": o.axioms,
