@@ -1,0 +1,208 @@
+# syntax=docker/dockerfile:1
+#
+# The Sieve verifier: Lean 4 + Mathlib + the Lean REPL + the HTTP service, in one image.
+#
+#   docker build -f docker/verifier.Dockerfile -t sieve-verifier .
+#   docker build -f docker/verifier.Dockerfile --build-arg LEAN_VERSION=v4.9.0 -t sieve-verifier:v4.9.0 .
+#
+# Versions must line up: the Lean toolchain, Mathlib and the REPL are all taken at the same tag
+# (`vX.Y.Z`), because a REPL or Mathlib built by another toolchain cannot load the other's
+# `.olean` files. LEAN_VERSION names that tag; MATHLIB_REV and REPL_REV default to it and may
+# name another tag, a branch or a full commit hash built for the same toolchain.
+#
+# The default, v4.19.0, is a release tagged by all three projects, and the first Lean that
+# elaborates in parallel (see SIEVE_LEAN_THREADS). The datasets in shared/data were written for
+# Mathlib of the Lean v4.9 era (DeepSeek-Prover-V1.5; Lean Workbook pinned v4.8.0-rc1); newer
+# Mathlib renamed lemmas and deprecated syntax such as `∑ k in s, f k`, so reproduce the paper's
+# numbers with `--build-arg LEAN_VERSION=v4.9.0`.
+#
+# Sizes: toolchain ~2 GB, Mathlib with its build ~6 GB: expect an image of 7-9 GB. Lean and
+# Mathlib are built in the first stage and copied in early layers, so changing the Python code
+# rebuilds only the last layers.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ------------------------------------------------------------------------------------------------
+# Stage 1: the Lean toolchain, the REPL and Mathlib, under /opt (built as root, read-only later).
+# ------------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS lean
+
+ARG LEAN_VERSION=v4.19.0
+ARG MATHLIB_REV=""
+ARG REPL_REV=""
+# The REPL's end-of-line flush fix (upstream commit 4fc1e6d): REPL tags up to v4.9.0 lack it,
+# and without it a reply can stall in the pipe until the next command arrives. `auto` applies it
+# to those tags; `yes`/`no` force the choice (e.g. for a REPL_REV that is a branch or commit).
+ARG REPL_EOL_FLUSH_FIX=auto
+# Import Mathlib once through the REPL at build time: proves that toolchain, REPL and Mathlib
+# fit together before anyone deploys the image. Needs ~7 GB of RAM for a minute; 0 skips it.
+ARG CHECK_MATHLIB_IMPORT=1
+ARG REPL_URL=https://github.com/leanprover-community/repl.git
+ARG MATHLIB_URL=https://github.com/leanprover-community/mathlib4.git
+ARG ELAN_INIT_URL=https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh
+
+ENV ELAN_HOME=/opt/elan \
+    PATH=/opt/elan/bin:${PATH} \
+    DEBIAN_FRONTEND=noninteractive
+
+SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+
+# build-essential only here: the REPL's `lake build` links with the system toolchain's libc
+# objects. The final image does not carry it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl git build-essential unzip jq \
+ && rm -rf /var/lib/apt/lists/*
+
+# elan and the pinned toolchain, installed system-wide (ELAN_HOME=/opt/elan), not under /root.
+RUN curl -sSfL "${ELAN_INIT_URL}" -o /tmp/elan-init.sh \
+ && sh /tmp/elan-init.sh -y --no-modify-path --default-toolchain "leanprover/lean4:${LEAN_VERSION}" \
+ && rm /tmp/elan-init.sh \
+ && lean --version && lake --version
+
+# Fetch one revision (tag, branch or full commit hash) of a repository, shallowly.
+RUN printf '%s\n' \
+      '#!/bin/bash' \
+      'set -euo pipefail' \
+      'url=$1 rev=$2 dir=$3' \
+      'git init -q "$dir"' \
+      'git -C "$dir" remote add origin "$url"' \
+      'git -C "$dir" fetch -q --depth 1 origin "$rev"' \
+      'git -C "$dir" -c advice.detachedHead=false checkout -q FETCH_HEAD' \
+      > /usr/local/bin/fetch-rev \
+ && chmod +x /usr/local/bin/fetch-rev \
+ && mkdir -p /etc/sieve
+
+# The REPL, built against its own lean-toolchain (the same tag).
+RUN repl_rev="${REPL_REV:-${LEAN_VERSION}}" \
+ && fetch-rev "${REPL_URL}" "${repl_rev}" /opt/repl \
+ && cd /opt/repl \
+ && repl_commit="$(git rev-parse --short=12 HEAD)" \
+ && repl_desc="${repl_rev}@${repl_commit}" \
+ && fix="${REPL_EOL_FLUSH_FIX}" \
+ && if [[ "${fix}" == auto ]]; then \
+      oldest="$(printf '%s\n' "${repl_rev}" v4.9.0 | sort -V | head -n1)"; \
+      if [[ "${repl_rev}" == v4.* && "${oldest}" == "${repl_rev}" ]]; then fix=yes; else fix=no; fi; \
+    fi \
+ && if [[ "${fix}" == yes ]]; then \
+      git fetch -q --unshallow origin \
+      && git -c user.name=sieve -c user.email=sieve@localhost cherry-pick 4fc1e6d \
+      && repl_desc="${repl_desc}+4fc1e6d"; \
+    fi \
+ && lake build \
+ && test -x .lake/build/bin/repl \
+ && rm -rf .git \
+ && echo "SIEVE_REPL_REV=${repl_desc}" >> /etc/sieve/build.env
+
+# Mathlib: prebuilt .olean files from its cache (never build Mathlib from source in an image:
+# hours), then `lake build` to confirm nothing is missing.
+RUN mathlib_rev="${MATHLIB_REV:-${LEAN_VERSION}}" \
+ && fetch-rev "${MATHLIB_URL}" "${mathlib_rev}" /opt/mathlib4 \
+ && cd /opt/mathlib4 \
+ && mathlib_commit="$(git rev-parse --short=12 HEAD)" \
+ && lake exe cache get \
+ && lake build \
+ && rm -rf /root/.cache/mathlib .git \
+ && echo "SIEVE_MATHLIB_REV=${mathlib_rev}@${mathlib_commit}" >> /etc/sieve/build.env \
+ && echo "SIEVE_LEAN_TOOLCHAIN=$(tr -d '[:space:]' < lean-toolchain)" >> /etc/sieve/build.env
+
+# Make every Mathlib dependency a local `path` package (as kimina-lean-server does): Lake then
+# never runs git or touches the network at run time, so a non-root user and read-only mounts
+# can share this one Mathlib. `lake env true` re-reads the manifest now, as root, so nothing is
+# left to write at run time.
+RUN cd /opt/mathlib4 \
+ && jq '(.packagesDir // ".lake/packages") as $dir \
+        | .packages |= map({type: "path", scope: (.scope // ""), name, \
+                            manifestFile: (.manifestFile // "lake-manifest.json"), \
+                            inherited: (.inherited // false), \
+                            dir: ("./" + $dir + "/" + .name), \
+                            configFile: (.configFile // "lakefile.lean")})' \
+      lake-manifest.json > /tmp/lake-manifest.json \
+ && mv /tmp/lake-manifest.json lake-manifest.json \
+ && find .lake/packages -mindepth 2 -maxdepth 2 -name .git -type d -exec rm -rf {} + \
+ && lake env true
+
+# The toolchain's own binaries first on PATH, so running Lean never goes through elan's proxies
+# (which may want to write under ELAN_HOME). Permissions are set here because a chmod in the
+# final stage would copy all ~8 GB into a new layer.
+RUN mkdir -p /opt/lean/bin \
+ && cd /opt/mathlib4 \
+ && for tool in lean lake; do ln -s "$(elan which "${tool}")" "/opt/lean/bin/${tool}"; done \
+ && /opt/lean/bin/lake --version \
+ && chmod -R a+rX,go-w /opt/elan /opt/lean /opt/mathlib4 /opt/repl /etc/sieve
+
+# Smoke test, as an unprivileged user for whom all of /opt is read-only (as at run time): the
+# REPL answers a command and, by default, imports Mathlib.
+RUN cd /opt/mathlib4 \
+ && as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups \
+      env HOME=/tmp PATH="/opt/lean/bin:${PATH}" "$@"; } \
+ && printf '{"cmd": "theorem sieve_smoke : 1 + 1 = 2 := rfl"}\n\n' \
+      | as_nobody lake env /opt/repl/.lake/build/bin/repl | tee /tmp/smoke.out \
+ && grep -q '"env"' /tmp/smoke.out \
+ && if [[ "${CHECK_MATHLIB_IMPORT}" == 1 ]]; then \
+      printf '{"cmd": "import Mathlib\\n#check Nat.Prime"}\n\n' \
+        | as_nobody lake env /opt/repl/.lake/build/bin/repl | tee /tmp/smoke.out \
+      && ! grep -q '"severity": "error"' /tmp/smoke.out \
+      && grep -q '"env"' /tmp/smoke.out; \
+    fi \
+ && rm -f /tmp/smoke.out \
+ && cat /etc/sieve/build.env
+
+# ------------------------------------------------------------------------------------------------
+# Stage 2: the service. Lean comes first (large, rarely changes), the Python package last.
+# ------------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS verifier
+
+ENV DEBIAN_FRONTEND=noninteractive
+# curl: HEALTHCHECK; git: Lake looks for it; bubblewrap: one sandbox per REPL; tini: PID 1 that
+# reaps REPL processes and forwards signals. (No compiler: nothing is built at run time.)
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl git bubblewrap tini \
+ && rm -rf /var/lib/apt/lists/*
+
+# Owned by root, world-readable: the service user can run Lean but never change it.
+COPY --from=lean /opt/elan /opt/elan
+COPY --from=lean /opt/lean /opt/lean
+COPY --from=lean /opt/mathlib4 /opt/mathlib4
+COPY --from=lean /opt/repl /opt/repl
+COPY --from=lean /etc/sieve/build.env /etc/sieve/build.env
+COPY docker/entrypoint.sh /usr/local/bin/sieve-entrypoint
+
+RUN chmod 0755 /usr/local/bin/sieve-entrypoint \
+ && useradd --system --create-home --home-dir /var/lib/sieve --shell /usr/sbin/nologin sieve \
+ && chmod 0700 /var/lib/sieve
+
+ENV ELAN_HOME=/opt/elan \
+    PATH=/opt/lean/bin:/opt/elan/bin:${PATH} \
+    HOME=/var/lib/sieve \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# The service's defaults for this image (each is a VerifierSettings field; override with -e).
+# SIEVE_LEAN_TOOLCHAIN, SIEVE_MATHLIB_REV and SIEVE_REPL_REV are computed at build time and
+# exported by the entrypoint from /etc/sieve/build.env.
+ENV SIEVE_HOST=0.0.0.0 \
+    SIEVE_PORT=8000 \
+    SIEVE_LEAN_REPL="lake env /opt/repl/.lake/build/bin/repl" \
+    SIEVE_LEAN_CWD=/opt/mathlib4 \
+    SIEVE_LEAN_READONLY_PATHS=/opt/elan,/opt/lean,/opt/mathlib4,/opt/repl \
+    SIEVE_CHECKERS=lean4,math
+
+# The Python package, last: code changes rebuild only this layer.
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY verifier_service ./verifier_service
+RUN pip install ".[verifier]" \
+ && rm -rf /src
+
+USER sieve
+WORKDIR /var/lib/sieve
+EXPOSE 8000
+
+# /health: the process serves HTTP (Lean may still be importing Mathlib; /ready says when done).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD curl -fsS "http://127.0.0.1:${SIEVE_PORT}/health" || exit 1
+
+ENTRYPOINT ["tini", "--", "sieve-entrypoint"]
+CMD ["sieve-verifier", "serve"]

@@ -1,0 +1,157 @@
+"""``docker/verifier.Dockerfile`` and its entrypoint, checked without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from .conftest import DOCKERIGNORE, ENTRYPOINT, REPO_ROOT, SETTINGS_VARIABLES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = None
+
+
+INSTRUCTIONS = {
+    "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
+    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+}  # fmt: skip
+
+
+def test_every_line_belongs_to_an_instruction(dockerfile: Any) -> None:
+    """A line that lost its ``\\`` continuation would start a bogus instruction."""
+    unknown = [i for i in dockerfile.instructions if i.keyword not in INSTRUCTIONS]
+    assert not unknown, unknown
+    assert [i.keyword for i in dockerfile.instructions].count("FROM") == 2
+
+
+def test_sieve_variables_in_the_image_are_settings(dockerfile: Any) -> None:
+    names = set(dockerfile.env())
+    assert {"SIEVE_LEAN_REPL", "SIEVE_LEAN_CWD", "SIEVE_LEAN_READONLY_PATHS"} <= names
+    text = "\n".join(i.arguments for i in dockerfile.instructions) + ENTRYPOINT.read_text()
+    mentioned = set(re.findall(r"\bSIEVE_[A-Z0-9_]+\b", text))
+    assert {"SIEVE_LEAN_TOOLCHAIN", "SIEVE_MATHLIB_REV", "SIEVE_REPL_REV"} <= mentioned
+    unknown = mentioned - set(SETTINGS_VARIABLES)
+    assert not unknown, f"not VerifierSettings fields: {sorted(unknown)}"
+
+
+def test_lean_settings_point_into_the_image(dockerfile: Any) -> None:
+    env = dockerfile.env(stage=dockerfile.final_stage)
+    repl = shlex.split(env["SIEVE_LEAN_REPL"])
+    assert repl[:2] == ["lake", "env"]
+    assert repl[2].startswith("/opt/repl/")
+    readonly = env["SIEVE_LEAN_READONLY_PATHS"].split(",")
+    assert env["SIEVE_LEAN_CWD"] in readonly
+    assert all(path.startswith("/opt/") for path in readonly)
+    for path in readonly:
+        assert any(copy.split()[-1] == path for copy in dockerfile.all("COPY")), path
+
+
+def test_build_arguments(dockerfile: Any) -> None:
+    args = dict(arg.partition("=")[::2] for arg in dockerfile.all("ARG"))
+    assert re.fullmatch(r"v4\.\d+\.\d+", args["LEAN_VERSION"]), args["LEAN_VERSION"]
+    assert {"MATHLIB_REV", "REPL_REV"} <= set(args)
+    runs = " ".join(dockerfile.all("RUN"))
+    assert "${MATHLIB_REV:-${LEAN_VERSION}}" in runs
+    assert "${REPL_REV:-${LEAN_VERSION}}" in runs
+    assert "4fc1e6d" in runs, "old REPL tags need the end-of-line flush fix"
+    assert "lake exe cache get" in runs
+
+
+def test_runs_as_a_non_root_user(dockerfile: Any) -> None:
+    users = dockerfile.all("USER", stage=dockerfile.final_stage)
+    assert users, "the final stage never drops root"
+    assert users[-1].split(":")[0] not in ("root", "0")
+
+
+def test_sandbox_and_init_are_installed(dockerfile: Any) -> None:
+    installs = " ".join(
+        run for run in dockerfile.all("RUN", stage=dockerfile.final_stage) if "apt-get" in run
+    )
+    assert "bubblewrap" in installs
+    assert "tini" in installs
+    entrypoint = shlex.split(dockerfile.all("ENTRYPOINT")[-1].replace(",", " ").strip("[]"))
+    assert entrypoint[:2] == ["tini", "--"]
+
+
+def test_healthcheck_probes_health(dockerfile: Any) -> None:
+    (check,) = dockerfile.all("HEALTHCHECK")
+    assert re.search(r"http://127\.0\.0\.1:\$\{SIEVE_PORT\}/health", check), check
+
+
+def test_command_is_an_installed_console_script(dockerfile: Any) -> None:
+    command = shlex.split(dockerfile.all("CMD")[-1].replace(",", " ").strip("[]"))
+    assert command == ["sieve-verifier", "serve"]
+    if tomllib is None:
+        pytest.skip("tomllib needs Python 3.11")
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert command[0] in project["scripts"]
+    assert "verifier" in project["optional-dependencies"]
+    assert any('".[verifier]"' in run for run in dockerfile.all("RUN"))
+
+
+def test_copied_sources_are_in_the_build_context(dockerfile: Any) -> None:
+    included = [
+        line[1:].strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.startswith("!")
+    ]
+    for copy in dockerfile.all("COPY"):
+        if copy.startswith("--from="):
+            continue
+        *sources, _destination = shlex.split(copy)
+        for source in sources:
+            assert source in included, f"{source} is excluded by .dockerignore"
+            if source != "README.md":  # written by the docs, required by pyproject's readme
+                assert (REPO_ROOT / source).exists(), source
+
+
+def test_entrypoint_exports_recorded_versions_unless_set(tmp_path: Any) -> None:
+    build_env = tmp_path / "build.env"
+    build_env.write_text(
+        "# recorded at build time\n"
+        "SIEVE_MATHLIB_REV=v4.9.0@0123456789ab\n"
+        "SIEVE_REPL_REV=v4.9.0@ba9876543210+4fc1e6d\n"
+        "SIEVE_LEAN_TOOLCHAIN=leanprover/lean4:v4.9.0"  # no final newline
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "BUILD_ENV_FILE": str(build_env),
+        "SIEVE_MATHLIB_REV": "set-by-operator",
+    }
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), "env"], env=env, capture_output=True, text=True, check=True
+    )
+    exported = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert exported["SIEVE_MATHLIB_REV"] == "set-by-operator"
+    assert exported["SIEVE_REPL_REV"] == "v4.9.0@ba9876543210+4fc1e6d"
+    assert exported["SIEVE_LEAN_TOOLCHAIN"] == "leanprover/lean4:v4.9.0"
+
+
+def test_entrypoint_runs_the_command_without_a_build_env(tmp_path: Any) -> None:
+    env = {"PATH": "/usr/bin:/bin", "BUILD_ENV_FILE": str(tmp_path / "absent")}
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), "sh", "-c", "exit 7"], env=env, capture_output=True, check=False
+    )
+    assert result.returncode == 7
+
+
+def test_run_commands_are_valid_shell(dockerfile: Any) -> None:
+    """``bash -n`` on every RUN: catches a lost quote or ``fi`` without building anything."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    runs = dockerfile.all("RUN")
+    assert runs
+    for run in runs:
+        result = subprocess.run([bash, "-n", "-c", run], capture_output=True, text=True)
+        assert result.returncode == 0, f"{result.stderr}\nin: RUN {run[:200]}"
+    entrypoint = subprocess.run(["sh", "-n", str(ENTRYPOINT)], capture_output=True, text=True)
+    assert entrypoint.returncode == 0, entrypoint.stderr
