@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 
 import pytest
 
 from verifier_service.cache import cache_key
+from verifier_service.cache.keys import canonical_json
 from verifier_service.checkers.base import Job, Policy
 
 VERSION = "lean4 v4.15.0 mathlib v4.15.0 repl v4.15.0"
@@ -71,3 +74,25 @@ def test_axiom_order_and_duplicates_do_not_matter() -> None:
 def test_unusual_text_still_hashes() -> None:
     odd = dataclasses.replace(BASE, code="theorem t : ∀ x : ℕ, x = x := fun _ => rfl -- \ud800")
     assert cache_key(odd, VERSION) != cache_key(BASE, VERSION)
+
+
+@pytest.mark.parametrize(
+    "material",
+    [
+        {"b": 1, "a": [True, None, "x"], "c": {"z": "∀ x : ℕ, x = x", "y": ""}},
+        {"code": 'line\nnext\ttab "quoted" \\ back \x00 \x1f \x7f \u2028 😀 é'},
+        {"policy": {"allow_sorry": False, "axioms": ["Classical.choice", "Quot.sound"]}},
+    ],
+)
+def test_both_encoders_write_the_same_canonical_bytes(material: dict) -> None:
+    orjson = pytest.importorskip("orjson", reason="orjson not installed; only one encoder here")
+    standard = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert orjson.dumps(material, option=orjson.OPT_SORT_KEYS) == standard.encode()
+    assert canonical_json(material) == standard.encode()
+
+
+def test_key_of_a_real_job_matches_the_standard_library_encoding() -> None:
+    material = {"checker_version": VERSION, **BASE.cache_material()}
+    standard = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(standard.encode()).hexdigest()
+    assert cache_key(BASE, VERSION) == f"sieve:{digest}"
