@@ -30,6 +30,7 @@ import torch
 
 from trainer_client.checkpoint import load_trainer_state, restore_rng, save_checkpoint
 from trainer_client.config import TrainConfig
+from trainer_client.losses import compute_advantages, kl_penalty, reinforce_loss
 from trainer_client.reference import ReferenceModel
 from trainer_client.sampler import HFSampler, Samples, token_logprobs
 from trainer_client.tracking import Tracker
@@ -195,8 +196,6 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         """Run one optimiser step; returns its metrics (also sent to the tracker)."""
-        from trainer_client.losses import compute_advantages, kl_penalty, reinforce_loss
-
         cfg = self.config
         acc = self.accelerator
         t_start = time.perf_counter()
@@ -254,7 +253,6 @@ class Trainer:
                     sampled = samples.policy_logprobs[index].float().cpu()
                 policy_logprobs[index] = sampled
                 adv = self._advantages(
-                    compute_advantages,
                     policy_logprobs=sampled,
                     base_logprobs=None if base_logprobs is None else base_logprobs[index],
                     verified=verification.verified[index],
@@ -421,7 +419,6 @@ class Trainer:
 
     def _advantages(
         self,
-        compute: Callable[..., Any],
         *,
         policy_logprobs: torch.Tensor,
         base_logprobs: torch.Tensor | None,
@@ -436,7 +433,7 @@ class Trainer:
         if len(keep) == 0:
             return values
         base = policy_logprobs if base_logprobs is None else base_logprobs
-        result = compute(
+        result = compute_advantages(
             self.config.loss.objective,
             policy_logprobs=policy_logprobs[keep],
             base_logprobs=base[keep].float().cpu(),
