@@ -199,7 +199,8 @@ class MathChecker(Checker):
         if self._pool is pool:
             self._pool = None
             self._recycled += 1
-            self._spawn_workers()
+            for warming in self._spawn_workers():  # nobody awaits these; a failure is no news
+                warming.add_done_callback(_discard_outcome)
         if kill:  # also for a pool replaced earlier: its stuck worker must not live on
             logger.warning("math checker: %s; killing its workers", why)
             _kill_pool(pool)
@@ -229,6 +230,11 @@ def _outcome(result: dict[str, Any], budget_s: float) -> Outcome:
         return Outcome.timeout(budget_s, time_s=time_s)
     # "unparsable_reference": the request's fault, not the model's; never cached.
     return Outcome(Verdict.ERROR, [status], messages=messages, time_s=time_s)
+
+
+def _discard_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
