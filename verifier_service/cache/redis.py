@@ -117,7 +117,8 @@ class RedisCache:
         if self._probe is not None:
             self._probe.cancel()
             self._probe = None
-        await self._client.aclose()
+        close = getattr(self._client, "aclose", None) or self._client.close  # redis-py < 5.0.1
+        await close()
 
     # --- circuit breaker ----------------------------------------------------------------------
 
