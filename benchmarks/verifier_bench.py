@@ -346,8 +346,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     console.print(
         f"(a) {args.proofs} distinct proofs, batches of {args.batch}, {args.concurrency} "
         f"requests at a time, {args.workers} REPL doubles at {args.delay * 1000:.0f} ms/command; "
-        f"(b) batches of {args.cached_batch}. Took {time.perf_counter() - started:.0f} s."
+        f"(b) batches of {args.cached_batch}, redis-py reply parser: {_redis_parser()}. "
+        f"Took {time.perf_counter() - started:.0f} s."
     )
+
+
+def _redis_parser() -> str:
+    """hiredis (C) parses a 1,000-key MGET several times faster than redis-py's own parser."""
+    try:
+        from redis.utils import HIREDIS_AVAILABLE
+    except ImportError:
+        return "n/a"
+    return "hiredis" if HIREDIS_AVAILABLE else "python (pip install hiredis to speed it up)"
 
 
 def _meets(ok: bool) -> str:
