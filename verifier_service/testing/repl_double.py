@@ -434,7 +434,8 @@ class ReplDouble:
         new = Env(dict(self.envs[env].decls) if env is not None else {})
         new.decls.update(_declarations(text))
         for match in _PRINT_AXIOMS.finditer(code):
-            name = match.group("name")
+            # Lean resolves ``_root_.foo`` to ``foo`` and prints the resolved name.
+            name = match.group("name").removeprefix("_root_.")
             span = match.span("cmd")
             if name not in new.decls:
                 messages.append(_message("error", lines, *span, f"Unknown constant `{name}`"))

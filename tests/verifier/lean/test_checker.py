@@ -15,8 +15,11 @@ from verifier_service.settings import VerifierSettings
 from verifier_service.testing import repl_double
 from verifier_service.verdicts import Verdict
 
-# No ``open``: with one the checker asks for ``_root_.foo``, which the double does not resolve.
-HEADER = "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000"
+# The data's header: with its ``open`` the checker asks for ``_root_.foo``.
+HEADER = (
+    "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\n"
+    "open BigOperators Real Nat Topology Rat"
+)
 STATEMENT = "theorem foo (a b : ℕ) : a + b = b + a := by\n"
 
 
@@ -313,7 +316,8 @@ async def test_axioms_are_asked_on_the_proofs_env():
     answer = {"env": 8, "messages": [{"severity": "info", "data": "'foo' depends on axioms: []"}]}
     pool = _ScriptedPool([{"env": 7}, answer])
     checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
-    outcome = await checker.check(job(checker, STATEMENT + "  omega"))
+    no_opens = "import Mathlib\nset_option maxHeartbeats 400000"
+    outcome = await checker.check(job(checker, STATEMENT + "  omega", header=no_opens))
     assert outcome.verdict is Verdict.VALID
     assert pool.worker.sent[1] == {"cmd": "#print axioms foo", "env": 7}
     assert pool.worker.sent[0]["env"] == 0
