@@ -167,7 +167,9 @@ class VerifierClient:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        # "http://a:8000,http://b:8000" (an env var, a CLI flag) is several URLs.
+        urls = base_urls.split(",") if isinstance(base_urls, str) else list(base_urls)
+        urls = [u.strip() if isinstance(u, str) else u for u in urls]
         if not urls or not all(isinstance(u, str) and u.strip() for u in urls):
             raise ValueError("base_urls: give at least one non-empty URL")
         for name, value in (("max_batch", max_batch), ("max_concurrency", max_concurrency)):

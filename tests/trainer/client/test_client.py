@@ -310,3 +310,11 @@ def test_retry_after_parsing():
     assert _retry_after("soon") is None
     future = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 25 <= _retry_after(future) <= 31
+
+
+def test_comma_separated_urls_are_several_base_urls():
+    client = VerifierClient("http://a:8000/, http://b:8000")
+    assert client.base_urls == ["http://a:8000", "http://b:8000"]
+    client.close()
+    with pytest.raises(ValueError, match="base_urls"):
+        VerifierClient("http://a:8000,,")
