@@ -44,6 +44,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from verifier_service.launcher import free_port, serve_subprocess  # noqa: E402
 from verifier_service.lean.header import normalise_header  # noqa: E402
 from verifier_service.lean.pool import ReplPool  # noqa: E402
 from verifier_service.settings import VerifierSettings  # noqa: E402
@@ -86,12 +87,6 @@ def encode_batches(proofs: Sequence[dict[str, str]], size: int) -> list[bytes]:
 # --- processes ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def double_repl(delay: float) -> str:
     return shlex.join(double_command("--no-transcripts", "--delay", str(delay)))
 
@@ -109,44 +104,18 @@ def lean_settings(delay: float, workers: int) -> VerifierSettings:
 @contextlib.contextmanager
 def served(delay: float, workers: int, redis_url: str | None = None) -> Iterator[str]:
     """``sieve-verifier serve`` with the lean4 checker on the REPL double; yields its URL."""
-    port = free_port()
     env = {
-        **os.environ,
         "SIEVE_CHECKERS": "lean4",
         "SIEVE_LEAN_SANDBOX": "none",
         "SIEVE_LEAN_PREWARM_HEADERS": HEADER.replace("\n", "\\n"),
         "SIEVE_REDIS_URL": redis_url or "",
         "SIEVE_CACHE_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}",
-        "SIEVE_API_KEYS": "",
         "SIEVE_MAX_PENDING": "100000",
+        "SIEVE_LOG_LEVEL": "error",
     }
-    argv = [sys.executable, "-m", "verifier_service", "serve", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", str(workers), "--log-level", "error"]
-    argv += ["--lean-repl", double_repl(delay)]
-    process = subprocess.Popen(argv, env=env, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    args = ["--workers", str(workers), "--lean-repl", double_repl(delay)]
+    with serve_subprocess(env, args=args, cwd=REPO) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout_s} s")
 
 
 @contextlib.contextmanager

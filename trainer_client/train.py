@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -447,42 +445,11 @@ def local_verifier(
     checkers: Sequence[str] = ("math",), *, startup_timeout_s: float = 60.0
 ) -> Iterator[str]:
     """Run ``python -m verifier_service serve`` on a free loopback port; yields its base URL."""
-    import httpx
+    from verifier_service.launcher import serve_subprocess
 
-    port = _free_port()
-    env = {**os.environ, "SIEVE_CHECKERS": ",".join(checkers), "SIEVE_LOG_LEVEL": "warning"}
-    env.pop("SIEVE_REDIS_URL", None)
-    command = [
-        sys.executable,
-        "-m",
-        "verifier_service",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"local verifier exited with status {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/ready", timeout=2.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"local verifier not ready after {startup_timeout_s:.0f} s")
-            time.sleep(0.2)
+    env = {"SIEVE_CHECKERS": ",".join(checkers), "SIEVE_LOG_LEVEL": "warning"}
+    with serve_subprocess(env, startup_timeout_s=startup_timeout_s) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextlib.contextmanager
@@ -584,12 +551,6 @@ def _torch_dtype(name: str) -> Any:
         "bfloat16": torch.bfloat16,
         "float16": torch.float16,
     }[name]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _say(trainer: Any, message: str) -> None:

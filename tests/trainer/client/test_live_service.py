@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from trainer_client.client import VerifierClient
 from trainer_client.data import build_prompt, proof_request
 from trainer_client.demo import base_distribution, demo_problems
+from verifier_service.launcher import free_port, serve_subprocess
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,41 +20,13 @@ def service_url():
     for module in ("verifier_service.cli", "uvicorn", "math_verify"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed; the live service test needs it")
-    port = _free_port()
     env = {
-        **os.environ,
         "SIEVE_CHECKERS": "math",
         "SIEVE_LOG_LEVEL": "warning",
         "SIEVE_MAX_BATCH_SIZE": "5",  # small, so the client's 413 handling meets the real thing
     }
-    env.pop("SIEVE_REDIS_URL", None)
-    env.pop("SIEVE_API_KEYS", None)
-    command = [sys.executable, "-m", "verifier_service", "serve"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                stderr = process.stderr.read().decode(errors="replace")[-2000:]
-                pytest.fail(f"verifier exited with status {process.returncode}:\n{stderr}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/ready", timeout=2.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail("verifier not ready after 60 s")
-            time.sleep(0.2)
+    with serve_subprocess(env, cwd=REPO_ROOT) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def demo_requests() -> tuple[list[dict], list[bool]]:
@@ -96,7 +56,7 @@ def test_sync_verify_against_the_service(service_url):
 
 async def test_async_verify_with_a_dead_url_first(service_url):
     requests, truth = demo_requests()
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     client = VerifierClient([dead, service_url], max_batch=4, backoff_s=0.01, timeout_s=30)
     async with client:
         results = await client.averify(requests)

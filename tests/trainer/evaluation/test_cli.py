@@ -6,13 +6,7 @@ serve`` with the math checker on a free port; skipped if it cannot start).
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from functools import partial
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +18,7 @@ from trainer_client.data import load_problems, proof_request, save_problems
 from trainer_client.demo import char_tokenizer, demo_problems
 from trainer_client.evaluation import EvalResult
 from trainer_client.evaluation.cli import app
+from verifier_service.launcher import VerifierStartError, serve_subprocess
 
 torch.set_num_threads(1)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -164,43 +159,13 @@ def test_cli_reports_missing_inputs_by_flag(tmp_path):
     assert "does not exist" in result.output
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def math_verifier():
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
-    env.update(SIEVE_CHECKERS="math", SIEVE_HOST="127.0.0.1", SIEVE_PORT=str(port))
-    repo = Path(__file__).resolve().parents[3]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "verifier_service", "serve",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode()[-500:] if proc.poll() is not None else "timeout"
-                pytest.skip(f"the verifier service (math checker) did not start: {err}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with serve_subprocess({"SIEVE_CHECKERS": "math"}, ready_path="/health") as url:
+            yield url
+    except VerifierStartError as exc:
+        pytest.skip(f"the verifier service (math checker) did not start: {exc}")
 
 
 def test_cli_against_the_real_math_verifier(checkpoint, data, tmp_path, math_verifier):
