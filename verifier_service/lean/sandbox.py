@@ -31,6 +31,11 @@ _UNSANDBOXED = (
 )
 
 
+def _under_tmp(path: str) -> bool:
+    path = os.path.abspath(path)
+    return path == "/tmp" or path.startswith("/tmp/")
+
+
 class SandboxUnavailable(RuntimeError):
     """``lean_sandbox = "bwrap"`` was asked for but bubblewrap cannot run here."""
 
@@ -53,6 +58,7 @@ class Sandbox:
 
     def argv(self, command: Sequence[str], *, cwd: str | None = None) -> list[str]:
         """``command`` wrapped in ``bwrap``, starting in ``cwd``."""
+        tmp_mounts: list[str] = []
         if self.readonly_paths:
             mounts: list[str] = []
             extra = [cwd] if cwd else []
@@ -60,10 +66,16 @@ class Sandbox:
                 mounts += ["--ro-bind-try", path, path]
         else:
             mounts = ["--ro-bind", "/", "/"]
+        # The private /tmp would hide a Mathlib project or toolchain that lives under /tmp:
+        # mount those again on top of it.
+        visible = [*self.readonly_paths, *([cwd] if cwd else [])]
+        for path in dict.fromkeys(p for p in visible if _under_tmp(p)):
+            tmp_mounts += ["--ro-bind-try", path, path]
         prefix = [
             self.executable,
             *mounts,
             "--tmpfs", "/tmp",
+            *tmp_mounts,
             "--dev", "/dev",
             "--proc", "/proc",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",

@@ -123,7 +123,10 @@ def test_detect_modes(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
 
 
 async def test_pool_runs_workers_inside_the_sandbox(sandbox: Sandbox) -> None:
-    pool = ReplPool(repl_double.command("--no-transcripts"), workers=1, sandbox=sandbox)
+    # cwd: the double is this checkout's module, which may live under the sandbox's private /tmp
+    pool = ReplPool(
+        repl_double.command("--no-transcripts"), workers=1, sandbox=sandbox, cwd=str(REPO_ROOT)
+    )
     try:
         await pool.start([HEADER])
         async with pool.lease(HEADER, acquire_timeout_s=60) as worker:
@@ -137,3 +140,12 @@ async def test_pool_runs_workers_inside_the_sandbox(sandbox: Sandbox) -> None:
         await eventually(lambda: all(gone(pid) for pid in family), "sandboxed processes killed")
     finally:
         await pool.aclose()
+
+
+@pytest.mark.parametrize("readonly", [(), ("/opt/toolchain", "/tmp/mathlib")])
+def test_paths_under_tmp_are_mounted_again_over_the_private_tmp(readonly) -> None:
+    argv = Sandbox(readonly_paths=readonly).argv(["repl"], cwd="/tmp/mathlib")
+    tmpfs = argv.index("--tmpfs")
+    rebinds = [i for i, arg in enumerate(argv) if arg == "/tmp/mathlib" and argv[i - 1] != arg]
+    assert rebinds and all(i > tmpfs for i in rebinds)
+    assert "/opt/toolchain" not in argv[tmpfs:]
