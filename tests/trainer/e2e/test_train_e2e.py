@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from tests.trainer.models import save_tiny_gpt2
 from trainer_client.checkpoint import latest_checkpoint
 from trainer_client.config import load_config
 from trainer_client.tracking import read_metrics
@@ -33,26 +34,9 @@ def verifier_url():
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory):
     """A random 2-layer GPT-2 and the demo tokenizer, saved like any HF checkpoint."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     from trainer_client.demo import char_tokenizer
 
-    torch.manual_seed(0)
-    tokenizer = char_tokenizer()
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        n_positions=64,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    path = tmp_path_factory.mktemp("base")
-    GPT2LMHeadModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_gpt2(tmp_path_factory.mktemp("base"), char_tokenizer())
 
 
 @pytest.fixture(scope="module")

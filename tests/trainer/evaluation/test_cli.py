@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 import trainer_client.client
+from tests.trainer.models import save_tiny_gpt2
 from trainer_client.data import load_problems, proof_request, save_problems
 from trainer_client.demo import char_tokenizer, demo_problems
 from trainer_client.evaluation import EvalResult
@@ -27,24 +28,8 @@ N = 4
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    tokenizer = char_tokenizer()
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=64,
-        n_embd=16,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
     path = tmp_path_factory.mktemp("runs") / "demo" / "step_0"
-    GPT2LMHeadModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_gpt2(path, char_tokenizer(), n_layer=1, n_embd=16)
 
 
 @pytest.fixture(scope="module")

@@ -6,29 +6,10 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import torch
-
+from tests.trainer.models import tiny_gpt2
 from trainer_client.config import TrainConfig
 
-
-def tiny_gpt2(tokenizer, seed: int = 0):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        n_positions=64,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(config)
+__all__ = ["FakeVerifier", "lenient", "make_config", "tiny_gpt2"]
 
 
 @dataclass(frozen=True)
