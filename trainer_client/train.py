@@ -89,6 +89,7 @@ def train(
     if print_config:
         typer.echo(cfg.to_yaml())
         return
+    _quiet_model_loading()
     if cfg.run.alphas:
         run_sweep(cfg)
     else:
@@ -551,6 +552,13 @@ def _torch_dtype(name: str) -> Any:
         "bfloat16": torch.bfloat16,
         "float16": torch.float16,
     }[name]
+
+
+def _quiet_model_loading() -> None:
+    """The run has its own progress bar; transformers' per-load bars only clutter it."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _say(trainer: Any, message: str) -> None:
