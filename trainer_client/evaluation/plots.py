@@ -64,12 +64,14 @@ def plot_precision_coverage(
     xy = [(float(points[label][0]), float(points[label][1])) for label in labels]
     fig = Figure(figsize=(5.6, 4.8), layout="constrained")
     ax = fig.subplots()
-    for label, (x, y) in zip(labels, xy, strict=True):
+    for number, (label, (x, y)) in enumerate(zip(labels, xy, strict=True)):
         xerr = yerr = None
         if errors and label in errors:
             xerr, yerr = errors[label]
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=2, label=label)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+        # alternate above/below, so labels of nearby runs do not print over each other
+        offset = (4, 4) if number % 2 == 0 else (4, -12)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize="small")
     frontier = pareto_frontier(xy)
     if frontier:
         fx, fy = zip(*(xy[i] for i in frontier), strict=True)
