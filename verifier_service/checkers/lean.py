@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
-from verifier_service.lean.header import normalise, normalise_header, split_code
+from verifier_service.lean.header import normalise, normalise_header, parse_header, split_code
 from verifier_service.lean.pool import (
     HeaderFailed,
     PoolUnavailable,
@@ -75,6 +75,11 @@ class LeanChecker(Checker):
         if pool is None and settings.lean_repl:
             pool = ReplPool.from_settings(settings)
         self._pool = pool
+        #: Modules the operator configured (the prewarm headers' imports): they are expected to
+        #: load, so their failing to is a fault of the deployment, never of a proof.
+        self._configured_imports = frozenset(
+            module for h in settings.lean_prewarm_headers for module in parse_header(h).imports
+        )
 
     @property
     def pool(self) -> ReplPool | None:
@@ -98,6 +103,19 @@ class LeanChecker(Checker):
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
+
+    def _deployment_fault(self, header: str, messages: list[dict[str, Any]]) -> bool:
+        """Did the header fail on an import the operator configured (e.g. a broken Mathlib)?
+
+        The normalised header lists its imports first, one per line, so an error on one of the
+        first lines is an import failure. If every import is a configured one, the proof is not
+        to blame: answer ``error`` (retryable, never cached) rather than ``invalid``.
+        """
+        imports = parse_header(header).imports
+        if not imports or not set(imports) <= self._configured_imports:
+            return False
+        lines = [m.get("pos", {}).get("line", 0) for m in messages if m.get("severity") == "error"]
+        return any(1 <= line <= len(imports) for line in lines)
 
     def readiness(self) -> dict[str, str]:
         if self._pool is None:
@@ -210,10 +228,14 @@ class LeanChecker(Checker):
                     {"cmd": target.print_axioms, "env": reply.env}, timeout_s=AXIOMS_TIMEOUT_S
                 )
         except HeaderFailed as exc:
+            elapsed = time.perf_counter() - started
+            if self._deployment_fault(job.header, exc.messages):
+                logger.error("lean4: a configured import does not load: %s", exc)
+                return Outcome(
+                    Verdict.ERROR, ["header_import_failed"], list(exc.messages), time_s=elapsed
+                )
             return _invalid(
-                [Violation("header_error", str(exc))],
-                list(exc.messages),
-                time_s=time.perf_counter() - started,
+                [Violation("header_error", str(exc))], list(exc.messages), time_s=elapsed
             )
         except ReplTimeout:
             if stage == "proof":

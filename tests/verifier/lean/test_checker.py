@@ -144,6 +144,25 @@ async def test_header_error_is_invalid_with_lean_messages(make_checker):
     assert any("NoSuchLib" in m["data"] for m in outcome.messages)
 
 
+async def test_a_configured_import_that_fails_is_a_system_error():
+    # The operator said this header works (a prewarm header): its failing is the deployment's
+    # fault (say, a broken Mathlib build), so no proof may be called wrong, or cached, for it.
+    pool = ReplPool(repl_double.command("--no-transcripts"), workers=1, header_timeout_s=30)
+    checker = LeanChecker(
+        settings(lean_acquire_timeout_s=30, lean_prewarm_headers=["import NoSuchLib"]), pool=pool
+    )
+    try:
+        configured = await checker.check(
+            job(checker, STATEMENT + "  omega", header="import NoSuchLib")
+        )
+        other = await checker.check(job(checker, STATEMENT + "  omega", header="import Nope"))
+    finally:
+        await checker.aclose()
+    assert configured.verdict is Verdict.ERROR
+    assert configured.reasons == ["header_import_failed"]
+    assert other.verdict is Verdict.INVALID and other.reasons == ["header_error"]
+
+
 async def test_static_rules_reject_without_lean(make_checker):
     checker = make_checker()
     outcome = await checker.check(
