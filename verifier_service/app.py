@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 
 from verifier_service import __version__
 from verifier_service.api import (
+    BodyLimitMiddleware,
     RequestMetricsMiddleware,
     api_key_dependency,
     health,
@@ -75,7 +76,8 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # outermost: counts the 413s
     protected = [Depends(api_key_dependency(settings.api_keys))] if settings.api_keys else []
     app.include_router(verify.router, dependencies=protected)
     app.include_router(kimina.router, dependencies=protected)

@@ -41,6 +41,8 @@ class VerifierSettings(BaseSettings):
     max_batch_size: int = 1024
     #: Most bytes of code (header + code) in one proof (413 above).
     max_code_bytes: int = 200_000
+    #: Most bytes in one request body (413 above), checked before the body is read; 0: no limit.
+    max_body_bytes: int = 64 << 20
     #: Most proofs waiting or running at once across all requests (429 above).
     max_pending: int = 10_000
     #: Seconds a client is told to wait in ``Retry-After`` when the queue is full.

@@ -13,10 +13,11 @@ from __future__ import annotations
 from verifier_service.api import health, kimina, verify
 from verifier_service.api.auth import api_key_dependency
 from verifier_service.api.errors import ApiError, install_error_handlers
-from verifier_service.api.middleware import RequestMetricsMiddleware
+from verifier_service.api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 
 __all__ = [
     "ApiError",
+    "BodyLimitMiddleware",
     "RequestMetricsMiddleware",
     "api_key_dependency",
     "health",

@@ -131,6 +131,26 @@ async def test_proof_above_max_code_bytes_is_413_naming_it(make_client: MakeClie
     assert response.json()["detail"][0]["loc"] == ["body", "proofs", 1, "code"]
 
 
+async def test_body_above_max_body_bytes_is_413_before_it_is_parsed(make_client: MakeClient):
+    checker = FakeChecker()
+    client, _ = await make_client(checkers={"fake": checker}, max_body_bytes=2_000)
+    big = {"proofs": [proof(str(i), "x" * 100) for i in range(40)]}
+    declared = await client.post("/verify", json=big)
+
+    async def chunks():  # no Content-Length: counted as it streams in
+        for _ in range(10):
+            yield b" " * 500
+
+    streamed = await client.post(
+        "/verify", content=chunks(), headers={"content-type": "application/json"}
+    )
+    small = await client.post("/verify", json={"proofs": [proof("a", "x")]})
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json()["detail"][0]["loc"] == ["body"]
+    assert checker.calls == ["x"] and small.status_code == 200
+
+
 async def test_full_queue_is_429_with_retry_after(make_client: MakeClient):
     checker = FakeChecker()
     checker.release = asyncio.Event()
