@@ -122,16 +122,18 @@ def _verifier(fake: bool):
     yield _FakeVerifier(), "in-process fake (no HTTP)"
 
 
-class _FakeResult:
-    def __init__(self, ok: bool) -> None:
-        self.ok, self.failed = ok, False
-
-
 class _FakeVerifier:
     def verify(self, proofs):
-        from trainer_client.demo import evaluate_expression
+        from trainer_client.client import VerifyResult
+        from trainer_client.demo import is_correct
 
-        return [_FakeResult(evaluate_expression(p["code"]) == int(p["answer"])) for p in proofs]
+        return [
+            VerifyResult(
+                id=p["id"],
+                verdict="valid" if is_correct(p["code"], int(p["answer"])) else "invalid",
+            )
+            for p in proofs
+        ]
 
 
 def _report(times, kind, tokenizer, steps):

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from tenacity import (
@@ -42,7 +42,14 @@ from tenacity import (
     stop_after_attempt,
 )
 
-__all__ = ["RETRY_STATUSES", "VerificationError", "VerifierClient", "VerifyResult"]
+__all__ = [
+    "RETRY_STATUSES",
+    "VerificationError",
+    "Verifier",
+    "VerifierClient",
+    "VerifyResult",
+    "verify_non_empty",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +105,35 @@ class VerificationError(RuntimeError):
         super().__init__(f"verification failed: {what}")
         self.what = what
         self.results = results
+
+
+class Verifier(Protocol):
+    """What the trainer and the evaluation need of a verifier: :class:`VerifierClient`, or a
+    test double. Results need ``.ok`` (verified) and ``.failed`` (system error after retries)."""
+
+    def verify(self, proofs: Sequence[dict]) -> list[Any]: ...
+
+
+def verify_non_empty(verifier: Verifier, proofs: Sequence[dict]) -> list[Any]:
+    """``verifier.verify(proofs)``, with proofs of empty ``code`` judged ``invalid`` here.
+
+    A completion with nothing in it is a wrong answer, not a question for the service, which
+    refuses empty ``code`` as malformed input (a 422 the client would have to settle item by
+    item). Results keep the order of ``proofs``.
+    """
+    results: list[Any] = [None] * len(proofs)
+    sent = [i for i, proof in enumerate(proofs) if str(proof.get("code") or "").strip()]
+    answers = verifier.verify([proofs[i] for i in sent]) if sent else []
+    if len(answers) != len(sent):
+        raise RuntimeError(f"verifier answered {len(answers)} results for {len(sent)} proofs")
+    for i, answer in zip(sent, answers, strict=True):
+        results[i] = answer
+    for i, result in enumerate(results):
+        if result is None:
+            results[i] = VerifyResult(
+                id=str(proofs[i].get("id")), verdict="invalid", reasons=["empty"]
+            )
+    return results
 
 
 class _RetryableStatus(Exception):

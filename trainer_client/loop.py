@@ -24,11 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from trainer_client.checkpoint import load_trainer_state, restore_rng, save_checkpoint
+from trainer_client.client import Verifier, verify_non_empty
 from trainer_client.config import TrainConfig
 from trainer_client.losses import compute_advantages, kl_penalty, reinforce_loss
 from trainer_client.reference import ReferenceModel
@@ -36,15 +37,6 @@ from trainer_client.sampler import HFSampler, Samples, token_logprobs
 from trainer_client.tracking import Tracker
 
 __all__ = ["PromptStream", "StepBatch", "Trainer", "Verifier", "build_optimizer", "build_scheduler"]
-
-
-class Verifier(Protocol):
-    """What the loop needs from :class:`~trainer_client.client.VerifierClient`.
-
-    Results need ``.ok`` (verified) and ``.failed`` (system error after retries).
-    """
-
-    def verify(self, proofs: Sequence[dict]) -> list[Any]: ...
 
 
 class PromptStream:
@@ -397,16 +389,10 @@ class Trainer:
         """Verdicts for ``proofs``; an empty completion is wrong without asking the service
         (which refuses empty code as bad input, and a refusal must not read as a system error)."""
         start = time.perf_counter()
-        sent = [i for i, proof in enumerate(proofs) if str(proof.get("code", "")).strip()]
-        results = self.verifier.verify([proofs[i] for i in sent]) if sent else []
+        results = verify_non_empty(self.verifier, proofs)
         latency = time.perf_counter() - start
-        if len(results) != len(sent):
-            raise RuntimeError(f"verifier answered {len(results)} results for {len(sent)} proofs")
-        verified = torch.zeros(len(proofs), dtype=torch.bool)
-        failed = torch.zeros(len(proofs), dtype=torch.bool)
-        for i, result in zip(sent, results, strict=True):
-            verified[i] = bool(result.ok)
-            failed[i] = bool(result.failed)
+        verified = torch.tensor([bool(r.ok) for r in results], dtype=torch.bool)
+        failed = torch.tensor([bool(r.failed) for r in results], dtype=torch.bool)
         return _Verification(verified=verified, failed=failed, latency_s=latency, wait_s=0.0)
 
     def _micro_batches(self, samples: Samples) -> list[torch.Tensor]:

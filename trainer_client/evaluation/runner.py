@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from trainer_client.client import VerifyResult
+from trainer_client.client import Verifier, verify_non_empty
 from trainer_client.data import Problem, build_prompt, proof_request
 from trainer_client.evaluation.diversity import proof_diversity
 from trainer_client.evaluation.results import EvalResult, ProblemResult
@@ -25,10 +25,6 @@ __all__ = ["EvalPlan", "evaluate_problems"]
 
 class _Sampler(Protocol):
     def sample(self, prompts: Sequence[str], k: int) -> Any: ...
-
-
-class _Verifier(Protocol):
-    def verify(self, proofs: Sequence[dict]) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ class _Tally:
 def evaluate_problems(
     problems: Sequence[Problem],
     sampler: _Sampler,
-    verifier: _Verifier,
+    verifier: Verifier,
     *,
     plan: EvalPlan,
     label: str,
@@ -98,7 +94,7 @@ def evaluate_problems(
             proof_request(problems[i], prompts[i], text, id=f"{i}:{s}", timeout_s=plan.timeout_s)
             for i, s, text in batch
         ]
-        results = _verify_non_empty(verifier, requests)
+        results = verify_non_empty(verifier, requests)
         return [
             (i, text, req, res)
             for (i, _, text), req, res in zip(batch, requests, results, strict=True)
@@ -149,28 +145,6 @@ def evaluate_problems(
         for p, t in zip(problems, tallies, strict=True)
     ]
     return EvalResult.from_problems(label, results, n=plan.n, config=config, n_boot=n_boot)
-
-
-def _verify_non_empty(verifier: _Verifier, requests: list[dict]) -> list[Any]:
-    """Verify ``requests``, judging empty ones ``invalid`` here without sending them.
-
-    A completion with nothing to check is a wrong answer, not a question for the service (which
-    rejects an empty ``code`` as malformed input, failing the whole HTTP batch with it).
-    """
-    results: list[Any] = [None] * len(requests)
-    to_send = []
-    for pos, request in enumerate(requests):
-        if str(request.get("code") or "").strip():
-            to_send.append(pos)
-        else:
-            results[pos] = VerifyResult(id=request["id"], verdict="invalid", reasons=["empty"])
-    if to_send:
-        answers = verifier.verify([requests[pos] for pos in to_send])
-        if len(answers) != len(to_send):
-            raise RuntimeError(f"verifier returned {len(answers)} results for {len(to_send)}")
-        for pos, answer in zip(to_send, answers, strict=True):
-            results[pos] = answer
-    return results
 
 
 def _sample_batches(

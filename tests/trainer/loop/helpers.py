@@ -7,23 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tests.trainer.models import tiny_gpt2
+from trainer_client.client import VerifyResult
 from trainer_client.config import TrainConfig
 
 __all__ = ["FakeVerifier", "lenient", "make_config", "tiny_gpt2"]
-
-
-@dataclass(frozen=True)
-class FakeResult:
-    id: str
-    verdict: str
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict == "valid"
-
-    @property
-    def failed(self) -> bool:
-        return self.verdict == "error"
 
 
 @dataclass
@@ -33,9 +20,9 @@ class FakeVerifier:
     rule: Callable[[str, str], str]
     requests: list[list[dict]] = field(default_factory=list)
 
-    def verify(self, proofs: Sequence[dict]) -> list[FakeResult]:
+    def verify(self, proofs: Sequence[dict]) -> list[VerifyResult]:
         self.requests.append([dict(p) for p in proofs])
-        return [FakeResult(p["id"], self.rule(p["code"], p["answer"])) for p in proofs]
+        return [VerifyResult(id=p["id"], verdict=self.rule(p["code"], p["answer"])) for p in proofs]
 
     @property
     def stats(self) -> dict[str, float]:
