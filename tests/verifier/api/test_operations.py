@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 from tests.verifier.api.conftest import MakeClient, proof
 from tests.verifier.service.fakes import FakeChecker
 from verifier_service.cache import RedisCache
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from verifier_service.launcher import free_port
 
 
 async def test_health_is_ok_while_not_ready(make_client: MakeClient):
@@ -41,7 +34,7 @@ async def test_ready_is_503_until_checkers_are_ready(make_client: MakeClient):
 
 async def test_redis_down_still_answers_uncached_and_ready_says_so(make_client: MakeClient):
     checker = FakeChecker()
-    cache = RedisCache(f"redis://127.0.0.1:{unused_port()}/0", socket_timeout_s=0.2)
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.2)
     client, _ = await make_client(checkers={"fake": checker}, cache=cache)
     body = {"proofs": [proof("a", "ok")]}
     first = await client.post("/verify", json=body)

@@ -10,13 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from verifier_service.launcher import free_port
+
 REDIS_SERVER = shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:
@@ -61,7 +57,7 @@ class RedisServer:
 def redis_server() -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
         pytest.skip("redis-server binary not found on PATH (apt-get install redis-server)")
-    server = RedisServer(_free_port())
+    server = RedisServer(free_port())
     server.start()
     try:
         yield server
