@@ -161,6 +161,25 @@ class HFSampler:
         self.return_logprobs = return_logprobs
         self.calls = 0
 
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Any, *, device: str | None = None, **kwargs: Any
+    ) -> HFSampler:
+        """A sampler over a saved checkpoint (an HF model directory), for evaluation.
+
+        ``device`` defaults to CUDA when there is one, where the weights load in bf16; the
+        tokenizer falls back to EOS as its pad token. ``kwargs`` go to :class:`HFSampler`.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
+        return cls(model, tokenizer, **kwargs)
+
     def state_dict(self) -> dict[str, int]:
         return {"calls": self.calls}
 

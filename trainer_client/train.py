@@ -245,6 +245,8 @@ def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
     problem, timings), each model's ``eval/<label>.json`` and samples, and the evaluation plots
     under ``<run dir>/plots``.
     """
+    from trainer_client.evaluation.plots import plot_precision_diversity
+
     root = cfg.run_dir
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -286,7 +288,13 @@ def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
             }
         if results:
             _plot_sweep(results, root / "plots", n=cfg.run.eval_n)
-            _plot_precision_diversity(summary["models"], root / "plots" / "precision_diversity.png")
+            plot_precision_diversity(
+                {
+                    label: (m["pass@1"], m["distinct_correct"], m.get("pass@1_se"))
+                    for label, m in summary["models"].items()
+                },
+                root / "plots" / "precision_diversity.png",
+            )
     summary["total_s"] = time.perf_counter() - started
     (root / "sweep.json").write_text(json.dumps(summary, indent=2))
     _print_sweep(summary, root)
@@ -309,16 +317,12 @@ def evaluate_checkpoint(
     per-problem counts). With ``samples_file``, every sample and verdict is written there as JSONL.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
     from trainer_client.sampler import HFSampler
 
-    model = AutoModelForCausalLM.from_pretrained(str(path))
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    sampler = HFSampler(
-        model,
-        tokenizer,
+    sampler = HFSampler.from_pretrained(
+        path,
         temperature=cfg.sampling.temperature,
         top_p=cfg.sampling.top_p,
         max_new_tokens=cfg.sampling.max_new_tokens,
@@ -385,36 +389,6 @@ def _plot_sweep(results: dict[str, Any], out_dir: Path, *, n: int) -> None:
             matrix = transition_matrix(base.correct_fractions(), result.correct_fractions())
             name = label.replace("=", "").replace("α", "alpha")
             plot_transitions(matrix, out_dir / f"transitions_{name}.png", tuned=label)
-
-
-def _plot_precision_diversity(models: dict[str, dict[str, Any]], path: Path) -> Path:
-    """pass@1 against the number of distinct correct answers kept per problem.
-
-    On the demo's task pass@n saturates quickly; how many *different* correct answers a model
-    still produces is where the coverage end of the α family shows.
-    """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.6, 4.4), layout="constrained")
-    ax = fig.subplots()
-    for label, m in models.items():
-        x, y = m["pass@1"], m["distinct_correct"]
-        ax.errorbar(
-            x,
-            y,
-            xerr=m.get("pass@1_se"),
-            fmt="s" if label == "base" else "o",
-            capsize=2,
-            label=label,
-        )
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
-    ax.set_xlabel("precision (pass@1)")
-    ax.set_ylabel("distinct correct answers per problem")
-    ax.grid(True, alpha=0.3)
-    ax.set_title("α trades precision for diversity")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
 
 
 def _print_sweep(summary: dict[str, Any], root: Path) -> None:

@@ -210,9 +210,6 @@ def _run(
     save_samples: bool,
 ) -> EvalResult:
     # Heavy imports here, so `sieve-eval compare` and `--help` stay fast.
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from trainer_client.client import VerifierClient
     from trainer_client.data import load_problems
     from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
@@ -223,16 +220,10 @@ def _run(
         raise typer.BadParameter(f"no problems in {data}", param_hint="--data")
     plan = EvalPlan(n=n, batch_size=batch_size, timeout_s=timeout_s)
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    console.print(f"loading [bold]{checkpoint}[/bold] on {device}")
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype).to(device)
-    sampler = HFSampler(
-        model,
-        tokenizer,
+    console.print(f"loading [bold]{checkpoint}[/bold]")
+    sampler = HFSampler.from_pretrained(
+        checkpoint,
+        device=device,
         temperature=temperature,
         top_p=top_p,
         max_new_tokens=max_new_tokens,

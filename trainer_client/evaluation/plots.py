@@ -1,4 +1,5 @@
-"""PNG figures: pass@k curves, the precision–coverage plane, the difficulty transitions.
+"""PNG figures: pass@k curves, the precision–coverage and precision–diversity planes, the
+difficulty transitions.
 
 Figures are drawn with matplotlib's object API (``Figure`` + the Agg canvas), never through
 ``pyplot``: no global state, no display needed, safe in worker processes and tests.
@@ -15,7 +16,12 @@ from matplotlib.figure import Figure
 from trainer_client.evaluation.pareto import pareto_frontier
 from trainer_client.evaluation.transitions import TransitionMatrix
 
-__all__ = ["plot_pass_at_k", "plot_precision_coverage", "plot_transitions"]
+__all__ = [
+    "plot_pass_at_k",
+    "plot_precision_coverage",
+    "plot_precision_diversity",
+    "plot_transitions",
+]
 
 Curve = tuple[Sequence[int], Sequence[float | None], Sequence[float | None] | None]
 
@@ -81,6 +87,30 @@ def plot_precision_coverage(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     ax.set_title(title or "precision vs coverage")
+    return _save(fig, path)
+
+
+def plot_precision_diversity(
+    points: Mapping[str, tuple[float, float, float | None]], path: str | Path
+) -> Path:
+    """pass@1 against the number of distinct correct answers kept per problem.
+
+    ``points`` maps a run's label to ``(pass@1, distinct correct, pass@1 SE or None)``; the run
+    labelled ``base`` is drawn as a square. Where pass@n saturates (the CPU demo's task), how many
+    *different* correct answers a model still produces is where the coverage end of the α family
+    shows.
+    """
+    if not points:
+        raise ValueError("points: nothing to plot")
+    fig = Figure(figsize=(5.6, 4.4), layout="constrained")
+    ax = fig.subplots()
+    for label, (x, y, xerr) in points.items():
+        ax.errorbar(x, y, xerr=xerr, fmt="s" if label == "base" else "o", capsize=2, label=label)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.set_xlabel("precision (pass@1)")
+    ax.set_ylabel("distinct correct answers per problem")
+    ax.grid(True, alpha=0.3)
+    ax.set_title("α trades precision for diversity")
     return _save(fig, path)
 
 

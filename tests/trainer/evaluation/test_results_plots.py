@@ -9,6 +9,7 @@ from trainer_client.evaluation import EvalResult, ProblemResult, pass_at_k, tran
 from trainer_client.evaluation.plots import (
     plot_pass_at_k,
     plot_precision_coverage,
+    plot_precision_diversity,
     plot_transitions,
 )
 
@@ -91,6 +92,10 @@ def test_plots_are_written_as_png(tmp_path):
     assert_png(plot_precision_coverage(points, tmp_path / "pc.png", errors=errors, n=8))
     m = transition_matrix(a.correct_fractions(), b.correct_fractions())
     assert_png(plot_transitions(m, tmp_path / "transitions.png"))
+    diversity = {"base": (0.4, 6.3, 0.04), "alpha=0": (0.87, 4.8, None)}
+    assert_png(plot_precision_diversity(diversity, tmp_path / "pd.png"))
+    with pytest.raises(ValueError, match="points"):
+        plot_precision_diversity({}, tmp_path / "none.png")
     with pytest.raises(ValueError, match="curves"):
         plot_pass_at_k({}, tmp_path / "empty.png")
     assert not math.isnan(points["alpha=0.25"][0])
