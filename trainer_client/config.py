@@ -71,6 +71,11 @@ class DataConfig(_Section):
     eval_path: str | None = None
     eval_split: str | None = None
     eval_limit: int | None = Field(default=None, ge=1)
+    #: Wrap prompts in the tokenizer's chat template (``add_generation_prompt``), as the paper's
+    #: pipeline does; a tokenizer without one gets the plain prompt either way.
+    chat_template: bool = True
+    #: A system message for training prompts (the paper: none; its evaluation adds one).
+    system_prompt: str | None = None
 
 
 class SamplingConfig(_Section):
@@ -82,7 +87,7 @@ class SamplingConfig(_Section):
     temperature: float = Field(default=1.0, gt=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=1024, ge=1)
-    #: Prompts are left-truncated to this many tokens.
+    #: Problems whose prompt is longer are left out of training (and counted), never truncated.
     max_prompt_tokens: int = Field(default=1024, ge=1)
     #: Sequences per ``generate`` call; none: all of this process's prompts at once.
     batch_size: int | None = Field(default=None, ge=1)

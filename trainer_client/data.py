@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,19 +21,26 @@ from typing import Any
 __all__ = [
     "CHECKERS",
     "DEFAULT_HEADER",
+    "EVAL_SYSTEM_PROMPT",
     "PROMPT_PREFIX",
     "Problem",
+    "PromptFilter",
+    "PromptRenderer",
     "build_prompt",
+    "completion_lean_block",
     "extract_lean_block",
+    "filter_long_prompts",
     "header_from_src_context",
     "load_problems",
     "proof_request",
+    "render_prompt",
     "save_problems",
 ]
 
-#: The header a plain-Mathlib checker uses for problems that do not bring their own.
+#: The header a plain-Mathlib checker uses for problems that do not bring their own: the paper's
+#: (``maxHeartbeats 0``, as in miniF2F's own rows; the service bounds time by its own timeout).
 DEFAULT_HEADER = (
-    "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\n"
+    "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 0\n\n"
     "open BigOperators Real Nat Topology Rat\n"
 )
 #: The paper's instruction (DeepSeek-Prover-V1.5 chain-of-thought prompt).
@@ -41,6 +48,8 @@ PROMPT_PREFIX = (
     "Complete the following Lean 4 code with explanatory comments preceding each line of code:"
     "\n\n```lean4\n"
 )
+#: The system message the paper's evaluation adds to the chat (training uses none).
+EVAL_SYSTEM_PROMPT = "You are an expert in mathematics and Lean 4."
 #: The checkers a problem can name.
 CHECKERS = ("lean4", "math")
 
@@ -245,21 +254,120 @@ def _option_name(line: str) -> str | None:
 
 
 def build_prompt(problem: Problem) -> str:
-    """The prompt the policy completes.
+    """The prompt's text, before any chat template.
 
-    lean4: the paper's (DeepSeek-Prover-V1.5 chain-of-thought) prompt: the instruction, then an
-    open ```lean4 block with the header, a blank line, the informal statement as a doc comment and
-    the formal statement; the model continues after ``:= by``. math: the question itself.
+    lean4: the paper's (DeepSeek-Prover-V1.5 chain-of-thought) prompt: the instruction, a blank
+    line, an open ```lean4 block with the header (its own blank lines kept), a blank line, the
+    informal statement as a doc comment and the formal statement; the model continues after
+    ``:= by``. math: the question itself. :func:`render_prompt` wraps it in the tokenizer's chat
+    template, as the paper's pipeline does.
     """
     if problem.checker == "math":
         return problem.statement
     return (
         PROMPT_PREFIX
-        + problem.header.rstrip("\n")
+        + problem.header.strip("\n")
         + "\n\n"
         + _doc_comment(problem.informal)
         + problem.statement
     )
+
+
+def render_prompt(
+    problem: Problem,
+    tokenizer: Any = None,
+    *,
+    system: str | None = None,
+    chat_template: bool = True,
+) -> str:
+    """The text the policy is given: :func:`build_prompt` inside the tokenizer's chat template.
+
+    As the paper's released pipeline does: one user message (after ``system``, if given: the
+    evaluation's :data:`EVAL_SYSTEM_PROMPT`) rendered with ``add_generation_prompt=True``, so the
+    model answers as the assistant. A tokenizer without a chat template (or
+    ``chat_template=False``, or no tokenizer) gives the plain text. The template's leading BOS is
+    dropped when the tokenizer adds one itself when encoding, so the prompt never has two.
+    """
+    text = build_prompt(problem)
+    if tokenizer is None or not chat_template or not getattr(tokenizer, "chat_template", None):
+        return text
+    messages = [{"role": "user", "content": text}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and rendered.startswith(bos) and _adds_bos(tokenizer):
+        rendered = rendered[len(bos) :]
+    return rendered
+
+
+def _adds_bos(tokenizer: Any) -> bool:
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if bos_id is None:
+        return False
+    return bos_id in tokenizer("x")["input_ids"][:1]
+
+
+@dataclass(frozen=True)
+class PromptRenderer:
+    """:func:`render_prompt` with its options fixed: the loop's ``prompt_fn``."""
+
+    tokenizer: Any = None
+    system: str | None = None
+    chat_template: bool = True
+
+    def __call__(self, problem: Problem) -> str:
+        return render_prompt(
+            problem, self.tokenizer, system=self.system, chat_template=self.chat_template
+        )
+
+
+@dataclass(frozen=True)
+class PromptFilter:
+    """What :func:`filter_long_prompts` kept, and how many it dropped."""
+
+    kept: list[Problem]
+    dropped: list[str]
+    max_tokens: int
+
+    @property
+    def n_dropped(self) -> int:
+        return len(self.dropped)
+
+    def summary(self) -> str:
+        total = len(self.kept) + self.n_dropped
+        return (
+            f"prompts: kept {len(self.kept)} of {total}; {self.n_dropped} longer than "
+            f"{self.max_tokens} tokens left out"
+        )
+
+
+def filter_long_prompts(
+    problems: Sequence[Problem],
+    tokenizer: Any,
+    max_tokens: int,
+    *,
+    render: Callable[[Problem], str] | None = None,
+) -> PromptFilter:
+    """Keep the problems whose rendered prompt fits in ``max_tokens`` tokens; count the rest.
+
+    The paper's pipeline filters over-long prompts instead of truncating them: a left-truncated
+    prompt loses the instruction and the header, and the model is then asked something else.
+    Tokens are counted as the sampler encodes the prompt (special tokens included).
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens: must be >= 1, got {max_tokens}")
+    render = render or PromptRenderer(tokenizer)
+    kept: list[Problem] = []
+    dropped: list[str] = []
+    texts = [render(problem) for problem in problems]
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]] if texts else []
+    for problem, length in zip(problems, lengths, strict=True):
+        if length <= max_tokens:
+            kept.append(problem)
+        else:
+            dropped.append(problem.name)
+    return PromptFilter(kept=kept, dropped=dropped, max_tokens=max_tokens)
 
 
 def _doc_comment(informal: str) -> str:
@@ -272,7 +380,8 @@ def _doc_comment(informal: str) -> str:
 
 
 _FENCE_OPEN = re.compile(r"```lean4?[ \t]*\n")
-_FENCE_CLOSE = re.compile(r"\n?[ \t]*```")
+#: A closing fence: three backticks not followed by an info string (```` ```lean4 ```` opens).
+_FENCE_CLOSE = re.compile(r"\n?[ \t]*```(?![ \t]*\w)")
 
 
 def extract_lean_block(text: str) -> str | None:
@@ -283,6 +392,12 @@ def extract_lean_block(text: str) -> str | None:
     up to the end of the text, as DeepSeek-Prover's own pipeline checks header + statement +
     whatever was generated. ``None`` when the text has no Lean block at all.
     """
+    complete, opened = _lean_blocks(text)
+    return complete if complete is not None else opened
+
+
+def _lean_blocks(text: str) -> tuple[str | None, str | None]:
+    """``(last complete block, block still open at the end)`` of ``text``."""
     last_complete: str | None = None
     last_open: str | None = None
     pos = 0
@@ -296,7 +411,29 @@ def extract_lean_block(text: str) -> str | None:
             break
         last_complete = text[opening.end() : closing.start()]
         pos = closing.end()
-    return last_complete if last_complete is not None else last_open
+    return last_complete, last_open
+
+
+def completion_lean_block(prompt: str, completion: str) -> str | None:
+    """The Lean code a completion of ``prompt`` proposes, for plain and chat prompts alike.
+
+    1. the completion's own last complete block (a chat answer: the paper's reward read the
+       response's last code block);
+    2. else the last complete block of prompt + completion (a plain prompt's open block that the
+       completion continues and closes);
+    3. else a block the completion opened and did not close (a chat answer cut off by the token
+       limit);
+    4. else the prompt's open block continued to the end (a plain prompt, cut off).
+    """
+    own_complete, own_open = _lean_blocks(completion)
+    if own_complete is not None:
+        return own_complete
+    whole_complete, whole_open = _lean_blocks(prompt + completion)
+    if whole_complete is not None:
+        return whole_complete
+    if own_open is not None:
+        return own_open
+    return whole_open
 
 
 def proof_request(
@@ -309,8 +446,8 @@ def proof_request(
 ) -> dict[str, Any]:
     """One item of ``POST /verify`` for ``completion`` of ``prompt`` on ``problem``.
 
-    lean4: ``code`` is :func:`extract_lean_block` of prompt + completion with the problem's header
-    removed from its top (leading ``import`` lines too, should the model have rewritten it);
+    lean4: ``code`` is :func:`completion_lean_block` of prompt and completion, with the problem's
+    header removed from its top (leading ``import`` lines too, should the model have rewritten it);
     ``header`` and ``statement`` are the problem's, so the service checks the theorem proved is the
     one asked. When the text holds no Lean block the completion itself is sent (and will fail the
     statement check: a wrong proof, not a system error). math: ``code`` is the completion's first
@@ -321,7 +458,7 @@ def proof_request(
         request["code"] = _first_line(completion)
         request["answer"] = problem.answer
     else:
-        block = extract_lean_block(prompt + completion)
+        block = completion_lean_block(prompt, completion)
         code = completion if block is None else _strip_header(block, problem.header)
         request["code"] = code
         request["header"] = problem.header

@@ -135,6 +135,7 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer_client.checkpoint import latest_checkpoint
+    from trainer_client.data import PromptRenderer
     from trainer_client.loop import Trainer
     from trainer_client.reference import ReferenceModel
     from trainer_client.tracking import Tracker
@@ -190,12 +191,17 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
             seed=cfg.run.seed + 7919 * accelerator.process_index,
             max_prompt_tokens=s.max_prompt_tokens,
         )
+    renderer = PromptRenderer(
+        tokenizer, system=cfg.data.system_prompt, chat_template=cfg.data.chat_template
+    )
+    problems = _fitting_problems(cfg, tokenizer, renderer, main=accelerator.is_main_process)
     trainer = Trainer(
         cfg,
         model=policy,
         sampler=sampler,
         tokenizer=tokenizer,
-        problems=load_run_problems(cfg),
+        problems=problems,
+        prompt_fn=renderer,
         verifier=verifier,
         reference=reference,
         accelerator=accelerator,
@@ -221,6 +227,36 @@ def load_run_problems(cfg: TrainConfig, *, evaluation: bool = False) -> list[Any
         default_split = "test" if evaluation else "train"
         return demo_problems(limit or 256, seed=cfg.run.seed, split=split or default_split)
     return load_problems(_data_path(path), split=split, limit=limit)
+
+
+def _fitting_problems(cfg: TrainConfig, tokenizer: Any, render: Any, *, main: bool) -> list[Any]:
+    """The training problems whose prompt fits ``sampling.max_prompt_tokens``.
+
+    Longer ones are left out, as the paper's pipeline does, and counted: the main process says
+    how many and lists them in ``<run dir>/prompts.json``.
+    """
+    from trainer_client.data import filter_long_prompts
+
+    result = filter_long_prompts(
+        load_run_problems(cfg), tokenizer, cfg.sampling.max_prompt_tokens, render=render
+    )
+    if main:
+        if result.n_dropped:
+            print(result.summary(), file=sys.stderr)
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        record = {
+            "kept": len(result.kept),
+            "too_long": result.n_dropped,
+            "max_prompt_tokens": result.max_tokens,
+            "too_long_names": result.dropped,
+        }
+        (cfg.run_dir / "prompts.json").write_text(json.dumps(record, indent=2))
+    if not result.kept:
+        raise ConfigError(
+            f"sampling.max_prompt_tokens={result.max_tokens}: every prompt is longer; "
+            "raise it or shorten the prompts"
+        )
+    return result.kept
 
 
 def resolve_model_path(cfg: TrainConfig, *, base_dir: Path | None = None) -> Path | str:
