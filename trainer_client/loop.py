@@ -1,103 +1,46 @@
-"""One α-DPG (or baseline) step, and the loop that repeats it with checkpoints and metrics.
+"""The training loop: one step is the pipeline sample → verify → score → update.
 
-A step, on every process for its shard of prompts:
+Each stage has its own module under :mod:`trainer_client.stages`:
 
-1. draw k completions per prompt from the policy (:mod:`~trainer_client.sampler`);
-2. send them to the verifier *and, while it works*, score them under the frozen reference ``a``
-   (the two overlap: the reference pass costs nothing when the verifier is the bottleneck);
-3. one forward+backward of the policy per micro-batch of whole prompt groups. At temperature 1
-   and top-p 1 the sampling policy is the model itself, so ``log π(y)`` is read (detached) from
-   this same forward pass instead of a separate scoring pass: the method is on-policy with one
-   gradient step per batch, so the numbers are the same;
-4. clip, step AdamW and the schedule, and log.
+- :mod:`~trainer_client.stages.sample`: the step's prompts and their k completions;
+- :mod:`~trainer_client.stages.verify`: proofs sent to the verifier; where verdicts arrive;
+- :mod:`~trainer_client.stages.score`: ``log π``, ``log a``, the advantages and the metrics;
+- :mod:`~trainer_client.stages.update`: the loss, backward, clipping and the optimiser step.
 
-Samples whose verdict is ``error`` (a system fault after the client's retries, not a wrong proof)
-are left out of the target: they get advantage 0 and do not enter Ẑ or any group baseline.
+:class:`Trainer` builds the stages, wires one step through them, and owns the run's bookkeeping
+(checkpoints, resuming, the tracker). While the verifier works, the step scores the samples under
+the frozen reference, so the reference pass costs nothing when the verifier is the bottleneck.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from trainer_client.checkpoint import load_trainer_state, restore_rng, save_checkpoint
-from trainer_client.client import Verifier, verify_non_empty
+from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
-from trainer_client.losses import compute_advantages, kl_penalty, reinforce_loss
 from trainer_client.reference import ReferenceModel
-from trainer_client.sampler import HFSampler, Samples, token_logprobs
+from trainer_client.sampler import HFSampler, Samples
+from trainer_client.stages.sample import PromptStream, SampleStage
+from trainer_client.stages.score import ScoreStage, StepBatch
+from trainer_client.stages.update import UpdateStage, build_optimizer, build_scheduler
+from trainer_client.stages.verify import VerifyStage
 from trainer_client.tracking import Tracker
 
-__all__ = ["PromptStream", "StepBatch", "Trainer", "Verifier", "build_optimizer", "build_scheduler"]
-
-
-class PromptStream:
-    """Problems in a seeded order, epoch after epoch; its position is part of a checkpoint."""
-
-    def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True) -> None:
-        if size < 1:
-            raise ValueError("data: no problems to train on")
-        self.size = size
-        self.seed = seed
-        self.shuffle = shuffle
-        self.epoch = 0
-        self.position = 0
-        self._order = self._permutation()
-
-    def next(self, n: int) -> list[int]:
-        """The indices of the next ``n`` problems."""
-        picked: list[int] = []
-        while len(picked) < n:
-            if self.position == self.size:
-                self.epoch += 1
-                self.position = 0
-                self._order = self._permutation()
-            take = min(n - len(picked), self.size - self.position)
-            picked.extend(self._order[self.position : self.position + take])
-            self.position += take
-        return picked
-
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch = int(state["epoch"])
-        self.position = int(state["position"])
-        self._order = self._permutation()
-
-    def _permutation(self) -> list[int]:
-        if not self.shuffle:
-            return list(range(self.size))
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return torch.randperm(self.size, generator=generator).tolist()
-
-
-@dataclass
-class StepBatch:
-    """What the last step trained on, kept for inspection and debugging."""
-
-    samples: Samples
-    verified: torch.Tensor
-    failed: torch.Tensor
-    policy_logprobs: torch.Tensor
-    base_logprobs: torch.Tensor | None
-    advantages: torch.Tensor
-
-
-@dataclass
-class _Verification:
-    verified: torch.Tensor
-    failed: torch.Tensor
-    latency_s: float
-    wait_s: float
+__all__ = [
+    "PromptStream",
+    "StepBatch",
+    "Trainer",
+    "Verifier",
+    "build_optimizer",
+    "build_scheduler",
+    "objective_samples_policy",
+]
 
 
 class Trainer:
@@ -106,7 +49,9 @@ class Trainer:
     ``problems`` are :class:`~trainer_client.data.Problem`; ``prompt_fn`` and ``request_fn``
     default to :func:`~trainer_client.data.build_prompt` and
     :func:`~trainer_client.data.proof_request`. Pass ``accelerator`` for several devices or mixed
-    precision; without one, a plain single-process CPU/GPU loop runs.
+    precision; without one, a plain single-process CPU/GPU loop runs. ``sampler`` replaces the
+    default ``generate`` sampler (e.g. a :class:`~trainer_client.sampler.VLLMSampler`); one with
+    ``load_weights`` gets the policy's weights after every optimiser step.
     """
 
     def __init__(
@@ -128,11 +73,8 @@ class Trainer:
 
         self.config = config
         self.tokenizer = tokenizer
-        self.problems = list(problems)
         self.verifier = verifier
         self.tracker = tracker
-        self.prompt_fn = prompt_fn or data_module.build_prompt
-        self.request_fn = request_fn or data_module.proof_request
         self.step = 0
         self.last_batch: StepBatch | None = None
         if accelerator is None:
@@ -157,9 +99,6 @@ class Trainer:
         sampling = config.sampling
         self.exact_sampling = sampling.temperature == 1.0 and sampling.top_p == 1.0
         sampling_model = reference.model if objective == "rft" else self.unwrapped_model
-        #: ``sampler`` replaces the default ``generate`` sampler (e.g. a
-        #: :class:`~trainer_client.sampler.VLLMSampler`); one with ``load_weights`` gets the
-        #: policy's weights after every optimiser step.
         self.sampler = sampler or HFSampler(
             sampling_model,
             tokenizer,
@@ -171,10 +110,29 @@ class Trainer:
             max_prompt_tokens=sampling.max_prompt_tokens,
             return_logprobs=not self.exact_sampling and objective != "rft",
         )
-        self.stream = PromptStream(
-            len(self.problems), seed=config.run.seed, shuffle=config.data.shuffle
+
+        self.sampling = SampleStage(
+            self.sampler,
+            problems,
+            config,
+            process_index=accelerator.process_index,
+            num_processes=accelerator.num_processes,
+            prompt_fn=prompt_fn or data_module.build_prompt,
         )
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sieve-verify")
+        self.verification = VerifyStage(
+            verifier,
+            config,
+            request_fn=request_fn or data_module.proof_request,
+            process_index=accelerator.process_index,
+        )
+        self.scoring = ScoreStage(config, reference=reference, accelerator=accelerator)
+        self.updating = UpdateStage(
+            config,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            accelerator=accelerator,
+        )
 
     # --- public API -----------------------------------------------------------------------------
 
@@ -186,120 +144,92 @@ class Trainer:
     def is_main_process(self) -> bool:
         return self.accelerator.is_main_process
 
+    @property
+    def problems(self) -> list[Any]:
+        return self.sampling.problems
+
+    @property
+    def stream(self) -> PromptStream:
+        return self.sampling.stream
+
     def train_step(self) -> dict[str, float]:
         """Run one optimiser step; returns its metrics (also sent to the tracker)."""
         cfg = self.config
         acc = self.accelerator
+        score, update = self.scoring, self.updating
         t_start = time.perf_counter()
-        problems = self._next_problems()
-        prompts = [self.prompt_fn(p) for p in problems]
-        samples = self.sampler.sample(prompts, cfg.sampling.k)
+
+        # 1. sample
+        (chunk,) = self.sampling.chunks(self.sampling.next_problems())
+        samples = chunk.samples
         t_sampled = time.perf_counter()
 
-        proofs = [
-            self.request_fn(
-                problems[i // cfg.sampling.k],
-                prompts[i // cfg.sampling.k],
-                text,
-                id=f"{self.step}-{acc.process_index}-{i}",
-                timeout_s=cfg.verifier.proof_timeout_s,
-            )
-            for i, text in enumerate(samples.texts)
-        ]
-        pending = self._pool.submit(self._verify, proofs)
-        ref_tokens = None
-        if self.reference is not None:
-            ref_tokens = self.reference.token_logprobs(samples)
+        # 2. verify (in the background) while the reference scores the samples
+        pending = self.verification.submit(chunk, self.step)
+        ref_tokens = score.reference_tokens(samples)
         t_reference = time.perf_counter()
-        verification = pending.result()
+        verdicts = pending.result()
         t_verified = time.perf_counter()
-        verification.wait_s = t_verified - t_reference
 
+        # 3. score and 4. update, micro-batch by micro-batch
         base_logprobs = None if ref_tokens is None else ref_tokens.sum(dim=1).float().cpu()
         n_local = len(samples)
-        l_max = cfg.l_max
-        device = acc.device
         policy_logprobs = torch.empty(n_local)
         advantages = torch.zeros(n_local)
         stats_sum: dict[str, float] = {}
         loss_total = 0.0
         micro = self._micro_batches(samples)
         for number, index in enumerate(micro):
-            part = samples.select(index).to(device)
-            sync = number == len(micro) - 1
-            context = acc.no_sync(self.model) if not sync else nullcontext()
-            with context, acc.autocast():
-                tokens = token_logprobs(
-                    self.model,
-                    part.sequences,
-                    part.attention_mask,
-                    part.response_mask,
-                    response_start=samples.prompt_width,
-                )
-                seq = tokens.sum(dim=1).detach().float().cpu()
-                if cfg.loss.objective == "rft":
-                    sampled = base_logprobs[index]
-                elif self.exact_sampling:
-                    sampled = seq
-                else:
-                    sampled = samples.policy_logprobs[index].float().cpu()
-                policy_logprobs[index] = sampled
-                adv = self._advantages(
-                    policy_logprobs=sampled,
-                    base_logprobs=None if base_logprobs is None else base_logprobs[index],
-                    verified=verification.verified[index],
-                    failed=verification.failed[index],
-                    group_ids=samples.group_ids[index],
-                    stats_sum=stats_sum,
-                )
-                advantages[index] = adv
-                share = len(index) / n_local
-                loss = reinforce_loss(tokens, part.response_mask, adv.to(device), l_max) * share
-                if cfg.loss.kl_coef > 0:
-                    ref_part = ref_tokens[index].to(device)
-                    kl = kl_penalty(tokens, ref_part, part.response_mask, l_max)
-                    loss = loss + cfg.loss.kl_coef * kl * share
-            acc.backward(loss)
-            loss_total += float(loss.detach())
+            part = samples.select(index).to(acc.device)
+            with update.sync(last=number == len(micro) - 1):
+                with acc.autocast():
+                    tokens = score.policy_tokens(self.model, part, samples.prompt_width)
+                    sampled = score.sampled_logprobs(tokens, samples, index, base_logprobs)
+                    policy_logprobs[index] = sampled
+                    adv = score.advantages(
+                        policy_logprobs=sampled,
+                        base_logprobs=None if base_logprobs is None else base_logprobs[index],
+                        verified=verdicts.verified[index],
+                        failed=verdicts.failed[index],
+                        group_ids=samples.group_ids[index],
+                        stats_sum=stats_sum,
+                    )
+                    advantages[index] = adv
+                    loss = update.loss(
+                        tokens,
+                        part.response_mask,
+                        adv,
+                        None if ref_tokens is None else ref_tokens[index],
+                        share=len(index) / n_local,
+                    )
+                loss_total += update.backward(loss)
 
-        grad_norm = math.nan
-        if cfg.optim.max_grad_norm is not None:
-            grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm))
-        lr = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if hasattr(self.sampler, "load_weights") and objective_samples_policy(cfg):
-            self.sampler.load_weights(self.unwrapped_model.named_parameters())
+        grad_norm, lr = update.step(self.sampler if objective_samples_policy(cfg) else None)
         self.step += 1
         t_end = time.perf_counter()
+
         self.last_batch = StepBatch(
             samples=samples,
-            verified=verification.verified,
-            failed=verification.failed,
+            verified=verdicts.verified,
+            failed=verdicts.failed,
             policy_logprobs=policy_logprobs,
             base_logprobs=base_logprobs,
             advantages=advantages,
-        )
-
-        metrics = self._metrics(
-            samples=samples,
-            verification=verification,
-            policy_logprobs=policy_logprobs,
-            base_logprobs=base_logprobs,
-            advantages=advantages,
-            stats_sum=stats_sum,
+            objective_stats=score.average_stats(stats_sum),
             loss=loss_total,
             grad_norm=grad_norm,
             lr=lr,
             times={
                 "time/sample_s": t_sampled - t_start,
                 "time/reference_s": t_reference - t_sampled,
-                "time/verify_wait_s": verification.wait_s,
+                "time/verify_wait_s": pending.wait_s,
                 "time/update_s": t_end - t_verified,
                 "time/step_s": t_end - t_start,
             },
+            verifier_latency_s=verdicts.latency_s,
+            verifier_stats=_stats_of(self.verifier),
         )
+        metrics = score.metrics(self.last_batch)
         if self.tracker is not None and self.is_main_process:
             self.tracker.log(metrics, self.step)
         return metrics
@@ -366,34 +296,11 @@ class Trainer:
         restore_rng(state["rng"])
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self.verification.close()
         if self.tracker is not None:
             self.tracker.close()
 
-    # --- parts of a step ------------------------------------------------------------------------
-
-    def _next_problems(self) -> list[Any]:
-        """This process's shard of the step's prompts (every process advances the same stream)."""
-        acc = self.accelerator
-        total = self.config.sampling.prompts_per_step
-        indices = self.stream.next(total)
-        shard = indices[acc.process_index :: acc.num_processes]
-        if not shard:
-            raise ValueError(
-                f"sampling.prompts_per_step={total} is smaller than the "
-                f"{acc.num_processes} processes"
-            )
-        return [self.problems[i] for i in shard]
-
-    def _verify(self, proofs: list[dict]) -> _Verification:
-        """Verdicts for ``proofs``; an empty completion is wrong without asking the service
-        (which refuses empty code as bad input, and a refusal must not read as a system error)."""
-        start = time.perf_counter()
-        results = verify_non_empty(self.verifier, proofs)
-        latency = time.perf_counter() - start
-        verified = torch.tensor([bool(r.ok) for r in results], dtype=torch.bool)
-        failed = torch.tensor([bool(r.failed) for r in results], dtype=torch.bool)
-        return _Verification(verified=verified, failed=failed, latency_s=latency, wait_s=0.0)
+    # --- helpers --------------------------------------------------------------------------------
 
     def _micro_batches(self, samples: Samples) -> list[torch.Tensor]:
         """Row indices of micro-batches made of whole prompt groups."""
@@ -403,136 +310,15 @@ class Trainer:
         per = max(1, size // k) * k
         return [torch.arange(start, min(start + per, n)) for start in range(0, n, per)]
 
-    def _advantages(
-        self,
-        *,
-        policy_logprobs: torch.Tensor,
-        base_logprobs: torch.Tensor | None,
-        verified: torch.Tensor,
-        failed: torch.Tensor,
-        group_ids: torch.Tensor,
-        stats_sum: dict[str, float],
-    ) -> torch.Tensor:
-        """Advantages with ``error`` samples masked out of the target (advantage 0)."""
-        values = torch.zeros(len(policy_logprobs))
-        keep = (~failed).nonzero().squeeze(1)
-        if len(keep) == 0:
-            return values
-        base = policy_logprobs if base_logprobs is None else base_logprobs
-        result = compute_advantages(
-            self.config.loss.objective,
-            policy_logprobs=policy_logprobs[keep],
-            base_logprobs=base[keep].float().cpu(),
-            verified=verified[keep],
-            group_ids=group_ids[keep],
-            alpha=self.config.loss.alpha,
-            clip=self.config.loss.clip,
-            z_floor=self.config.loss.z_floor,
-        )
-        values[keep] = result.values.detach().float().cpu()
-        weight = float(len(keep))
-        for key, value in result.stats.items():
-            if isinstance(value, int | float) and math.isfinite(value):
-                stats_sum[key] = stats_sum.get(key, 0.0) + weight * float(value)
-        stats_sum["_weight"] = stats_sum.get("_weight", 0.0) + weight
-        return values
-
-    def _metrics(
-        self,
-        *,
-        samples: Samples,
-        verification: _Verification,
-        policy_logprobs: torch.Tensor,
-        base_logprobs: torch.Tensor | None,
-        advantages: torch.Tensor,
-        stats_sum: dict[str, float],
-        loss: float,
-        grad_norm: float,
-        lr: float,
-        times: dict[str, float],
-    ) -> dict[str, float]:
-        verified, failed = verification.verified, verification.failed
-        checked = (~failed).sum()
-        lengths = samples.response_lengths.float()
-        metrics: dict[str, float] = {
-            "loss": loss,
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "pass_rate": float(verified.sum() / checked) if checked else math.nan,
-            "samples": float(len(samples)),
-            "verifier/errors": float(failed.sum()),
-            "verifier/latency_s": verification.latency_s,
-            "response/mean_tokens": float(lengths.mean()),
-            "response/distinct_verified": float(
-                len({t for t, ok in zip(samples.texts, verified.tolist(), strict=True) if ok})
-            ),
-            "policy/mean_logprob": float(policy_logprobs.mean()),
-            "advantage/mean_abs": float(advantages.abs().mean()),
-        }
-        weight = stats_sum.pop("_weight", 0.0)
-        for key, total in stats_sum.items():
-            metrics[f"objective/{key}"] = total / weight if weight else math.nan
-        if base_logprobs is not None:
-            from trainer_client.divergences import is_estimates
-
-            keep = ~failed
-            if bool(keep.any()):
-                estimates = is_estimates(
-                    policy_logprobs[keep].double(),
-                    base_logprobs[keep].double().cpu(),
-                    verified[keep],
-                    samples.group_ids[keep].cpu(),
-                )
-                for key, value in estimates.items():
-                    metrics[f"is/{key}"] = float(value)
-        stats = getattr(self.verifier, "stats", None)
-        if isinstance(stats, dict):
-            for key, value in stats.items():
-                if isinstance(value, int | float):
-                    metrics[f"verifier/client_{key}"] = float(value)
-        metrics.update(times)
-        step_s = times["time/step_s"]
-        metrics["time/verify_wait_frac"] = times["time/verify_wait_s"] / step_s if step_s else 0.0
-        metrics["tokens_per_s"] = float(lengths.sum()) / step_s if step_s else math.nan
-        return self._reduce(metrics)
-
-    def _reduce(self, metrics: dict[str, float]) -> dict[str, float]:
-        """Average metrics over processes (sums for counts are per-process means times N)."""
-        acc = self.accelerator
-        if acc.num_processes == 1:
-            return metrics
-        keys = sorted(metrics)
-        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=acc.device)
-        values = acc.reduce(values, reduction="mean")
-        return dict(zip(keys, values.tolist(), strict=True))
-
 
 def objective_samples_policy(config: TrainConfig) -> bool:
     """Whether samples come from the policy (all objectives but ``rft``, which samples ``a``)."""
     return config.loss.objective != "rft"
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    optim = config.optim
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(
-        params, lr=optim.lr, betas=optim.betas, eps=optim.eps, weight_decay=optim.weight_decay
-    )
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
-    """Linear warm-up, then constant / linear decay / cosine (``transformers`` schedules)."""
-    from transformers import get_scheduler
-
-    optim = config.optim
-    total = max(1, config.run.max_steps)
-    warmup = (
-        optim.warmup_steps if optim.warmup_steps is not None else round(optim.warmup_ratio * total)
-    )
-    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[
-        optim.schedule
-    ]
-    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total)
+def _stats_of(verifier: Any) -> dict[str, Any]:
+    stats = getattr(verifier, "stats", None)
+    return dict(stats) if isinstance(stats, dict) else {}
 
 
 def _dtype_of(model: torch.nn.Module) -> torch.dtype:

@@ -1,0 +1,129 @@
+"""Stage 1, sample: the step's prompts and the policy's k completions for each.
+
+Every process advances the same seeded :class:`PromptStream` and keeps its own shard of the
+step's prompts. Completions come in :class:`SampledChunk` s of whole prompt groups, so the verify
+stage can send a chunk's proofs while the next chunk is being generated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainer_client.config import TrainConfig
+from trainer_client.sampler import Samples
+
+__all__ = ["PromptStream", "SampleStage", "SampledChunk"]
+
+
+class PromptStream:
+    """Problems in a seeded order, epoch after epoch; its position is part of a checkpoint."""
+
+    def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True) -> None:
+        if size < 1:
+            raise ValueError("data: no problems to train on")
+        self.size = size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.position = 0
+        self._order = self._permutation()
+
+    def next(self, n: int) -> list[int]:
+        """The indices of the next ``n`` problems."""
+        picked: list[int] = []
+        while len(picked) < n:
+            if self.position == self.size:
+                self.epoch += 1
+                self.position = 0
+                self._order = self._permutation()
+            take = min(n - len(picked), self.size - self.position)
+            picked.extend(self._order[self.position : self.position + take])
+            self.position += take
+        return picked
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+        self._order = self._permutation()
+
+    def _permutation(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.size))
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.size, generator=generator).tolist()
+
+
+@dataclass
+class SampledChunk:
+    """Whole prompt groups of one step, as one sampler call produced them.
+
+    ``samples`` has its own layout (prompt width, response width) and chunk-local
+    ``group_ids``; ``row_offset`` and ``group_offset`` place it within the step.
+    """
+
+    index: int
+    problems: list[Any]
+    prompts: list[str]
+    samples: Samples
+    row_offset: int
+    group_offset: int
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+class SampleStage:
+    """Picks this process's prompts for a step and draws their completions."""
+
+    def __init__(
+        self,
+        sampler: Any,
+        problems: Sequence[Any],
+        config: TrainConfig,
+        *,
+        process_index: int = 0,
+        num_processes: int = 1,
+        prompt_fn: Callable[[Any], str],
+    ) -> None:
+        self.sampler = sampler
+        self.problems = list(problems)
+        self.config = config
+        self.process_index = process_index
+        self.num_processes = num_processes
+        self.prompt_fn = prompt_fn
+        self.stream = PromptStream(
+            len(self.problems), seed=config.run.seed, shuffle=config.data.shuffle
+        )
+
+    def next_problems(self) -> list[Any]:
+        """This process's shard of the step's prompts (every process advances the same stream)."""
+        total = self.config.sampling.prompts_per_step
+        indices = self.stream.next(total)
+        shard = indices[self.process_index :: self.num_processes]
+        if not shard:
+            raise ValueError(
+                f"sampling.prompts_per_step={total} is smaller than the "
+                f"{self.num_processes} processes"
+            )
+        return [self.problems[i] for i in shard]
+
+    def chunks(self, problems: Sequence[Any]) -> Iterator[SampledChunk]:
+        """The completions for ``problems``, chunk by chunk, in prompt order."""
+        k = self.config.sampling.k
+        prompts = [self.prompt_fn(p) for p in problems]
+        samples = self.sampler.sample(prompts, k)
+        yield SampledChunk(
+            index=0,
+            problems=list(problems),
+            prompts=prompts,
+            samples=samples,
+            row_offset=0,
+            group_offset=0,
+        )

@@ -1,0 +1,255 @@
+"""Stage 3, score: ``log π`` and ``log a`` of the samples, the advantages, and the step's metrics.
+
+The objective turns sequence log-scores and verdicts into one advantage per sample
+(:func:`~trainer_client.losses.compute_advantages`). Samples whose verdict is ``error`` are left
+out of the target: they get advantage 0 and do not enter Ẑ or any group baseline.
+
+At temperature 1 and top-p 1 the sampling policy is the model itself, so ``log π(y)`` is read
+(detached) from the training forward pass instead of a separate scoring pass: the method is
+on-policy with one gradient step per batch, so the numbers are the same.
+
+Metrics are computed by the functions of :data:`METRICS`, each mapping the step's
+:class:`StepBatch` to named figures; add one with :meth:`ScoreStage.add_metric`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from trainer_client.config import TrainConfig
+from trainer_client.losses import compute_advantages
+from trainer_client.reference import ReferenceModel
+from trainer_client.sampler import Samples, token_logprobs
+
+__all__ = ["METRICS", "MetricFn", "ScoreStage", "StepBatch"]
+
+
+@dataclass
+class StepBatch:
+    """What a step trained on and how it went: the metrics' input, kept for inspection."""
+
+    samples: Samples
+    verified: torch.Tensor
+    failed: torch.Tensor
+    #: ``[N]`` ``log π(y)`` as the objective used it.
+    policy_logprobs: torch.Tensor
+    #: ``[N]`` ``log a(y)``; None when the objective needs no reference.
+    base_logprobs: torch.Tensor | None
+    advantages: torch.Tensor
+    #: The objective's statistics, averaged over the checked samples.
+    objective_stats: dict[str, float] = field(default_factory=dict)
+    loss: float = math.nan
+    grad_norm: float = math.nan
+    lr: float = math.nan
+    #: ``time/...`` figures of the step, in seconds.
+    times: dict[str, float] = field(default_factory=dict)
+    #: Seconds from the first proof sent to the last verdict in.
+    verifier_latency_s: float = 0.0
+    #: The verifier's own counters (``VerifierClient.stats``), if it has any.
+    verifier_stats: dict[str, Any] = field(default_factory=dict)
+
+
+MetricFn = Callable[[StepBatch], Mapping[str, float]]
+
+
+def core_metrics(batch: StepBatch) -> dict[str, float]:
+    verified, failed = batch.verified, batch.failed
+    checked = (~failed).sum()
+    lengths = batch.samples.response_lengths.float()
+    texts = batch.samples.texts
+    return {
+        "loss": batch.loss,
+        "lr": batch.lr,
+        "grad_norm": batch.grad_norm,
+        "pass_rate": float(verified.sum() / checked) if checked else math.nan,
+        "samples": float(len(batch.samples)),
+        "verifier/errors": float(failed.sum()),
+        "verifier/latency_s": batch.verifier_latency_s,
+        "response/mean_tokens": float(lengths.mean()),
+        "response/distinct_verified": float(
+            len({t for t, ok in zip(texts, verified.tolist(), strict=True) if ok})
+        ),
+        "policy/mean_logprob": float(batch.policy_logprobs.mean()),
+        "advantage/mean_abs": float(batch.advantages.abs().mean()),
+    }
+
+
+def objective_metrics(batch: StepBatch) -> dict[str, float]:
+    return {f"objective/{key}": value for key, value in batch.objective_stats.items()}
+
+
+def importance_metrics(batch: StepBatch) -> dict[str, float]:
+    """Importance-sampling estimates of the divergences to the target (``is/...``)."""
+    if batch.base_logprobs is None:
+        return {}
+    from trainer_client.divergences import is_estimates
+
+    keep = ~batch.failed
+    if not bool(keep.any()):
+        return {}
+    estimates = is_estimates(
+        batch.policy_logprobs[keep].double(),
+        batch.base_logprobs[keep].double().cpu(),
+        batch.verified[keep],
+        batch.samples.group_ids[keep].cpu(),
+    )
+    return {f"is/{key}": float(value) for key, value in estimates.items()}
+
+
+def verifier_client_metrics(batch: StepBatch) -> dict[str, float]:
+    return {
+        f"verifier/client_{key}": float(value)
+        for key, value in batch.verifier_stats.items()
+        if isinstance(value, int | float)
+    }
+
+
+def timing_metrics(batch: StepBatch) -> dict[str, float]:
+    times = dict(batch.times)
+    step_s = times.get("time/step_s", 0.0)
+    wait_s = times.get("time/verify_wait_s", 0.0)
+    times["time/verify_wait_frac"] = wait_s / step_s if step_s else 0.0
+    tokens = float(batch.samples.response_lengths.sum())
+    times["tokens_per_s"] = tokens / step_s if step_s else math.nan
+    return times
+
+
+#: The step's metric functions, in order; later ones win on a name clash.
+METRICS: list[MetricFn] = [
+    core_metrics,
+    objective_metrics,
+    importance_metrics,
+    verifier_client_metrics,
+    timing_metrics,
+]
+
+
+class ScoreStage:
+    """Scores samples under π and ``a`` and turns verdicts into advantages."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        reference: ReferenceModel | None,
+        accelerator: Any,
+        metrics: list[MetricFn] | None = None,
+    ) -> None:
+        self.config = config
+        self.reference = reference
+        self.accelerator = accelerator
+        sampling = config.sampling
+        #: Temperature 1 and top-p 1: ``log π`` comes from the training forward itself.
+        self.exact_sampling = sampling.temperature == 1.0 and sampling.top_p == 1.0
+        self.metric_fns: list[MetricFn] = list(METRICS if metrics is None else metrics)
+
+    # --- log-scores -------------------------------------------------------------------------
+
+    def reference_tokens(self, samples: Samples) -> torch.Tensor | None:
+        """``[N, P+T]`` per-token ``log a`` (no grad), or None when no reference is needed."""
+        if self.reference is None:
+            return None
+        return self.reference.token_logprobs(samples)
+
+    def policy_tokens(self, model: torch.nn.Module, part: Samples, response_start: int):
+        """``[n, P+T]`` per-token ``log π`` of ``part`` *with* grad: the training forward."""
+        return token_logprobs(
+            model,
+            part.sequences,
+            part.attention_mask,
+            part.response_mask,
+            response_start=response_start,
+        )
+
+    def sampled_logprobs(
+        self,
+        tokens: torch.Tensor,
+        samples: Samples,
+        index: torch.Tensor,
+        base_logprobs: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``[n]`` ``log π(y)`` of the sampling distribution, for the objective (detached)."""
+        if self.config.loss.objective == "rft":
+            assert base_logprobs is not None
+            return base_logprobs[index]
+        if self.exact_sampling:
+            return tokens.sum(dim=1).detach().float().cpu()
+        return samples.policy_logprobs[index].float().cpu()
+
+    # --- advantages -------------------------------------------------------------------------
+
+    def advantages(
+        self,
+        *,
+        policy_logprobs: torch.Tensor,
+        base_logprobs: torch.Tensor | None,
+        verified: torch.Tensor,
+        failed: torch.Tensor,
+        group_ids: torch.Tensor,
+        stats_sum: dict[str, float],
+    ) -> torch.Tensor:
+        """Advantages of whole prompt groups, ``error`` samples masked out (advantage 0).
+
+        The objective's statistics are added to ``stats_sum`` weighted by the number of checked
+        samples (``_weight`` holds the total); :meth:`average_stats` turns them into means.
+        """
+        loss = self.config.loss
+        values = torch.zeros(len(policy_logprobs))
+        keep = (~failed).nonzero().squeeze(1)
+        if len(keep) == 0:
+            return values
+        base = policy_logprobs if base_logprobs is None else base_logprobs
+        result = compute_advantages(
+            loss.objective,
+            policy_logprobs=policy_logprobs[keep],
+            base_logprobs=base[keep].float().cpu(),
+            verified=verified[keep],
+            group_ids=group_ids[keep],
+            alpha=loss.alpha,
+            clip=loss.clip,
+            z_floor=loss.z_floor,
+        )
+        values[keep] = result.values.detach().float().cpu()
+        weight = float(len(keep))
+        for key, value in result.stats.items():
+            if isinstance(value, int | float) and math.isfinite(value):
+                stats_sum[key] = stats_sum.get(key, 0.0) + weight * float(value)
+        stats_sum["_weight"] = stats_sum.get("_weight", 0.0) + weight
+        return values
+
+    @staticmethod
+    def average_stats(stats_sum: dict[str, float]) -> dict[str, float]:
+        weight = stats_sum.get("_weight", 0.0)
+        return {
+            key: (total / weight if weight else math.nan)
+            for key, total in stats_sum.items()
+            if key != "_weight"
+        }
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    def add_metric(self, fn: MetricFn) -> None:
+        """Compute ``fn(batch)``'s figures every step, after the built-in ones."""
+        self.metric_fns.append(fn)
+
+    def metrics(self, batch: StepBatch) -> dict[str, float]:
+        """This process's metrics of the step, averaged over processes."""
+        metrics: dict[str, float] = {}
+        for fn in self.metric_fns:
+            metrics.update(fn(batch))
+        return self._reduce(metrics)
+
+    def _reduce(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Average metrics over processes (sums for counts are per-process means times N)."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return metrics
+        keys = sorted(metrics)
+        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=acc.device)
+        values = acc.reduce(values, reduction="mean")
+        return dict(zip(keys, values.tolist(), strict=True))
