@@ -59,6 +59,13 @@ class ModelConfig(_Section):
     trust_remote_code: bool = False
     #: Steps of the demo's base-model fit when ``name_or_path`` is ``demo:fit``.
     demo_fit_steps: int = Field(default=600, ge=1)
+    #: A ``transformers`` config (what ``config.json`` holds, ``model_type`` included). With
+    #: ``name_or_path: random`` the run starts from a randomly initialised model of this shape
+    #: (no download); otherwise ``--plan`` reads the shape from here when ``name_or_path`` is not
+    #: a local directory.
+    architecture: dict[str, Any] | None = None
+    #: Parameter count for ``--plan`` when neither a local config nor ``architecture`` is given.
+    num_parameters: int | None = Field(default=None, ge=1)
 
 
 class DataConfig(_Section):
@@ -91,6 +98,8 @@ class SamplingConfig(_Section):
     max_prompt_tokens: int = Field(default=1024, ge=1)
     #: Sequences per ``generate`` call; none: all of this process's prompts at once.
     batch_size: int | None = Field(default=None, ge=1)
+    #: ``backend: vllm``: the share of the GPU's memory the colocated engine reserves.
+    vllm_gpu_memory_utilization: float = Field(default=0.3, gt=0, lt=1)
 
 
 class LossConfig(_Section):

@@ -70,6 +70,19 @@ def train(
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the resolved config and exit.")
     ] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Print the per-GPU memory budget (no weights loaded) and exit."
+        ),
+    ] = False,
+    gpus: Annotated[
+        int | None,
+        typer.Option(help="--plan: FSDP processes (default: WORLD_SIZE, else 1).", min=1),
+    ] = None,
+    gpu_memory_gib: Annotated[
+        float, typer.Option(help="--plan: memory of one GPU, GiB.", min=1)
+    ] = 80.0,
 ) -> None:
     """Train one run, or every α of ``run.alphas`` followed by their evaluation."""
     try:
@@ -88,6 +101,15 @@ def train(
         raise typer.BadParameter(str(exc), param_hint="--config/--set") from None
     if print_config:
         typer.echo(cfg.to_yaml())
+        return
+    if plan:
+        from trainer_client.plan import plan_memory
+
+        try:
+            budget = plan_memory(cfg, gpus=gpus, gpu_memory_gib=gpu_memory_gib)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--config/--set") from None
+        typer.echo(budget.render())
         return
     _quiet_model_loading()
     if cfg.run.alphas:
