@@ -6,15 +6,23 @@
         --compare eval/grpo/results.json --compare eval/alpha0.5/results.json
     sieve-eval compare eval/*/results.json --out eval/compare
 
-An evaluation writes ``results.json`` (per-problem n, c, pass@k and diversity; the pass@k curve
-with bootstrap SEs; precision, coverage, difficulty counts) and ``pass_at_k.png``; with
-``--base-results`` also the difficulty transition matrix and ``transitions.png``; with
-``--compare`` (or the ``compare`` command) ``precision_coverage.png`` with the Pareto frontier.
+An evaluation writes ``results.json`` (per-problem n, c, pass@k and diversity under both
+definitions; the pass@k curve with bootstrap SEs; precision, coverage, difficulty counts) and
+``pass_at_k.png``; with ``--base-results`` also the difficulty transition matrix and
+``transitions.png``; with ``--compare`` (or the ``compare`` command) ``precision_coverage.png``
+with the Pareto frontier, and the paired-bootstrap p-values of pass@1 and pass@n
+(``pvalues.json``, ``pvalues.png``: pass@1 below the diagonal, pass@n above, as the paper draws
+them).
+
+Mistakes get a message and a non-zero exit, never a traceback: an unreachable verifier (exit 1,
+before any sampling), a run directory instead of a ``step_N`` checkpoint, a prompt longer than
+the model's context, results on different problem sets (exit 2).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,15 +33,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from trainer_client.evaluation.diversity import DIVERSITY_DEFINITIONS
+from trainer_client.evaluation.pareto import PARETO_RULES
 from trainer_client.evaluation.plots import (
     plot_pass_at_k,
     plot_precision_coverage,
+    plot_pvalues,
     plot_transitions,
 )
 from trainer_client.evaluation.results import EvalResult
+from trainer_client.evaluation.significance import paired_bootstrap_pvalues
 from trainer_client.evaluation.transitions import transition_matrix
 
-__all__ = ["app", "cli", "write_comparison"]
+__all__ = [
+    "DifferentProblems",
+    "app",
+    "check_same_problems",
+    "cli",
+    "pvalue_matrices",
+    "write_comparison",
+]
 
 app = typer.Typer(
     name="sieve-eval",
@@ -91,6 +110,9 @@ def evaluate(
     save_samples: Annotated[
         bool, typer.Option(help="Also write every completion and verdict to samples.jsonl.")
     ] = False,
+    pareto_rule: Annotated[
+        str, typer.Option(help="Pareto frontier rule: concave (default) or paper.")
+    ] = "concave",
 ) -> None:
     """Sample, verify and score a checkpoint (the default command)."""
     if ctx.invoked_subcommand is not None:
@@ -100,12 +122,13 @@ def evaluate(
             f"--{name}" for name, v in (("checkpoint", checkpoint), ("data", data)) if v is None
         )
         raise typer.BadParameter(f"{missing} required (or use `sieve-eval compare`)")
-    if not checkpoint.is_dir():
-        raise typer.BadParameter(f"{checkpoint} is not a directory", param_hint="--checkpoint")
+    _check_checkpoint(checkpoint)
     if not data.exists():
         raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
+    _check_rule(pareto_rule)
     base = _load(base_results, "--base-results") if base_results else None
     others = [_load(p, "--compare") for p in _split_paths(compare or [])]
+    _require_reachable(verifier_url)
 
     label = label or _run_label(checkpoint)
     out = out or Path("eval") / label
@@ -128,36 +151,112 @@ def evaluate(
         device=device,
         save_samples=save_samples,
     )
+    if result.errors and not any(p.n for p in result.problems):
+        result.to_json(out / "results.json")
+        console.print(
+            f"[bold red]no sample got a verdict[/bold red] ({result.errors} verifier errors): is "
+            f"the verifier at {verifier_url} up? Nothing was scored; {out}/results.json keeps "
+            "the error counts."
+        )
+        raise typer.Exit(code=1)
     if base is not None:
+        _same_problems_or_exit([base, result], ["--base-results", "this evaluation"])
         matrix = transition_matrix(base.correct_fractions(), result.correct_fractions())
         result.transitions = {"base": base.label, **matrix.to_dict()}
         plot_transitions(matrix, out / "transitions.png", base=base.label, tuned=result.label)
+    if others:
+        _same_problems_or_exit(
+            [result, *others],
+            ["this evaluation", *(f"--compare #{i + 1}" for i in range(len(others)))],
+        )
     result.to_json(out / "results.json")
     runs = [r for r in (base, *others) if r is not None]
-    write_comparison([result, *runs], out, pareto=bool(others))
+    write_comparison([result, *runs], out, pareto=bool(others), rule=pareto_rule)
     _print_summary([result, *runs])
     console.print(f"[bold]wrote[/bold] {out}/")
-    if result.errors and not any(p.n for p in result.problems):
-        console.print(
-            f"[bold red]no sample got a verdict[/bold red]: is the verifier at {verifier_url} up?"
-        )
-        raise typer.Exit(code=1)
 
 
 @app.command("compare")
 def compare_command(
     results: Annotated[list[Path], typer.Argument(help="results.json files of finished runs.")],
     out: Annotated[Path, typer.Option(help="Where to write the plots.")] = Path("eval/compare"),
+    pareto_rule: Annotated[
+        str, typer.Option(help="Pareto frontier rule: concave (default) or paper.")
+    ] = "concave",
+    n_resamples: Annotated[
+        int, typer.Option(min=1, help="Paired-bootstrap resamples for the p-values.")
+    ] = 10000,
 ) -> None:
-    """Plot pass@k curves and the precision–coverage frontier of finished evaluations."""
+    """Plot pass@k, the precision–coverage frontier and the p-value matrices of finished runs."""
+    _check_rule(pareto_rule)
     runs = [_load(p, "RESULTS") for p in results]
-    write_comparison(runs, out, pareto=True)
+    _same_problems_or_exit(runs, [str(p) for p in results])
+    write_comparison(runs, out, pareto=True, rule=pareto_rule, n_resamples=n_resamples)
     _print_summary(runs)
     console.print(f"[bold]wrote[/bold] {out}/")
 
 
-def write_comparison(runs: Sequence[EvalResult], out: Path, *, pareto: bool = True) -> list[Path]:
-    """``pass_at_k.png`` for all runs, and ``precision_coverage.png`` when ``pareto``."""
+class DifferentProblems(ValueError):
+    """Results to be compared were scored on different problem sets."""
+
+
+def check_same_problems(runs: Sequence[EvalResult], names: Sequence[str] | None = None) -> None:
+    """Raise :class:`DifferentProblems` unless every run scored the same problems.
+
+    Comparisons pair runs problem by problem (transitions, paired bootstrap); a silent
+    intersection would compare means over different sets and hide the mismatch.
+    """
+    names = list(names or [r.label for r in runs])
+    reference = runs[0].problem_names
+    for run, name in zip(runs[1:], names[1:], strict=True):
+        mine = run.problem_names
+        if mine != reference:
+            shared = len(mine & reference)
+            only_first = sorted(reference - mine)[:3]
+            only_mine = sorted(mine - reference)[:3]
+            raise DifferentProblems(
+                f"{names[0]} and {name} were scored on different problems: {len(reference)} vs "
+                f"{len(mine)}, {shared} shared (only in the first: {only_first or '-'}; only in "
+                f"the second: {only_mine or '-'}). Evaluate both on the same data (same --data, "
+                "--split and --limit)."
+            )
+
+
+def pvalue_matrices(
+    runs: Sequence[EvalResult], *, n_resamples: int = 10000, seed: int = 0
+) -> dict[str, object]:
+    """Paired-bootstrap p-values of pass@1 and pass@n between runs, keyed ``pass@1``, ``pass@{n}``.
+
+    ``n`` is the smallest n any run evaluated (coverage is compared at the same k for all); the
+    problem order is the first run's. Runs must share their problems (:func:`check_same_problems`).
+    """
+    check_same_problems(runs)
+    labels = [_unique(r.label, i, runs) for i, r in enumerate(runs)]
+    order = sorted(runs[0].problem_names)
+    n = min(r.ks[-1] for r in runs)
+    out: dict[str, object] = {}
+    for k in (1, n):
+        vectors = {}
+        for label, r in zip(labels, runs, strict=True):
+            values = r.per_problem(k)
+            vectors[label] = [values[name] for name in order]
+        out[f"pass@{k}"] = paired_bootstrap_pvalues(vectors, n_resamples=n_resamples, seed=seed)
+    out["n"] = n
+    out["problems"] = len(order)
+    out["n_resamples"] = n_resamples
+    return out
+
+
+def write_comparison(
+    runs: Sequence[EvalResult],
+    out: Path,
+    *,
+    pareto: bool = True,
+    rule: str = "concave",
+    n_resamples: int = 10000,
+) -> list[Path]:
+    """``pass_at_k.png`` for all runs; when ``pareto``, ``precision_coverage.png`` and, for two or
+    more runs on the same problems, ``pvalues.json`` and ``pvalues.png``."""
     written = [
         plot_pass_at_k(
             {
@@ -175,8 +274,23 @@ def write_comparison(runs: Sequence[EvalResult], out: Path, *, pareto: bool = Tr
             points[name], errors[name] = (p1, pn), (p1_se, pn_se)
         n = max(r.ks[-1] for r in runs)
         written.append(
-            plot_precision_coverage(points, out / "precision_coverage.png", errors=errors, n=n)
+            plot_precision_coverage(
+                points, out / "precision_coverage.png", errors=errors, n=n, rule=rule
+            )
         )
+        if len(runs) >= 2:
+            matrices = pvalue_matrices(runs, n_resamples=n_resamples)
+            k = matrices["n"]
+            (out / "pvalues.json").write_text(json.dumps(matrices, indent=1, ensure_ascii=False))
+            written.append(out / "pvalues.json")
+            written.append(
+                plot_pvalues(
+                    matrices["pass@1"],
+                    matrices[f"pass@{k}"],
+                    out / "pvalues.png",
+                    upper_name=f"pass@{k}",
+                )
+            )
     return written
 
 
@@ -211,8 +325,13 @@ def _run(
 ) -> EvalResult:
     # Heavy imports here, so `sieve-eval compare` and `--help` stay fast.
     from trainer_client.client import VerifierClient
-    from trainer_client.data import load_problems
-    from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
+    from trainer_client.data import build_prompt, load_problems
+    from trainer_client.evaluation.runner import (
+        EvalPlan,
+        PromptTooLong,
+        check_prompt_lengths,
+        evaluate_problems,
+    )
     from trainer_client.sampler import HFSampler
 
     problems = load_problems(data, split=split, limit=limit)
@@ -231,6 +350,17 @@ def _run(
         seed=seed,
         return_logprobs=False,
     )
+    try:
+        check_prompt_lengths(
+            problems,
+            sampler.tokenizer,
+            context=_context_length(sampler.model),
+            max_new_tokens=max_new_tokens,
+            prompts=[build_prompt(p) for p in problems],
+        )
+    except PromptTooLong as exc:
+        console.print(f"[bold red]prompt too long[/bold red]: {exc}")
+        raise typer.Exit(code=2) from None
     config = {
         "checkpoint": str(checkpoint),
         "data": str(data),
@@ -298,6 +428,80 @@ def _load(path: Path, flag: str) -> EvalResult:
         raise typer.BadParameter(f"{path}: {exc}", param_hint=flag) from None
 
 
+def _check_checkpoint(checkpoint: Path) -> None:
+    """A ``save_pretrained`` directory, or a message saying what was given instead."""
+    if not checkpoint.is_dir():
+        raise typer.BadParameter(f"{checkpoint} is not a directory", param_hint="--checkpoint")
+    if (checkpoint / "config.json").is_file():
+        return
+    steps = sorted(
+        (p for p in checkpoint.glob("step_*") if (p / "config.json").is_file()),
+        key=lambda p: int(p.name.removeprefix("step_")) if p.name[5:].isdigit() else -1,
+    )
+    if steps:
+        raise typer.BadParameter(
+            f"{checkpoint} is a run directory, not a checkpoint; pass one of its checkpoints, "
+            f"e.g. --checkpoint {steps[-1]} (found: {', '.join(p.name for p in steps[-4:])})",
+            param_hint="--checkpoint",
+        )
+    raise typer.BadParameter(
+        f"{checkpoint} holds no model (no config.json): pass a save_pretrained directory such as "
+        "runs/<name>/step_<N>",
+        param_hint="--checkpoint",
+    )
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in PARETO_RULES:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(PARETO_RULES)}, got {rule!r}", param_hint="--pareto-rule"
+        )
+
+
+def _require_reachable(verifier_url: str, timeout_s: float = 5.0) -> None:
+    """Exit 1 with a message unless some verifier URL answers ``GET /health``.
+
+    Checked before the model loads: otherwise every sample would be retried for seconds and
+    the run would end in an empty result.
+    """
+    import httpx
+
+    urls = [u.strip().rstrip("/") for u in verifier_url.split(",") if u.strip()]
+    problems = []
+    for url in urls:
+        try:
+            response = httpx.get(f"{url}/health", timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            problems.append(f"{url}: {type(exc).__name__}: {exc}")
+            continue
+        if response.status_code < 500:
+            return
+        problems.append(f"{url}: HTTP {response.status_code}")
+    console.print(
+        "[bold red]verifier unreachable[/bold red]: "
+        + "; ".join(problems or ["no URL given"])
+        + ". Start it (`docker compose up -d` or `sieve-verifier serve`) or pass --verifier-url."
+    )
+    raise typer.Exit(code=1)
+
+
+def _same_problems_or_exit(runs: Sequence[EvalResult], names: Sequence[str]) -> None:
+    try:
+        check_same_problems(runs, names)
+    except DifferentProblems as exc:
+        console.print(f"[bold red]different problem sets[/bold red]: {exc}")
+        raise typer.Exit(code=2) from None
+
+
+def _context_length(model: object) -> int | None:
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def _split_paths(paths: Sequence[Path]) -> list[Path]:
     return [Path(part) for p in paths for part in str(p).split(",") if part]
 
@@ -315,12 +519,17 @@ def _unique(label: str, index: int, runs: Sequence[EvalResult]) -> str:
 
 
 def _print_summary(runs: Sequence[EvalResult]) -> None:
-    table = Table(title="precision and coverage (± bootstrap SE over problems)")
-    for column in ("run", "problems", "pass@1", "pass@n", "n", "errors", "tactic H (bits)"):
+    table = Table(
+        title="precision and coverage (± bootstrap SE over problems)",
+        caption="tactic H: Shannon entropy of tactics in bits; "
+        + "; ".join(f"{k} = {v}" for k, v in DIVERSITY_DEFINITIONS.items()),
+    )
+    columns = ("run", "problems", "pass@1", "pass@n", "n", "errors")
+    for column in (*columns, "tactic H (paper)", "tactic H (verified)"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for r in runs:
         (p1, p1_se), (pn, pn_se) = r.precision, r.coverage
-        entropy = r.diversity.get("tactic_shannon")
+        entropies = [r.diversity.get(d, {}).get("tactic_shannon") for d in ("paper", "verified")]
         table.add_row(
             r.label,
             str(sum(p.n > 0 for p in r.problems)),
@@ -328,7 +537,7 @@ def _print_summary(runs: Sequence[EvalResult]) -> None:
             f"{pn:.3f} ± {pn_se:.3f}",
             str(r.ks[-1] if r.ks else 0),
             str(r.errors),
-            "-" if entropy is None else f"{entropy:.2f}",
+            *("-" if e is None else f"{e:.2f}" for e in entropies),
         )
     Console().print(table)
 

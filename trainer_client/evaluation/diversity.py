@@ -1,9 +1,21 @@
 """How varied a model's proofs of one problem are: tactic and premise diversity.
 
-Following the method notes, a proof's *tactics* are the first token of each of its lines after
-the statement's ``:= by``, and its *premises* are the names listed inside ``[...]`` after a
-tactic (``simp [foo, bar]``, ``nlinarith [sq_nonneg (a - b), h₀]``, ``rw [← mul_comm]``).
-Over all proofs of a problem these counts form a distribution whose Shannon entropy (bits) and
+Two definitions live side by side, and every report labels which one it shows:
+
+* **paper** (:func:`paper_tactics`, :func:`paper_premises`, :func:`response_diversity`): the
+  definition of Kruszewski et al. (the authors' released code), so our figures can be set beside
+  theirs. A response's tactics are the first whitespace-separated token of every non-empty line
+  of the whole response; its premises are the contents of every ``[...]``, split on spaces and
+  commas. Counted over *all* n responses of a problem, verified or not, and averaged over *all*
+  problems.
+* **verified** (:func:`tactics`, :func:`premises`, :func:`proof_diversity`): a cleaner parse of
+  the *verified* proofs only, averaged over solved problems. Tactics are the first token of each
+  proof line after the statement's ``:= by`` (comments, focusing dots and ``<;>`` skipped);
+  premises are the head names of the items of a ``tactic [ ... ]`` list (``simp [foo, bar]``,
+  ``nlinarith [sq_nonneg (a - b), h₀]``, ``rw [← mul_comm]``), so statement brackets, rewrite
+  arrows and simp erasures do not count.
+
+Over a problem's responses these counts form a distribution whose Shannon entropy (bits) and
 Simpson index (``1 − Σ p²``, the chance two draws differ) summarise diversity.
 """
 
@@ -16,10 +28,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 __all__ = [
+    "DIVERSITY_DEFINITIONS",
     "Diversity",
+    "paper_premises",
+    "paper_tactics",
     "premises",
     "proof_body",
     "proof_diversity",
+    "response_diversity",
     "shannon_entropy",
     "simpson_index",
     "tactics",
@@ -32,11 +48,23 @@ _FIRST_TOKEN = re.compile(r"^[^\s\[\](){},;:]+")
 # A tactic name (optionally `only` and a `(config := …)`-free gap) directly followed by `[`.
 _PREMISE_LIST = re.compile(r"\b[a-z_][A-Za-z0-9_']*[!?]?(?:\s+only)?\s*\[")
 _NAME = re.compile(r"[^\W\d][\w.'!?]*")
+_PAPER_BRACKETS = re.compile(r"\[(.*?)\]")
+_PAPER_SEPARATORS = re.compile(r"[ ,]+")
+
+#: What each label means, for reports and plot legends.
+DIVERSITY_DEFINITIONS: dict[str, str] = {
+    "paper": "the paper's: all n responses per problem, mean over all problems",
+    "verified": "verified proofs only, parsed after ':= by', mean over solved problems",
+}
 
 
 @dataclass(frozen=True)
 class Diversity:
-    """Diversity of one problem's proofs (all entropies in bits)."""
+    """Diversity of one problem's proofs (all entropies in bits).
+
+    ``proofs`` is how many texts were pooled: verified proofs for :func:`proof_diversity`, all
+    responses for :func:`response_diversity`.
+    """
 
     proofs: int
     tactic_shannon: float
@@ -90,6 +118,30 @@ def premises(text: str) -> list[str]:
     return found
 
 
+def paper_tactics(text: str) -> list[str]:
+    """The paper's tactics: the first whitespace-separated token of every non-empty line.
+
+    Exactly the authors' rule, applied to the whole response (prose, statement and fences
+    included); compare :func:`tactics`, which parses only the proof.
+    """
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
+
+
+def paper_premises(text: str) -> list[str]:
+    """The paper's premises: the contents of every ``[...]``, split on spaces and commas.
+
+    Brackets do not nest and do not span lines (``re.findall(r"\\[(.*?)\\]")``); empty
+    pieces are dropped. ``nlinarith [sq_nonneg (a - b), h₀]`` gives ``sq_nonneg``, ``(a``,
+    ``-``, ``b)``, ``h₀``: the authors' rule, kept as is so figures are comparable.
+    """
+    return [
+        piece
+        for inside in _PAPER_BRACKETS.findall(text)
+        for piece in _PAPER_SEPARATORS.split(inside)
+        if piece
+    ]
+
+
 def shannon_entropy(counts: Iterable[int] | Counter) -> float:
     """Shannon entropy in bits of the distribution given by ``counts`` (0 for no data)."""
     values = [c for c in (counts.values() if isinstance(counts, Counter) else counts) if c > 0]
@@ -109,14 +161,25 @@ def simpson_index(counts: Iterable[int] | Counter) -> float:
 
 
 def proof_diversity(proofs: Sequence[str]) -> Diversity:
-    """Pool the tactics and premises of all ``proofs`` of one problem and measure their spread."""
+    """The *verified* definition: pool :func:`tactics` and :func:`premises` of one problem's
+    verified ``proofs`` and measure their spread."""
+    return _diversity(proofs, tactics, premises)
+
+
+def response_diversity(responses: Sequence[str]) -> Diversity:
+    """The paper's diversity of one problem: pool :func:`paper_tactics` and
+    :func:`paper_premises` over *all* its responses, verified or not."""
+    return _diversity(responses, paper_tactics, paper_premises)
+
+
+def _diversity(texts, tactic_fn, premise_fn) -> Diversity:
     tactic_counts: Counter[str] = Counter()
     premise_counts: Counter[str] = Counter()
-    for proof in proofs:
-        tactic_counts.update(tactics(proof))
-        premise_counts.update(premises(proof))
+    for text in texts:
+        tactic_counts.update(tactic_fn(text))
+        premise_counts.update(premise_fn(text))
     return Diversity(
-        proofs=len(proofs),
+        proofs=len(texts),
         tactic_shannon=shannon_entropy(tactic_counts),
         tactic_simpson=simpson_index(tactic_counts),
         premise_shannon=shannon_entropy(premise_counts),

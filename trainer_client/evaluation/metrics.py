@@ -4,6 +4,11 @@ With ``c`` of ``n`` samples verified, the unbiased estimate of the chance that a
 ``k`` fresh samples is correct is ``1 − C(n−c, k) / C(n, k)`` (Chen et al. 2021). Binomials of
 n = 256 overflow floats long before they are useful, so it is computed as the product
 ``1 − Π_{i=n−c+1}^{n} (1 − k/i)``, every factor of which lies in [0, 1].
+
+For ``k > n`` (a problem left with fewer samples than asked, when some verifications failed for
+system reasons) the estimate is 1.0 as soon as one sample is verified (``c ≥ 1``: k draws would
+include it) and 0.0 when none is: the problem stays in the mean, as in the paper, rather than
+turning the mean into NaN or silently dropping a solved problem.
 """
 
 from __future__ import annotations
@@ -17,28 +22,37 @@ __all__ = ["bootstrap_se", "pass_at_k", "pass_at_k_curve", "pass_at_k_matrix"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for one problem with ``c`` verified out of ``n`` samples."""
+    """Unbiased pass@k for one problem with ``c`` verified out of ``n`` samples.
+
+    ``k > n`` gives 1.0 if ``c ≥ 1`` else 0.0 (see the module docstring).
+    """
     _check_counts(n, c, k)
-    if n - c < k:  # every k-subset holds a verified sample
+    if c == 0:
+        return 0.0
+    if n - c < k:  # every k-subset holds a verified sample (this includes k > n)
         return 1.0
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))
 
 
 def pass_at_k_matrix(ns: Sequence[int], cs: Sequence[int], ks: Sequence[int]) -> np.ndarray:
-    """Per-problem pass@k, shape ``[problems, len(ks)]``; NaN where a problem has ``n < k``.
+    """Per-problem pass@k, shape ``[problems, len(ks)]``.
 
     A problem can end up with fewer than the requested samples when some verifications fail
-    for system reasons (those are dropped from ``n``, not counted wrong); pass@k is then not
-    defined for larger k and is left out of means rather than guessed.
+    for system reasons (those are dropped from ``n``, not counted wrong). For ``k > n`` its
+    entry is 1.0 when ``c ≥ 1`` and 0.0 when ``c = 0``, so every problem stays in the mean.
+    A problem with ``n = 0`` (no verdict at all) is NaN: it says nothing either way.
     """
     ns_arr, cs_arr, ks_arr = _as_counts(ns, cs, ks)
     out = np.full((ns_arr.size, ks_arr.size), np.nan)
     for row, (n, c) in enumerate(zip(ns_arr.tolist(), cs_arr.tolist(), strict=True)):
+        if n == 0:
+            continue
+        if c == 0:
+            out[row] = 0.0
+            continue
+        out[row, ks_arr > n] = 1.0
         valid = ks_arr <= n
         kv = ks_arr[valid].astype(np.float64)
-        if c == 0:
-            out[row, valid] = 0.0
-            continue
         # log Π (1 − k/i) for every k at once; factors with i ≤ k make the product 0.
         i = np.arange(n - c + 1, n + 1, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -49,7 +63,7 @@ def pass_at_k_matrix(ns: Sequence[int], cs: Sequence[int], ks: Sequence[int]) ->
 
 
 def pass_at_k_curve(ns: Sequence[int], cs: Sequence[int], ks: Sequence[int]) -> np.ndarray:
-    """Mean pass@k over problems per k, shape ``[len(ks)]`` (problems with ``n < k`` left out)."""
+    """Mean pass@k over problems per k, shape ``[len(ks)]`` (problems with ``n = 0`` left out)."""
     matrix = pass_at_k_matrix(ns, cs, ks)
     with np.errstate(invalid="ignore"):
         counts = np.sum(~np.isnan(matrix), axis=0)
@@ -95,8 +109,8 @@ def _check_counts(n: int, c: int, k: int) -> None:
         raise ValueError(f"n: expected at least one sample, got {n}")
     if not 0 <= c <= n:
         raise ValueError(f"c: expected 0 <= c <= n = {n}, got {c}")
-    if not 1 <= k <= n:
-        raise ValueError(f"k: expected 1 <= k <= n = {n}, got {k}")
+    if k < 1:
+        raise ValueError(f"k: expected k >= 1, got {k}")
 
 
 def _as_counts(ns, cs, ks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

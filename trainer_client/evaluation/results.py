@@ -2,8 +2,9 @@
 
 A result file is the unit the plots and comparisons work on, so it keeps everything needed to
 recompute them: each problem's ``n`` (samples that got a verdict) and ``c`` (verified), its
-diversity, and how many verifications failed for system reasons (those are in neither ``n``
-nor ``c``: a crashed checker says nothing about the proof).
+diversity under both definitions (:mod:`.diversity`: ``paper`` over all responses, ``verified``
+over verified proofs), and how many verifications failed for system reasons (those are in
+neither ``n`` nor ``c``: a crashed checker says nothing about the proof).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer_client.evaluation.diversity import DIVERSITY_DEFINITIONS
 from trainer_client.evaluation.metrics import bootstrap_se, pass_at_k, pass_at_k_matrix
 from trainer_client.evaluation.transitions import BINS, difficulty_bin
 
@@ -35,7 +37,10 @@ class ProblemResult:
     c: int
     errors: int = 0
     pass_at_k: dict[int, float] = field(default_factory=dict)
+    #: The *verified* definition: over this problem's verified proofs (None without a verdict).
     diversity: dict[str, float] | None = None
+    #: The *paper's* definition: over all this problem's responses, verified or not.
+    paper_diversity: dict[str, float] | None = None
 
     @property
     def correct_fraction(self) -> float:
@@ -56,7 +61,8 @@ class EvalResult:
     pass_at_k: list[float]
     pass_at_k_se: list[float]
     config: dict[str, Any] = field(default_factory=dict)
-    diversity: dict[str, float] = field(default_factory=dict)
+    #: ``{"paper": {...}, "verified": {...}}``: each figure's mean under both definitions.
+    diversity: dict[str, dict[str, float]] = field(default_factory=dict)
     transitions: dict[str, Any] | None = None
 
     # ---------------------------------------------------------------- construction
@@ -84,7 +90,7 @@ class EvalResult:
         ks = list(range(1, top + 1))
         if scored and ks:
             matrix = pass_at_k_matrix([p.n for p in scored], [p.c for p in scored], ks)
-            with warnings.catch_warnings():  # a k no problem reaches is NaN, on purpose
+            with warnings.catch_warnings():  # defensive: the matrix holds no NaN today
                 warnings.simplefilter("ignore", RuntimeWarning)
                 curve = np.nanmean(matrix, axis=0)
             se = np.atleast_1d(bootstrap_se(matrix, n_boot=n_boot, seed=seed))
@@ -103,6 +109,15 @@ class EvalResult:
             config=dict(config or {}),
             diversity=_mean_diversity(scored),
         )
+
+    def per_problem(self, k: int) -> dict[str, float]:
+        """pass@k of every scored problem by name (k > n gives 1.0 when c ≥ 1, else 0.0)."""
+        return {p.name: pass_at_k(p.n, p.c, k) for p in self.problems if p.n > 0}
+
+    @property
+    def problem_names(self) -> set[str]:
+        """Names of the problems with at least one verdict (the ones the aggregates use)."""
+        return {p.name for p in self.problems if p.n > 0}
 
     # ---------------------------------------------------------------- summaries
 
@@ -154,6 +169,7 @@ class EvalResult:
             f"pass@{self.ks[-1] if self.ks else 0}_se": pn_se,
             "difficulty": self.difficulty_counts(),
             "diversity": self.diversity,
+            "diversity_definitions": {k: DIVERSITY_DEFINITIONS[k] for k in self.diversity},
         }
 
     # ---------------------------------------------------------------- JSON
@@ -183,6 +199,7 @@ class EvalResult:
                 errors=int(p.get("errors", 0)),
                 pass_at_k={int(k): float(v) for k, v in p.get("pass_at_k", {}).items()},
                 diversity=p.get("diversity"),
+                paper_diversity=p.get("paper_diversity"),
             )
             for p in data["problems"]
         ]
@@ -193,7 +210,7 @@ class EvalResult:
             pass_at_k=list(data["pass_at_k"]),
             pass_at_k_se=list(data["pass_at_k_se"]),
             config=data.get("config", {}),
-            diversity=data.get("diversity", {}),
+            diversity=_nested_diversity(data.get("diversity") or {}),
             transitions=data.get("transitions"),
         )
 
@@ -215,13 +232,26 @@ def report_ks(n: int) -> list[int]:
     return [*ks, n] if n >= 1 else []
 
 
-def _mean_diversity(problems: Sequence[ProblemResult]) -> dict[str, float]:
-    """Mean of each diversity figure over problems that have at least one verified proof."""
-    rows = [p.diversity for p in problems if p.diversity and p.diversity.get("proofs", 0) > 0]
-    if not rows:
-        return {}
-    keys = [k for k in rows[0] if k != "proofs"]
-    return {k: float(np.mean([row[k] for row in rows])) for k in keys}
+def _mean_diversity(problems: Sequence[ProblemResult]) -> dict[str, dict[str, float]]:
+    """Both definitions' means: ``paper`` over every scored problem's responses (a problem
+    whose responses hold no tactic counts as zero diversity, as in the paper), ``verified`` over
+    problems with at least one verified proof."""
+    out: dict[str, dict[str, float]] = {}
+    paper = [p.paper_diversity for p in problems if p.paper_diversity is not None]
+    verified = [p.diversity for p in problems if p.diversity and p.diversity.get("proofs", 0) > 0]
+    for name, rows in (("paper", paper), ("verified", verified)):
+        if rows:
+            keys = [k for k in rows[0] if k != "proofs"]
+            out[name] = {k: float(np.mean([row[k] for row in rows])) for k in keys}
+    return out
+
+
+def _nested_diversity(data: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Read both layouts: ``{"paper": …, "verified": …}``, or an older file's flat figures
+    (which were the verified definition)."""
+    if data and all(isinstance(v, int | float) for v in data.values()):
+        return {"verified": dict(data)}
+    return {k: dict(v) for k, v in data.items() if isinstance(v, dict)}
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -17,10 +17,10 @@ from typing import IO, Any, Protocol
 
 from trainer_client.client import Verifier, verify_non_empty
 from trainer_client.data import Problem, build_prompt, proof_request
-from trainer_client.evaluation.diversity import proof_diversity
+from trainer_client.evaluation.diversity import proof_diversity, response_diversity
 from trainer_client.evaluation.results import EvalResult, ProblemResult
 
-__all__ = ["EvalPlan", "evaluate_problems"]
+__all__ = ["EvalPlan", "PromptTooLong", "check_prompt_lengths", "evaluate_problems"]
 
 
 class _Sampler(Protocol):
@@ -60,6 +60,42 @@ class _Tally:
     c: int = 0
     errors: int = 0
     verified_code: list[str] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+
+
+class PromptTooLong(ValueError):
+    """A problem's prompt does not fit the model's context with the tokens to generate."""
+
+
+def check_prompt_lengths(
+    problems: Sequence[Problem],
+    tokenizer: Any,
+    *,
+    context: int | None,
+    max_new_tokens: int,
+    prompts: Sequence[str] | None = None,
+) -> None:
+    """Raise :class:`PromptTooLong` naming the first problem whose prompt plus
+    ``max_new_tokens`` exceeds ``context`` (the model's positions); ``None`` checks nothing.
+
+    Without this a too-long prompt dies deep inside generation as a bare ``IndexError`` of the
+    position embeddings, after the other problems' samples were already drawn.
+    """
+    if context is None:
+        return
+    prompts = list(prompts) if prompts is not None else [build_prompt(p) for p in problems]
+    lengths = [len(ids) for ids in tokenizer(list(prompts))["input_ids"]]
+    too_long = [
+        (p, n) for p, n in zip(problems, lengths, strict=True) if n + max_new_tokens > context
+    ]
+    if too_long:
+        problem, length = max(too_long, key=lambda item: item[1])
+        raise PromptTooLong(
+            f"{len(too_long)} of {len(problems)} prompts do not fit the model's context of "
+            f"{context} tokens with max_new_tokens={max_new_tokens}; the longest is problem "
+            f"{problem.name!r} at {length} prompt tokens. Lower --max-new-tokens to at most "
+            f"{max(0, context - length)}, or leave such problems out."
+        )
 
 
 def evaluate_problems(
@@ -78,7 +114,8 @@ def evaluate_problems(
 
     ``on_progress(samples_done, verified, errors)`` is called after each verified batch;
     ``samples_out``, if given, receives one JSON line per sample (problem, completion, verdict).
-    Diversity is measured over each problem's *verified* proofs (the checked code).
+    Diversity is measured both ways (:mod:`.diversity`): the paper's over all of a problem's
+    responses, verified or not, and ours over its *verified* proofs (the checked code).
     """
     if not problems:
         raise ValueError("problems: nothing to evaluate")
@@ -104,6 +141,7 @@ def evaluate_problems(
         nonlocal done, verified, errors
         for i, text, request, result in outcomes:
             tally = tallies[i]
+            tally.responses.append(text)
             if result.failed:
                 tally.errors += 1
                 errors += 1
@@ -141,6 +179,7 @@ def evaluate_problems(
             c=t.c,
             errors=t.errors,
             diversity=proof_diversity(t.verified_code).to_dict() if t.n else None,
+            paper_diversity=response_diversity(t.responses).to_dict() if t.n else None,
         )
         for p, t in zip(problems, tallies, strict=True)
     ]

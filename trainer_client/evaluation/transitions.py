@@ -10,9 +10,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["BINS", "TransitionMatrix", "difficulty_bin", "difficulty_bins", "transition_matrix"]
+__all__ = [
+    "BINS",
+    "BIN_THRESHOLDS",
+    "TransitionMatrix",
+    "difficulty_bin",
+    "difficulty_bins",
+    "transition_matrix",
+]
 
 BINS: tuple[str, ...] = ("easy", "medium", "hard", "unsolved")
+#: Each bin's rule on the verified fraction c/n, as plots print it.
+BIN_THRESHOLDS: dict[str, str] = {
+    "easy": "≥ 0.9",
+    "medium": "≥ 0.3",
+    "hard": "> 0",
+    "unsolved": "= 0",
+}
 
 
 def difficulty_bin(correct_fraction: float) -> str:

@@ -5,6 +5,7 @@ tallies sample by sample, errors included), and the real service (``python -m ve
 serve`` with the math checker on a free port; skipped if it cannot start).
 """
 
+import dataclasses
 import json
 from functools import partial
 
@@ -14,12 +15,13 @@ import torch
 from typer.testing import CliRunner
 
 import trainer_client.client
+import trainer_client.evaluation.cli as eval_cli
 from tests.trainer.models import save_tiny_gpt2
 from trainer_client.data import load_problems, proof_request, save_problems
 from trainer_client.demo import char_tokenizer, demo_problems
-from trainer_client.evaluation import EvalResult
+from trainer_client.evaluation import EvalResult, ProblemResult
 from trainer_client.evaluation.cli import app
-from verifier_service.launcher import VerifierStartError, serve_subprocess
+from verifier_service.launcher import VerifierStartError, free_port, serve_subprocess
 
 torch.set_num_threads(1)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -71,7 +73,9 @@ def run_cli(checkpoint, data, out, url, extra=()):
     return EvalResult.from_json(out / "results.json")
 
 
-def test_cli_tallies_every_sample_and_excludes_errors(checkpoint, data, tmp_path, monkeypatch):
+def use_scripted_verifier(monkeypatch):
+    """Route the CLI's verifier through the scripted transport (no reachability probe)."""
+    monkeypatch.setattr(eval_cli, "_require_reachable", lambda url: None)
     monkeypatch.setattr(
         trainer_client.client,
         "VerifierClient",
@@ -79,6 +83,10 @@ def test_cli_tallies_every_sample_and_excludes_errors(checkpoint, data, tmp_path
             trainer_client.client.VerifierClient, transport=httpx.MockTransport(scripted_transport)
         ),
     )
+
+
+def test_cli_tallies_every_sample_and_excludes_errors(checkpoint, data, tmp_path, monkeypatch):
+    use_scripted_verifier(monkeypatch)
     out = tmp_path / "eval"
     result = run_cli(checkpoint, data, out, "http://verifier.test")
 
@@ -117,22 +125,35 @@ def test_cli_tallies_every_sample_and_excludes_errors(checkpoint, data, tmp_path
 
 
 def test_compare_command_plots_existing_results(checkpoint, data, tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        trainer_client.client,
-        "VerifierClient",
-        partial(
-            trainer_client.client.VerifierClient, transport=httpx.MockTransport(scripted_transport)
-        ),
-    )
+    use_scripted_verifier(monkeypatch)
     run_cli(checkpoint, data, tmp_path / "a", "http://verifier.test")
+    run_cli(
+        checkpoint,
+        data,
+        tmp_path / "b",
+        "http://verifier.test",
+        extra=["--seed", "9", "--label", "other"],
+    )
     out = tmp_path / "cmp"
+    a, b = (str(tmp_path / x / "results.json") for x in "ab")
     result = CliRunner().invoke(
-        app, ["compare", str(tmp_path / "a" / "results.json"), str(tmp_path / "a" / "results.json"),
-              "--out", str(out)],
+        app, ["compare", a, a, b, "--out", str(out), "--n-resamples", "500",
+              "--pareto-rule", "paper"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert (out / "precision_coverage.png").read_bytes()[:8] == PNG_MAGIC
-    assert (out / "pass_at_k.png").read_bytes()[:8] == PNG_MAGIC
+    for name in ("precision_coverage.png", "pass_at_k.png", "pvalues.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    pvalues = json.loads((out / "pvalues.json").read_text())
+    assert set(pvalues) >= {"pass@1", f"pass@{N}"}
+    assert pvalues["n"] == N and pvalues["n_resamples"] == 500
+    labels = set(pvalues["pass@1"])
+    assert len(labels) == 3  # the same file twice gets two distinct labels
+    first, second = sorted(label for label in labels if label.endswith(")"))
+    assert pvalues["pass@1"][first][second] == 1.0  # identical results
+    for matrix in (pvalues["pass@1"], pvalues[f"pass@{N}"]):
+        for row, cells in matrix.items():
+            assert set(cells) == labels - {row}
+            assert all(0.0 <= p <= 1.0 for p in cells.values())
 
 
 def test_cli_reports_missing_inputs_by_flag(tmp_path):
@@ -163,3 +184,66 @@ def test_cli_against_the_real_math_verifier(checkpoint, data, tmp_path, math_ver
         mine = [r for r in rows if r["problem"] == tally.name]
         assert tally.n == N
         assert tally.c == sum(r["verdict"] == "valid" for r in mine)
+
+
+# ------------------------------------------------------------------ mistakes get messages
+
+
+def write_result(path, names, label="run"):
+    problems = [ProblemResult(name, n=4, c=i % 5) for i, name in enumerate(names)]
+    return EvalResult.from_problems(label, problems, n=4, n_boot=20).to_json(path)
+
+
+def assert_clean_failure(result, code, *needles):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in result.output
+
+
+def test_unreachable_verifier_is_named_before_any_sampling(checkpoint, data, tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    out = tmp_path / "eval"
+    args = ["--checkpoint", str(checkpoint), "--data", str(data), "--n", "2",
+            "--verifier-url", url, "--out", str(out), "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert_clean_failure(result, 1, "verifier unreachable", url)
+    assert not out.exists()  # it stopped before loading the model or writing anything
+
+
+def test_a_run_directory_is_not_a_checkpoint(checkpoint, data, tmp_path):
+    run_dir = checkpoint.parent  # runs/demo, holding step_0
+    result = CliRunner().invoke(app, ["--checkpoint", str(run_dir), "--data", str(data)])
+    assert_clean_failure(result, 2, "run directory", "step_0")
+    result = CliRunner().invoke(app, ["--checkpoint", str(tmp_path), "--data", str(data)])
+    assert_clean_failure(result, 2, "no config.json")
+
+
+def test_a_prompt_longer_than_the_context_is_named(checkpoint, tmp_path, monkeypatch):
+    use_scripted_verifier(monkeypatch)
+    problems = demo_problems(2, split="test")
+    problems[1] = dataclasses.replace(problems[1], statement="1" * 80)  # 64 positions
+    data = save_problems(problems, tmp_path / "long.jsonl")
+    args = ["--checkpoint", str(checkpoint), "--data", str(data), "--n", "2", "--max-new-tokens",
+            "6", "--verifier-url", "http://verifier.test", "--out", str(tmp_path / "e"),
+            "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert_clean_failure(result, 2, "prompt too long", problems[1].name, "64")
+
+
+def test_results_on_different_problem_sets_are_refused(tmp_path):
+    a = write_result(tmp_path / "a.json", ["p1", "p2", "p3", "p4", "p5", "p6"])
+    b = write_result(tmp_path / "b.json", ["p1", "p2", "p3"])
+    result = CliRunner().invoke(app, ["compare", str(a), str(b), "--out", str(tmp_path / "c")])
+    assert_clean_failure(result, 2, "different problem", "6 vs 3", "3 shared")
+    assert not (tmp_path / "c" / "pvalues.json").exists()
+
+
+def test_base_results_on_other_problems_are_refused(checkpoint, data, tmp_path, monkeypatch):
+    use_scripted_verifier(monkeypatch)
+    base = write_result(tmp_path / "base.json", ["other-1", "other-2"])
+    args = ["--checkpoint", str(checkpoint), "--data", str(data), "--n", "2", "--max-new-tokens",
+            "4", "--verifier-url", "http://verifier.test", "--out", str(tmp_path / "e"),
+            "--device", "cpu", "--base-results", str(base)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert_clean_failure(result, 2, "different problem")

@@ -5,8 +5,11 @@ import math
 import pytest
 
 from trainer_client.evaluation import (
+    paper_premises,
+    paper_tactics,
     premises,
     proof_diversity,
+    response_diversity,
     shannon_entropy,
     simpson_index,
     tactics,
@@ -73,3 +76,37 @@ def test_identical_proofs_have_no_diversity_in_counts_shape():
     once = proof_diversity([PROOF_A])
     assert same.tactic_shannon == pytest.approx(once.tactic_shannon)
     assert proof_diversity([]).tactic_shannon == 0.0
+
+
+def test_paper_tactics_are_first_tokens_of_every_non_empty_line():
+    # the whole response counts: statement line, comments and fences included (the authors' rule)
+    assert paper_tactics(PROOF_A) == ["theorem", "--", "have", "nlinarith"]
+    assert paper_tactics("  simp\n\n   \n\tlinarith [h]") == ["simp", "linarith"]
+    assert paper_tactics("") == []
+
+
+def test_paper_premises_split_bracket_contents_on_spaces_and_commas():
+    assert paper_premises(PROOF_A) == ["sq_nonneg", "(a", "-", "b)", "h₀", "mul_pos", "h₀", "h₀"]
+    assert paper_premises("simp only [mul_comm, ← add_assoc, -pow_two]") == [
+        "mul_comm",
+        "←",
+        "add_assoc",
+        "-pow_two",
+    ]
+    # statement brackets count too, and brackets do not span lines
+    assert paper_premises("(h : l = [1, 2]) := by\n  simp [h]\n  exact [a\nb]") == ["1", "2", "h"]
+    assert paper_premises("rw []") == []
+
+
+def test_response_diversity_pools_all_responses_verified_or_not():
+    responses = ["simp [a, b]\nlinarith", "simp [a]", "garbage"]
+    d = response_diversity(responses)
+    # tactics simp, linarith, simp, garbage -> counts 2, 1, 1; premises a, b, a -> 2, 1
+    assert d.proofs == 3
+    assert d.tactic_shannon == pytest.approx(1.5)
+    assert d.tactic_simpson == pytest.approx(1 - (0.25 + 0.0625 + 0.0625))
+    assert d.premise_shannon == pytest.approx(
+        -(2 / 3) * math.log2(2 / 3) - (1 / 3) * math.log2(1 / 3)
+    )
+    assert d.premise_simpson == pytest.approx(1 - (4 / 9 + 1 / 9))
+    assert (d.distinct_tactics, d.distinct_premises) == (3, 2)

@@ -45,19 +45,27 @@ def test_stable_where_binomials_overflow_floats(n, c, k):
     assert pass_at_k_matrix([n], [c], [k])[0, 0] == pytest.approx(float(exact), rel=1e-12)
 
 
-def test_curve_is_the_mean_over_problems_and_skips_short_ones():
-    ns, cs = [4, 4, 2], [1, 0, 2]
+def test_curve_is_the_mean_over_all_problems_k_beyond_n_included():
+    ns, cs = [4, 4, 2, 2], [1, 0, 1, 0]
     curve = pass_at_k_curve(ns, cs, [1, 2, 3])
-    assert curve[0] == pytest.approx((1 / 4 + 0 + 1) / 3)
-    assert curve[1] == pytest.approx((brute_force(4, 1, 2) + 0 + 1) / 3)
-    # k = 3 > n = 2 for the third problem: it is left out, not guessed.
-    assert curve[2] == pytest.approx((brute_force(4, 1, 3) + 0) / 2)
-    assert np.isnan(pass_at_k_matrix(ns, cs, [3])[2, 0])
+    assert curve[0] == pytest.approx((1 / 4 + 0 + 1 / 2 + 0) / 4)
+    assert curve[1] == pytest.approx((brute_force(4, 1, 2) + 0 + 1 + 0) / 4)
+    # k = 3 > n = 2: a problem with c >= 1 counts as solved (1.0), one with c = 0 as 0.0;
+    # neither is dropped from the mean.
+    assert curve[2] == pytest.approx((brute_force(4, 1, 3) + 0 + 1 + 0) / 4)
+    assert pass_at_k_matrix(ns, cs, [3])[:, 0].tolist() == pytest.approx(
+        [brute_force(4, 1, 3), 0.0, 1.0, 0.0]
+    )
+    assert pass_at_k(2, 1, 3) == 1.0
+    assert pass_at_k(2, 0, 300) == 0.0
+    # a problem with no verdict at all says nothing: NaN, left out
+    assert np.isnan(pass_at_k_matrix([0], [0], [1])[0, 0])
+    assert pass_at_k_curve([0, 4], [0, 2], [1])[0] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
     ("args", "field"),
-    [((0, 0, 1), "n"), ((4, 5, 1), "c"), ((4, 1, 0), "k"), ((4, 1, 5), "k"), ((4, 1.5, 1), "c")],
+    [((0, 0, 1), "n"), ((4, 5, 1), "c"), ((4, 1, 0), "k"), ((4, 1, -1), "k"), ((4, 1.5, 1), "c")],
 )
 def test_bad_counts_name_the_field(args, field):
     with pytest.raises(ValueError, match=f"^{field}:"):

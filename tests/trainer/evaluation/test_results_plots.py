@@ -10,6 +10,7 @@ from trainer_client.evaluation.plots import (
     plot_pass_at_k,
     plot_precision_coverage,
     plot_precision_diversity,
+    plot_pvalues,
     plot_transitions,
 )
 
@@ -19,7 +20,12 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def make_result(label="run", counts=((8, 2), (8, 0), (8, 8), (6, 3)), errors=(0, 0, 0, 2)):
     problems = [
         ProblemResult(
-            name=f"p{i}", n=n, c=c, errors=e, diversity={"proofs": c, "tactic_shannon": i}
+            name=f"p{i}",
+            n=n,
+            c=c,
+            errors=e,
+            diversity={"proofs": c, "tactic_shannon": i},
+            paper_diversity={"proofs": n, "tactic_shannon": 10 * i},
         )
         for i, ((n, c), e) in enumerate(zip(counts, errors, strict=True))
     ]
@@ -32,15 +38,25 @@ def test_aggregates_are_means_of_per_problem_pass_at_k():
     p1, se1 = result.precision
     assert p1 == pytest.approx((2 / 8 + 0 + 1 + 3 / 6) / 4)
     assert se1 > 0
-    # pass@8: the problem with n = 6 has no pass@8; the other three are averaged.
+    # pass@8: the problem with n = 6 < 8 and c = 3 counts as solved (1.0), not dropped.
     p8, _ = result.coverage
-    assert p8 == pytest.approx((1 + 0 + 1) / 3)
+    assert p8 == pytest.approx((1 + 0 + 1 + 1) / 4)
     assert result.problems[0].pass_at_k[4] == pytest.approx(pass_at_k(8, 2, 4))
     assert sorted(result.problems[3].pass_at_k) == [1, 2, 4, 6]
     assert result.errors == 2
     assert result.difficulty_counts() == {"easy": 1, "medium": 1, "hard": 1, "unsolved": 1}
-    # diversity means over problems with a verified proof (p1 has none)
-    assert result.diversity["tactic_shannon"] == pytest.approx((0 + 2 + 3) / 3)
+    # verified: mean over problems with a verified proof (p1 has none); paper: over all problems
+    assert result.diversity["verified"]["tactic_shannon"] == pytest.approx((0 + 2 + 3) / 3)
+    assert result.diversity["paper"]["tactic_shannon"] == pytest.approx((0 + 10 + 20 + 30) / 4)
+    assert set(result.summary()["diversity_definitions"]) == {"paper", "verified"}
+
+
+def test_older_flat_diversity_reads_as_the_verified_definition(tmp_path):
+    data = make_result().to_dict()
+    data["diversity"] = {"tactic_shannon": 1.5}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    assert EvalResult.from_json(path).diversity == {"verified": {"tactic_shannon": 1.5}}
 
 
 def test_problem_without_any_verdict_is_kept_but_not_scored():
@@ -66,6 +82,8 @@ def test_json_round_trip_is_strict_json(tmp_path):
     assert loaded.problems[0].pass_at_k == pytest.approx(result.problems[0].pass_at_k)
     assert loaded.transitions == result.transitions
     assert loaded.precision == pytest.approx(result.precision)
+    assert loaded.diversity == result.diversity
+    assert loaded.problems[2].paper_diversity == result.problems[2].paper_diversity
 
 
 def test_from_json_rejects_other_files(tmp_path):
@@ -90,9 +108,18 @@ def test_plots_are_written_as_png(tmp_path):
     points["base"] = (0.1, 0.5)
     errors = {r.label: (r.precision[1], r.coverage[1]) for r in (a, b)}
     assert_png(plot_precision_coverage(points, tmp_path / "pc.png", errors=errors, n=8))
+    assert_png(plot_precision_coverage(points, tmp_path / "pcp.png", n=8, rule="paper"))
+    with pytest.raises(ValueError, match="rule"):
+        plot_precision_coverage(points, tmp_path / "bad.png", rule="hull")
+    # every point at coverage 1 (a saturated task): one frontier point, no tick above 1
+    flat = {"a": (0.4, 1.0), "b": (0.8, 1.0)}
+    assert_png(plot_precision_coverage(flat, tmp_path / "flat.png", n=8))
     m = transition_matrix(a.correct_fractions(), b.correct_fractions())
-    assert_png(plot_transitions(m, tmp_path / "transitions.png"))
-    diversity = {"base": (0.4, 6.3, 0.04), "alpha=0": (0.87, 4.8, None)}
+    assert_png(plot_transitions(m, tmp_path / "transitions.png", vmax=10))
+    lower = {"a": {"b": 0.01}, "b": {"a": 0.01}}
+    upper = {"a": {"b": 0.5}, "b": {"a": 0.5}}
+    assert_png(plot_pvalues(lower, upper, tmp_path / "pvalues.png", upper_name="pass@8"))
+    diversity = {"base": (0.4, 6.3, 0.04, 0.5), "alpha=0": (0.87, 4.8, None)}
     assert_png(plot_precision_diversity(diversity, tmp_path / "pd.png"))
     with pytest.raises(ValueError, match="points"):
         plot_precision_diversity({}, tmp_path / "none.png")

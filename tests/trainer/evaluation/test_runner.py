@@ -99,8 +99,13 @@ def test_counts_exclude_errors_and_match_the_rule():
     assert result.errors == 3
     assert result.precision[0] == pytest.approx((4 / 9 + 1 / 9 + 1) / 3)
     assert by_name["every-third"].pass_at_k[2] == pytest.approx(pass_at_k(9, 4, 2))
-    # pass@10 needs n >= 10; every problem has 9 verdicts, so it is undefined, not faked.
-    assert result.pass_at_k[-1] is None
+    # pass@10 with 9 verdicts each: every problem has c >= 1, so each counts 1.0 (kept in the mean)
+    assert result.pass_at_k[-1] == 1.0
+    # diversity both ways: the paper's over all 10 responses of every problem, ours over the
+    # verified ones only
+    assert all(p.paper_diversity["proofs"] == 10 for p in result.problems)
+    assert by_name["every-third"].diversity["proofs"] == 4
+    assert set(result.diversity) == {"paper", "verified"}
     lines = [json.loads(line) for line in sink.getvalue().splitlines()]
     assert len(lines) == 30
     assert sum(line["verdict"] == "error" for line in lines) == 3
