@@ -4,9 +4,12 @@ The trainer moves π toward the filtered target ``p = a·v / Z``. How far it sti
 measured two ways:
 
 * exactly, when the support is small enough to enumerate (the tests' categorical problems):
-  :func:`forward_kl`, :func:`reverse_kl`, :func:`alpha_divergence`;
+  :func:`forward_kl`, :func:`reverse_kl`, :func:`alpha_divergence`, :func:`js_divergence`,
+  :func:`tv_distance`, :func:`in_support_excess`, :func:`lacking_mass`, :func:`off_support_mass`,
+  :func:`entropy`, :func:`chi_square`;
 * by importance sampling from the very batch the loss sees (``k`` samples per prompt drawn from
-  π, with their base log-probs and verdicts): :func:`is_estimates`.
+  π, with their base log-probs and verdicts): :func:`is_estimates`, whose every figure is the
+  Monte Carlo counterpart of one exact function above (its docstring says which).
 
 Conventions follow the method notes: ``D_f(π‖p) = E_p[f(π/p)]`` with
 ``f_α(t) = (t^α − α t − (1 − α)) / (α (α − 1))``, so α → 0 is the forward ``KL(p‖π)``
@@ -22,13 +25,20 @@ import torch
 
 __all__ = [
     "alpha_divergence",
+    "chi_square",
+    "entropy",
     "f_alpha",
     "forward_kl",
     "group_index",
     "group_logmeanexp",
     "group_mean",
+    "in_support_excess",
     "is_estimates",
+    "js_divergence",
+    "lacking_mass",
+    "off_support_mass",
     "reverse_kl",
+    "tv_distance",
 ]
 
 
@@ -99,6 +109,70 @@ def alpha_divergence(p: torch.Tensor, pi: torch.Tensor, alpha: float) -> torch.T
     return (1 - overlap) / (alpha * (1 - alpha))
 
 
+def js_divergence(p: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """Exact Jensen–Shannon divergence ``½ KL(p‖m) + ½ KL(π‖m)``, ``m = (p + π)/2``, in nats.
+
+    Symmetric, finite (at most ``log 2``) even when the supports differ, which is why the
+    authors log it next to the KLs: it stays readable while π still puts mass on wrong answers.
+    """
+    p, pi = _check_distributions(p, pi)
+    m = (p + pi) / 2
+    return 0.5 * forward_kl(p, m) + 0.5 * forward_kl(pi, m)
+
+
+def tv_distance(p: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """Exact total variation ``½ Σ |p − π|`` (in [0, 1]).
+
+    For normalised distributions ``TV = lacking_mass = in_support_excess + off_support_mass``.
+    """
+    p, pi = _check_distributions(p, pi)
+    return 0.5 * (p - pi).abs().sum(-1)
+
+
+def in_support_excess(p: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """``Σ_{y: p(y)>0} (π(y) − p(y))⁺``: mass π puts on correct answers *beyond* what p gives them.
+
+    High when π concentrates on a few favourite correct answers (mode seeking), even at full
+    precision.
+    """
+    p, pi = _check_distributions(p, pi)
+    return torch.where(p > 0, (pi - p).clamp_min(0), torch.zeros_like(p)).sum(-1)
+
+
+def lacking_mass(p: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """``Σ_{y: p(y)>0} (p(y) − π(y))⁺``: mass of the target that π fails to cover.
+
+    The coverage side: correct answers p still wants that π has (partly) dropped.
+    """
+    p, pi = _check_distributions(p, pi)
+    return torch.where(p > 0, (p - pi).clamp_min(0), torch.zeros_like(p)).sum(-1)
+
+
+def off_support_mass(p: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """``Σ_{y: p(y)=0} π(y)``: π's mass outside the target's support (on wrong answers).
+
+    One minus π's precision (its pass rate) on this prompt.
+    """
+    p, pi = _check_distributions(p, pi)
+    return torch.where(p > 0, torch.zeros_like(pi), pi).sum(-1)
+
+
+def entropy(pi: torch.Tensor) -> torch.Tensor:
+    """Exact Shannon entropy ``−Σ π log π`` in nats (of whole sequences, for a sequence model)."""
+    pi, _ = _check_distributions(pi, pi)
+    return -torch.special.xlogy(pi, pi).sum(-1)
+
+
+def chi_square(p: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """``χ²(p‖π) = Σ p²/π − 1``: what sets the effective sample size of ``p/π`` weights.
+
+    A Kish ESS of weights ``p/π`` over samples drawn from π tends to ``N / (1 + χ²)``.
+    """
+    p, pi = _check_distributions(p, pi)
+    ratio = torch.where(p > 0, p * p / pi, torch.zeros_like(p))
+    return ratio.sum(-1) - 1
+
+
 # --------------------------------------------------------------------------------------------
 # Per-prompt group reductions (vectorised: no Python loop over prompts)
 # --------------------------------------------------------------------------------------------
@@ -152,26 +226,46 @@ def is_estimates(
     *,
     alpha: float | None = None,
 ) -> dict[str, float]:
-    """Estimate how far π is from ``p`` using the batch's own samples ``y ~ π``.
+    """Estimate how far π is from ``p`` (and from ``a``) using the batch's own samples ``y ~ π``.
 
-    Per prompt the unnormalised weights are ``w_i = v_i · a(y_i)/π(y_i)`` and ``Ẑ = mean_i w_i``
-    (so ``p(y_i)/π(y_i) ≈ w_i / Ẑ``). Prompts without a verified sample carry no information
-    about ``p`` and are left out; every figure is a mean over the remaining prompts.
+    Per prompt the unnormalised weights are ``w_i = v_i · a(y_i)/π(y_i)`` and ``Ẑ = mean_i w_i``,
+    so the ratio ``r_i = p(y_i)/π(y_i) ≈ w_i / Ẑ`` (0 on wrong samples; ``mean_i r_i = 1``).
+    Prompts without a verified sample carry no information about ``p``: the "solved" figures
+    leave them out and average over the remaining prompts; the "all prompts" figures count
+    them with ``r = 0``, as the authors' code does (their ``Ẑ`` floor gives ``p = 0`` there).
+    Every figure estimates one exact function of this module (in brackets).
 
-    Returns
-        ``forward_kl``: ``KL(p‖π) = E_π[(p/π) log(p/π)] ≈ Σ_i w̃_i log(k w̃_i)`` with the
-        self-normalised weights ``w̃``; zero when all weights agree (π ∝ p on the sample).
+    Over solved prompts
+        ``forward_kl``: ``KL(p‖π) = E_π[r log r]`` [:func:`forward_kl`]; zero when all weights
+        agree (π ∝ p on the sample).
         ``reverse_kl_verified``: ``KL(π(·|v=1) ‖ p)``, the reverse KL of the policy *conditioned
-        on being verified*, ``≈ log mean_{v} w − mean_{v} log w``. The plain ``KL(π‖p)`` is
-        infinite whenever π puts any mass on a wrong answer; this finite part measures how
-        differently from ``a`` the policy spreads its correct mass. Read it with ``pass_rate``
-        (π's verified mass); the full reverse KL is ``+inf`` unless that is 1.
-        ``ess`` / ``ess_fraction``: Kish effective sample size ``(Σw)²/Σw²`` of the weights and
-        its ratio to k: how many of the k samples the estimates above really rest on.
+        on being verified*, ``≈ log mean_{v} w − mean_{v} log w`` [:func:`reverse_kl` of p and
+        π restricted to correct answers]. The plain ``KL(π‖p)`` is infinite whenever π puts any
+        mass on a wrong answer; this finite part measures how differently from ``a`` the policy
+        spreads its correct mass. Read it with ``pass_rate``.
+        ``alpha_divergence`` (when ``alpha`` is given): ``D_{f_α}(π‖p) =
+        (1 − E_π[r^{1−α}]) / (α(1−α))`` [:func:`alpha_divergence`]; ``forward_kl`` at α = 0;
+        not reported at α = 1 (infinite while π errs).
+        ``js``: ``E_π[½ r log(2r/(1+r)) + ½ log(2/(1+r))]`` [:func:`js_divergence`], nats.
+        ``tv``: ``½ E_π|r − 1|`` [:func:`tv_distance`].
+        ``in_support_excess``: ``E_π[v (1 − r)⁺]`` [:func:`in_support_excess`];
+        ``lacking_mass``: ``E_π[v (r − 1)⁺]`` [:func:`lacking_mass`]. Since ``mean r = 1`` the
+        estimates keep the exact identity ``tv = lacking_mass = in_support_excess + (1 −
+        solved prompts' pass rate)``.
+        ``ess`` / ``ess_fraction``: per-prompt Kish effective sample size ``(Σr)²/Σr²`` and its
+        ratio to k, averaged over prompts [``k / (1 + χ²(p‖π))``, :func:`chi_square`].
         ``log_z``: mean ``log Ẑ`` (the estimated log pass rate of the base model).
-        ``alpha_divergence`` (only if ``alpha`` is given, 0 < α < 1):
-        ``(1 − E_π[(p/π)^{1−α}]) / (α(1−α))``.
-        ``pass_rate``, ``prompts`` (prompts used) and ``prompts_unsolved``.
+
+    Over all prompts
+        ``forward_kl_all``: ``forward_kl`` summed over solved prompts divided by all prompts
+        (unsolved ones count 0): the authors' figure, ours times the solved fraction.
+        ``ess_pooled`` / ``ess_pooled_fraction``: the Kish ESS of all the batch's ``r_i``
+        pooled, ``(Σ_all r)²/Σ_all r²``, and its ratio to the batch size, as the authors report
+        it [for one prompt ``N / (1 + χ²(p‖π))``].
+        ``reference_reverse_kl``: ``KL(π‖a) = E_π[log π − log a]``, the reverse KL to the base
+        model that RL's KL penalty controls [:func:`reverse_kl` with the reference as target].
+        ``sequence_entropy``: ``H(π) = −E_π[log π(y)]`` in nats per sequence [:func:`entropy`].
+        ``pass_rate``, ``prompts`` (solved prompts) and ``prompts_unsolved``.
     """
     policy, base, ok = _check_batch(policy_logprobs, base_logprobs, verified, group_ids)
     index, n_groups = group_index(group_ids.to(policy.device))
@@ -185,12 +279,13 @@ def is_estimates(
     n_verified = policy.new_zeros(n_groups).index_add_(0, index, ok.to(dtype))
     solved = n_verified > 0
 
-    # log(p/π) per verified sample, and self-normalised weights w̃ = w / Σw = (w/Ẑ) / k.
+    def per_prompt_mean(values: torch.Tensor) -> torch.Tensor:
+        return policy.new_zeros(n_groups).index_add_(0, index, values) / counts
+
+    # log(p/π) per verified sample, and r = p/π ≈ w/Ẑ (0 on wrong samples; mean 1 per prompt).
     log_ratio = torch.where(ok, log_w - log_z[index], torch.zeros_like(log_w))
     ratio = torch.where(ok, torch.exp(log_ratio), torch.zeros_like(log_w))
-    forward = (
-        policy.new_zeros(n_groups).index_add_(0, index, torch.special.xlogy(ratio, ratio)) / counts
-    )
+    forward = per_prompt_mean(torch.special.xlogy(ratio, ratio))
 
     # KL(π(·|v)‖p) = E_{π|v}[log π/p] + log π(V) ≈ mean_v(log Ẑ − log w) + log ĉ
     #             = log mean_v w − mean_v log w  (≥ 0 by Jensen).
@@ -200,28 +295,49 @@ def is_estimates(
     log_mean_w = log_z + torch.log(counts) - torch.log(n_verified.clamp_min(1))
     reverse = log_mean_w - mean_log_w
 
-    # Kish ESS computed on w/Ẑ, which is scale-free and stays finite in log space.
+    # JS with m = (p + π)/2: E_π[½ r log(2r/(1+r)) + ½ log(2/(1+r))].
+    js = per_prompt_mean(
+        0.5 * torch.special.xlogy(ratio, 2 * ratio / (1 + ratio)) + 0.5 * torch.log(2 / (1 + ratio))
+    )
+    tv = per_prompt_mean(0.5 * (ratio - 1).abs())
+    excess = per_prompt_mean(torch.where(ok, (1 - ratio).clamp_min(0), torch.zeros_like(ratio)))
+    lacking = per_prompt_mean(torch.where(ok, (ratio - 1).clamp_min(0), torch.zeros_like(ratio)))
+
+    # Kish ESS computed on r = w/Ẑ, which is scale-free and stays finite in log space.
     ratio_sq = policy.new_zeros(n_groups).index_add_(0, index, ratio * ratio)
     ess = counts.pow(2) / ratio_sq.where(solved, torch.ones_like(ratio_sq))
+    pooled_sq = float((ratio * ratio).sum())
+    ess_pooled = float(ratio.sum()) ** 2 / pooled_sq if pooled_sq > 0 else 0.0
 
     def mean(values: torch.Tensor) -> float:
         return float(values[solved].mean()) if bool(solved.any()) else math.nan
 
     estimates = {
         "forward_kl": mean(forward),
+        "forward_kl_all": float(forward.where(solved, torch.zeros_like(forward)).mean()),
         "reverse_kl_verified": mean(reverse),
+        "js": mean(js),
+        "tv": mean(tv),
+        "in_support_excess": mean(excess),
+        "lacking_mass": mean(lacking),
         "ess": mean(ess),
         "ess_fraction": mean(ess / counts),
+        "ess_pooled": ess_pooled,
+        "ess_pooled_fraction": ess_pooled / policy.numel(),
         "log_z": mean(log_z),
+        "reference_reverse_kl": float((policy - base).mean()),
+        "sequence_entropy": float(-policy.mean()),
         "pass_rate": float(ok.to(dtype).mean()),
         "prompts": float(solved.sum()),
         "prompts_unsolved": float((~solved).sum()),
     }
-    if alpha is not None and 0.0 < alpha < 1.0:
-        powered = policy.new_zeros(n_groups).index_add_(
-            0, index, torch.where(ok, torch.exp((1 - alpha) * log_ratio), torch.zeros_like(log_w))
+    if alpha is not None and alpha == 0.0:
+        estimates["alpha_divergence"] = estimates["forward_kl"]
+    elif alpha is not None and alpha < 1.0:
+        powered = per_prompt_mean(
+            torch.where(ok, torch.exp((1 - alpha) * log_ratio), torch.zeros_like(log_w))
         )
-        estimates["alpha_divergence"] = mean((1 - powered / counts) / (alpha * (1 - alpha)))
+        estimates["alpha_divergence"] = mean((1 - powered) / (alpha * (1 - alpha)))
     return estimates
 
 

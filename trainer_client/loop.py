@@ -228,6 +228,7 @@ class Trainer:
             },
             verifier_latency_s=verdicts.latency_s,
             verifier_stats=_stats_of(self.verifier),
+            alpha=score.alpha,
         )
         metrics = score.metrics(self.last_batch)
         if self.tracker is not None and self.is_main_process:

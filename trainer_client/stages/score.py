@@ -52,6 +52,8 @@ class StepBatch:
     verifier_latency_s: float = 0.0
     #: The verifier's own counters (``VerifierClient.stats``), if it has any.
     verifier_stats: dict[str, Any] = field(default_factory=dict)
+    #: The α of an α-DPG objective (None for other objectives): the divergence that is logged.
+    alpha: float | None = None
 
 
 MetricFn = Callable[[StepBatch], Mapping[str, float]]
@@ -84,7 +86,11 @@ def objective_metrics(batch: StepBatch) -> dict[str, float]:
 
 
 def importance_metrics(batch: StepBatch) -> dict[str, float]:
-    """Importance-sampling estimates of the divergences to the target (``is/...``)."""
+    """Importance-sampling estimates of the divergences to the target (``is/...``).
+
+    Every figure and its definition: :func:`~trainer_client.divergences.is_estimates`
+    (``is/alpha_divergence`` is the objective's own ``D_{f_α}(π‖p)`` when ``batch.alpha`` is set).
+    """
     if batch.base_logprobs is None:
         return {}
     from trainer_client.divergences import is_estimates
@@ -97,6 +103,7 @@ def importance_metrics(batch: StepBatch) -> dict[str, float]:
         batch.base_logprobs[keep].double().cpu(),
         batch.verified[keep],
         batch.samples.group_ids[keep].cpu(),
+        alpha=batch.alpha,
     )
     return {f"is/{key}": float(value) for key, value in estimates.items()}
 
@@ -147,6 +154,12 @@ class ScoreStage:
         #: Temperature 1 and top-p 1: ``log π`` comes from the training forward itself.
         self.exact_sampling = sampling.temperature == 1.0 and sampling.top_p == 1.0
         self.metric_fns: list[MetricFn] = list(METRICS if metrics is None else metrics)
+
+    @property
+    def alpha(self) -> float | None:
+        """The α whose divergence the step logs: ``loss.alpha`` for α-DPG, else None."""
+        loss = self.config.loss
+        return loss.alpha if loss.objective == "alpha_dpg" else None
 
     # --- log-scores -------------------------------------------------------------------------
 
