@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 
 from verifier_service import __version__
 from verifier_service.api import (
+    ApiKeyMiddleware,
     BodyLimitMiddleware,
     RequestMetricsMiddleware,
     api_key_dependency,
@@ -21,6 +22,8 @@ from verifier_service.api import (
     kimina,
     verify,
 )
+from verifier_service.api.docs import ASSETS_PATH, install_docs
+from verifier_service.api.redaction import install_redaction
 from verifier_service.cache import VerdictCache, build_cache
 from verifier_service.checkers import build_checkers
 from verifier_service.checkers.base import Checker
@@ -71,13 +74,27 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_redaction(settings.api_keys)
+    # Outermost last: metrics count every answer; the key is checked before the body is read,
+    # and the body limit applies to authenticated clients too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # outermost: counts the 413s
+    open_paths = [route.path for route in health.router.routes]  # type: ignore[attr-defined]
+    open_paths += install_docs(app)
+    app.add_middleware(
+        ApiKeyMiddleware,
+        api_keys=settings.api_keys,
+        open_paths=open_paths,
+        open_prefixes=[ASSETS_PATH + "/"],
+        route_paths=lambda: list(app.openapi()["paths"]),
+    )
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     protected = [Depends(api_key_dependency(settings.api_keys))] if settings.api_keys else []
     app.include_router(verify.router, dependencies=protected)
     app.include_router(kimina.router, dependencies=protected)

@@ -17,6 +17,7 @@ import copy
 import json
 import logging.config
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,11 +56,21 @@ def _settings(overrides: dict[str, Any]) -> VerifierSettings:
         raise typer.BadParameter(str(exc)) from exc
 
 
-def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging config, plus the service's own loggers on the same handler."""
+def _log_config(level: str, secrets: Sequence[str] = ()) -> dict[str, Any]:
+    """uvicorn's logging config, plus the service's own loggers on the same handler.
+
+    Every handler redacts: query strings leave the access log, and ``secrets`` (the API keys)
+    are masked in any line (:mod:`verifier_service.api.redaction`).
+    """
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact"] = {
+        "()": "verifier_service.api.redaction.RedactingFilter",
+        "secrets": list(secrets),
+    }
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact")
     config["loggers"]["verifier_service"] = {
         "handlers": ["default"],
         "level": level.upper(),
@@ -112,7 +123,7 @@ def serve(
             "log_level": log_level,
         }
     )
-    log_config = _log_config(settings.log_level)
+    log_config = _log_config(settings.log_level, settings.api_keys)
     logging.config.dictConfig(log_config)  # before create_app: checkers log while being built
     try:
         application = create_app(settings)

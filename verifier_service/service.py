@@ -9,7 +9,9 @@ What happens to a batch, in order:
    requests (a joiner awaits the owner's future instead of checking again);
 4. admission control: if the new checks would push the number of pending proofs above
    ``settings.max_pending`` the batch is refused (:class:`QueueFull`, HTTP 429) rather than
-   queued behind an ever-growing wait;
+   queued behind an ever-growing wait; and so is a batch that would push its client's own
+   pending proofs above ``settings.pending_quota`` (:class:`QuotaExceeded`), so that one client
+   cannot fill the queue for all;
 5. the new checks run as tasks owned by the service, not by the request, bounded per checker by
    a semaphore: a client that disconnects does not cancel work that others joined, and the
    result still reaches the cache;
@@ -47,6 +49,7 @@ __all__ = [
     "ProofLike",
     "ProofResult",
     "QueueFull",
+    "QuotaExceeded",
     "VerificationService",
 ]
 
@@ -54,6 +57,24 @@ logger = logging.getLogger("verifier_service.service")
 
 #: Concurrent checks per checker when nothing else says otherwise (math-verify is CPU-bound).
 DEFAULT_CONCURRENCY = 4
+#: Characters of a client's identity kept for its quota (a key's index, or an address).
+MAX_CLIENT_CHARS = 64
+
+#: How to enable a built-in checker that this deployment did not load.
+ENABLE_HINTS = {
+    "lean4": "set SIEVE_LEAN_REPL to the command that starts a Lean REPL (and SIEVE_LEAN_CWD to "
+    "its Mathlib project) to enable it",
+    "math": "add it to SIEVE_CHECKERS to enable it",
+}
+
+
+def unknown_checker_message(name: str, enabled: Sequence[str]) -> str:
+    """Why ``name`` cannot check anything here: not a checker at all, or one not enabled."""
+    listed = ", ".join(sorted(enabled)) or "none"
+    hint = ENABLE_HINTS.get(name)
+    if hint is not None:
+        return f"checker {name!r} is not enabled on this deployment: {hint}; enabled: {listed}"
+    return f"unknown checker {name!r}; enabled: {listed}"
 
 
 class ProofLike(Protocol):
@@ -144,13 +165,29 @@ class QueueFull(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
+class QuotaExceeded(QueueFull):
+    """Admitting the batch would exceed the client's own ``pending_quota`` (HTTP 429)."""
+
+    def __init__(self, pending: int, requested: int, limit: int, retry_after_s: int) -> None:
+        super().__init__(pending, requested, limit, retry_after_s)
+        self.args = (
+            f"this client has {pending} proofs pending, {requested} more requested, quota "
+            f"max_pending_per_key={limit}; retry in {retry_after_s} s",
+        )
+
+
 @dataclass(slots=True)
 class _Flight:
-    """One check in progress; identical jobs with no larger budget join it."""
+    """One check in progress; identical jobs with no larger budget join it.
+
+    ``client`` launched it and is charged for it against its quota until it ends; clients that
+    join an identical check add no work and are not charged.
+    """
 
     key: str
     budget_s: float
     future: asyncio.Future[Outcome]
+    client: str | None = None
 
 
 def _exceeds(code: str, header: str | None, limit: int) -> bool:
@@ -205,6 +242,9 @@ class VerificationService:
         self._prepared_budget = prepared_cache_chars
         self._prepared_chars = 0
         self._pending = 0
+        # client -> its flights still pending; a client leaves the map when its last one ends, so
+        # it holds at most ``max_pending`` entries of at most MAX_CLIENT_CHARS characters.
+        self._client_pending: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._start_failures: dict[str, str] = {}
@@ -269,6 +309,15 @@ class VerificationService:
         """Proofs waiting for or running in a checker, across all requests."""
         return self._pending
 
+    def pending_of(self, client: str) -> int:
+        """Proofs ``client`` launched that are still pending (what its quota counts)."""
+        return self._client_pending.get(client[:MAX_CLIENT_CHARS], 0)
+
+    @property
+    def pending_clients(self) -> int:
+        """Clients with at least one proof pending (the size of the per-client state)."""
+        return len(self._client_pending)
+
     @property
     def checker_versions(self) -> dict[str, str]:
         return {name: checker.version for name, checker in self.checkers.items()}
@@ -329,9 +378,8 @@ class VerificationService:
         for index, item in enumerate(items):
             checker = self.checkers.get(item.checker)
             if checker is None:
-                enabled = ", ".join(sorted(self.checkers)) or "none"
                 raise InvalidItem(
-                    index, "checker", f"unknown checker {item.checker!r}; enabled: {enabled}"
+                    index, "checker", unknown_checker_message(item.checker, list(self.checkers))
                 )
             budget = default_budget if item.timeout_s is None else item.timeout_s
             if not 0 < budget <= max_budget:
@@ -390,9 +438,20 @@ class VerificationService:
             self._prepared_chars -= evicted
 
     async def verify(
-        self, items: Sequence[ProofLike], policy: Policy | None = None
+        self,
+        items: Sequence[ProofLike],
+        policy: Policy | None = None,
+        *,
+        client: str | None = None,
     ) -> list[ProofResult]:
-        """Check a batch; one result per item, in order, ids preserved (duplicates allowed)."""
+        """Check a batch; one result per item, in order, ids preserved (duplicates allowed).
+
+        ``client`` identifies who asks (the API passes the API key's index or the client's
+        address); its pending proofs are bounded by ``settings.pending_quota``. ``None``: a
+        caller of the library itself, bound only by ``max_pending``.
+        """
+        if client is not None:
+            client = client[:MAX_CLIENT_CHARS]
         if self._closed:
             raise RuntimeError("the verification service is closed")
         policy = policy if policy is not None else Policy()
@@ -424,7 +483,7 @@ class VerificationService:
         self._count_cache(hits, misses, jobs)
 
         if misses:
-            await self._run_misses(misses, jobs, outcomes)
+            await self._run_misses(misses, jobs, outcomes, client)
 
         results = [
             ProofResult(item.id, outcome if outcome is not None else Outcome.error("lost"), hit)
@@ -484,6 +543,7 @@ class VerificationService:
         misses: dict[str, list[int]],
         jobs: Mapping[int, Job],
         outcomes: list[Outcome | None],
+        client: str | None,
     ) -> None:
         # Everything from here to the launch is synchronous: no other request can slip in
         # between the admission check and the reservation of queue slots.
@@ -496,21 +556,14 @@ class VerificationService:
             new += flight is None
             plan.append((key, indices, job, flight))
 
-        limit = self.settings.max_pending
-        if new > limit:
-            raise BatchTooLarge(
-                ("body", "proofs"), f"{new} distinct new proofs, more than max_pending={limit}"
-            )
-        if new and self._pending + new > limit:
-            self.metrics.rejected.labels("queue_full").inc()
-            raise QueueFull(self._pending, new, limit, self.settings.retry_after_s)
+        self._admit(new, client)
 
         owned: list[_Flight] = []
         waits: list[tuple[list[int], _Flight]] = []
         joins: Counter[str] = Counter()
         for key, indices, job, flight in plan:
             if flight is None:
-                flight = self._launch(key, job)
+                flight = self._launch(key, job, client)
                 owned.append(flight)
                 joins[job.checker] += len(indices) - 1
             else:
@@ -535,10 +588,37 @@ class VerificationService:
             # Shielded: a client leaving now must not cancel the write-back half-way.
             await asyncio.shield(self._spawn(self._store_when_done(owned)))
 
-    def _launch(self, key: str, job: Job) -> _Flight:
-        flight = _Flight(key, job.timeout_s, asyncio.get_running_loop().create_future())
+    def _admit(self, new: int, client: str | None) -> None:
+        """Refuse ``new`` checks for ``client`` that could never run (413) or not now (429)."""
+        if not new:
+            return
+        settings = self.settings
+        limit = settings.max_pending
+        if new > limit:
+            raise BatchTooLarge(
+                ("body", "proofs"), f"{new} distinct new proofs, more than max_pending={limit}"
+            )
+        quota = settings.pending_quota if client is not None else 0
+        if quota:
+            if new > quota:
+                raise BatchTooLarge(
+                    ("body", "proofs"),
+                    f"{new} distinct new proofs, more than max_pending_per_key={quota}",
+                )
+            held = self._client_pending.get(client, 0)  # type: ignore[arg-type]
+            if held + new > quota:
+                self.metrics.rejected.labels("client_quota").inc()
+                raise QuotaExceeded(held, new, quota, settings.retry_after_s)
+        if self._pending + new > limit:
+            self.metrics.rejected.labels("queue_full").inc()
+            raise QueueFull(self._pending, new, limit, settings.retry_after_s)
+
+    def _launch(self, key: str, job: Job, client: str | None = None) -> _Flight:
+        flight = _Flight(key, job.timeout_s, asyncio.get_running_loop().create_future(), client)
         self._inflight.setdefault(key, []).append(flight)
         self._pending += 1
+        if client is not None:
+            self._client_pending[client] = self._client_pending.get(client, 0) + 1
         self._spawn(self._check(flight, self.checkers[job.checker], job))
         return flight
 
@@ -556,6 +636,10 @@ class VerificationService:
             outcome = await self._timed_check(checker, job)
         finally:
             self._pending -= 1
+            if flight.client is not None:
+                left = self._client_pending.pop(flight.client, 1) - 1
+                if left > 0:
+                    self._client_pending[flight.client] = left
             if outcome is None:  # cancelled: the service is shutting down
                 outcome = Outcome.error("service_shutting_down")
             if not flight.future.done():

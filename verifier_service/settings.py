@@ -45,6 +45,11 @@ class VerifierSettings(BaseSettings):
     max_body_bytes: int = 64 << 20
     #: Most proofs waiting or running at once across all requests (429 above).
     max_pending: int = 10_000
+    #: Most proofs one client may have pending at once (429 above), so one client cannot fill the
+    #: queue for all. A client is one API key; without ``api_keys``, one client address (so all
+    #: clients behind one proxy share a quota). Unset: a quarter of ``max_pending``, but at least
+    #: ``max_batch_size``; 0: no per-client quota.
+    max_pending_per_key: int | None = Field(None, ge=0)
     #: Seconds a client is told to wait in ``Retry-After`` when the queue is full.
     retry_after_s: int = 5
     log_level: str = "info"
@@ -97,10 +102,22 @@ class VerifierSettings(BaseSettings):
     mathlib_rev: str = "unknown"
     repl_rev: str = "unknown"
 
+    @property
+    def pending_quota(self) -> int:
+        """``max_pending_per_key`` with its default resolved (0: no per-client quota)."""
+        if self.max_pending_per_key is not None:
+            return self.max_pending_per_key
+        return max(self.max_pending // 4, self.max_batch_size)
+
     @field_validator("api_keys", "checkers", "lean_readonly_paths", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("max_pending_per_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("lean_prewarm_headers", mode="before")
     @classmethod

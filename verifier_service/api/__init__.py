@@ -11,12 +11,13 @@ back; everything else lives in :class:`~verifier_service.service.VerificationSer
 from __future__ import annotations
 
 from verifier_service.api import health, kimina, verify
-from verifier_service.api.auth import api_key_dependency
+from verifier_service.api.auth import ApiKeyMiddleware, api_key_dependency
 from verifier_service.api.errors import ApiError, install_error_handlers
 from verifier_service.api.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 
 __all__ = [
     "ApiError",
+    "ApiKeyMiddleware",
     "BodyLimitMiddleware",
     "RequestMetricsMiddleware",
     "api_key_dependency",

@@ -3,12 +3,14 @@
 ``loc`` names the culprit the way FastAPI's validation errors do (``["body", "proofs", 3,
 "code"]``), so a client handles a 413 for one oversized proof like a 422 for a missing field.
 Validation errors do not echo the offending input back: a batch of 1,000 proofs with one typo
-would otherwise return its whole body.
+would otherwise return its whole body. Text in an error that UTF-8 cannot encode (a lone surrogate
+in a field name) is written as an escape, so an error about bad input is never itself a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI, Request
@@ -16,15 +18,28 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from verifier_service.api.encoding import json_response
-from verifier_service.service import BatchTooLarge, InvalidItem, QueueFull
+from verifier_service.service import BatchTooLarge, InvalidItem, QueueFull, QuotaExceeded
 
 __all__ = ["ApiError", "error_body", "install_error_handlers"]
 
 logger = logging.getLogger("verifier_service.api")
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-def error_body(loc: Sequence[str | int], msg: str, type_: str) -> dict[str, object]:
-    return {"detail": [{"loc": list(loc), "msg": msg, "type": type_}]}
+
+def encodable(text: str) -> str:
+    """``text`` with every lone surrogate written as ``\\udxxx``, so it can be sent as UTF-8."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _safe(part: object) -> str | int:
+    if isinstance(part, int) and not isinstance(part, bool):
+        return part
+    return encodable(str(part))
+
+
+def error_body(loc: Sequence[object], msg: str, type_: str) -> dict[str, object]:
+    return {"detail": [{"loc": [_safe(p) for p in loc], "msg": encodable(msg), "type": type_}]}
 
 
 class ApiError(Exception):
@@ -56,7 +71,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     detail = [
-        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        {
+            "loc": [_safe(p) for p in err.get("loc", ())],
+            "msg": encodable(str(err.get("msg", ""))),
+            "type": str(err.get("type", "value_error")),
+        }
         for err in exc.errors()
     ]
     return json_response({"detail": detail}, 422)
@@ -75,8 +94,9 @@ async def _too_large(request: Request, exc: Exception) -> Response:
 
 async def _queue_full(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, QueueFull)
+    type_ = "quota_exceeded" if isinstance(exc, QuotaExceeded) else "queue_full"
     return json_response(
-        error_body(["body", "proofs"], str(exc), "queue_full"),
+        error_body(["body", "proofs"], str(exc), type_),
         429,
         headers={"Retry-After": str(exc.retry_after_s)},
     )

@@ -19,19 +19,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from verifier_service.api.auth import client_identity
+from verifier_service.api.body import StrictJsonRoute
 from verifier_service.api.encoding import json_response
 from verifier_service.api.errors import ApiError
-from verifier_service.api.schemas import ErrorResponse, KiminaCheckRequest, KiminaCheckResponse
+from verifier_service.api.schemas import ERROR_RESPONSES, KiminaCheckRequest, KiminaCheckResponse
 from verifier_service.api.verify import get_service
-from verifier_service.service import InvalidItem, ProofItem, ProofResult, VerificationService
+from verifier_service.service import (
+    BatchTooLarge,
+    InvalidItem,
+    ProofItem,
+    ProofResult,
+    VerificationService,
+    unknown_checker_message,
+)
 from verifier_service.verdicts import Verdict
 
 __all__ = ["router", "split_imports", "to_kimina"]
 
-router = APIRouter(prefix="/api", tags=["kimina-compat"])
+router = APIRouter(prefix="/api", tags=["kimina-compat"], route_class=StrictJsonRoute)
 
 LEAN = "lean4"
 _ORIGIN = {"line": 1, "column": 0}
@@ -108,19 +117,17 @@ def to_kimina(result: ProofResult, budget_s: float, *, debug: bool) -> dict[str,
     response_model_exclude_none=True,
     summary="kimina-lean-server compatible check",
     responses={
-        401: {"model": ErrorResponse},
-        413: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        429: {"model": ErrorResponse},
-        503: {"model": ErrorResponse, "description": "The lean4 checker is not enabled."},
+        **{status: ERROR_RESPONSES[status] for status in (401, 413, 422, 429)},
+        503: {**ERROR_RESPONSES[503], "description": "The lean4 checker is not enabled."},
     },
 )
 async def check(
-    body: KiminaCheckRequest, service: VerificationService = Depends(get_service)
+    body: KiminaCheckRequest, request: Request, service: VerificationService = Depends(get_service)
 ) -> Response:
     """Drop-in for kimina-lean-server's `POST /api/check` (see the module notes for mapping)."""
     if LEAN not in service.checkers:
-        raise ApiError(503, ["body", "snippets"], "the lean4 checker is not enabled", "unavailable")
+        message = unknown_checker_message(LEAN, list(service.checkers))
+        raise ApiError(503, ["body", "snippets"], message, "unavailable")
     settings = service.settings
     budget = float(body.timeout) if body.timeout > 0 else settings.lean_default_timeout_s
     budget = min(budget, settings.lean_max_timeout_s)
@@ -131,10 +138,13 @@ async def check(
             ProofItem(id=snippet.id, code=proof, checker=LEAN, header=header, timeout_s=budget)
         )
     try:
-        results = await service.verify(items)
+        results = await service.verify(items, client=client_identity(request))
     except InvalidItem as exc:
         field = exc.field if exc.field in ("id", "code") else "code"
         raise ApiError(
             422, ["body", "snippets", exc.index, field], exc.message, "invalid_input"
         ) from exc
+    except BatchTooLarge as exc:  # its loc speaks of /verify's proofs; here they are snippets
+        loc = ["body", "snippets", *exc.loc[2:]]
+        raise ApiError(413, loc, exc.message, "too_large") from exc
     return json_response({"results": [to_kimina(r, budget, debug=body.debug) for r in results]})

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from verifier_service.checkers.base import DEFAULT_AXIOMS
 
 __all__ = [
+    "ERROR_RESPONSES",
     "ErrorDetail",
     "ErrorResponse",
     "HealthResponse",
@@ -166,6 +167,37 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: list[ErrorDetail]
+
+
+#: OpenAPI ``responses`` entries for every error status a proof route can return.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorResponse,
+        "description": "Missing or invalid API key (only when `SIEVE_API_KEYS` is set); "
+        "refused before the body is read.",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    413: {
+        "model": ErrorResponse,
+        "description": "A body above `max_body_bytes`, more proofs than `max_batch_size` (or "
+        "than a queue could ever hold), or one proof's header + code above `max_code_bytes`.",
+    },
+    422: {
+        "model": ErrorResponse,
+        "description": "Malformed request: not UTF-8, not JSON, nested too deeply, text that "
+        "cannot be encoded, a missing or bad field, an unknown or disabled checker. `loc` names "
+        "the field.",
+    },
+    429: {
+        "model": ErrorResponse,
+        "description": "Too many proofs pending, in all (`queue_full`) or for this client "
+        "(`quota_exceeded`, `max_pending_per_key`); retry after `Retry-After` seconds.",
+        "headers": {
+            "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+        },
+    },
+    503: {"model": ErrorResponse, "description": "The service cannot serve this route now."},
+}
 
 
 class HealthResponse(BaseModel):

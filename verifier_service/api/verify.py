@@ -5,13 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from verifier_service.api.auth import client_identity
+from verifier_service.api.body import StrictJsonRoute
 from verifier_service.api.encoding import json_response
-from verifier_service.api.schemas import ErrorResponse, VerifyRequest, VerifyResponse
+from verifier_service.api.schemas import ERROR_RESPONSES, VerifyRequest, VerifyResponse
 from verifier_service.service import VerificationService, policy_from
 
 __all__ = ["get_service", "router"]
 
-router = APIRouter(tags=["verify"])
+router = APIRouter(tags=["verify"], route_class=StrictJsonRoute)
 
 
 def get_service(request: Request) -> VerificationService:
@@ -22,22 +24,10 @@ def get_service(request: Request) -> VerificationService:
     "/verify",
     response_model=VerifyResponse,
     summary="Check a batch of proofs",
-    responses={
-        401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
-        413: {
-            "model": ErrorResponse,
-            "description": "More proofs than `max_batch_size`, or one proof's header + code "
-            "above `max_code_bytes`.",
-        },
-        422: {"model": ErrorResponse, "description": "Malformed request; `loc` names the field."},
-        429: {
-            "model": ErrorResponse,
-            "description": "Too many proofs pending; retry after `Retry-After` seconds.",
-        },
-    },
+    responses={status: ERROR_RESPONSES[status] for status in (401, 413, 422, 429)},
 )
 async def verify(
-    body: VerifyRequest, service: VerificationService = Depends(get_service)
+    body: VerifyRequest, request: Request, service: VerificationService = Depends(get_service)
 ) -> Response:
     """One result per proof, in request order, ids echoed.
 
@@ -48,7 +38,7 @@ async def verify(
     policy = (
         None if body.policy is None else policy_from(body.policy.allow_sorry, body.policy.axioms)
     )
-    results = await service.verify(body.proofs, policy)
+    results = await service.verify(body.proofs, policy, client=client_identity(request))
     versions = service.checker_versions
     payload = {
         "results": [r.to_dict() for r in results],

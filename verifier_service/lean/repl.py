@@ -29,6 +29,7 @@ __all__ = [
     "ReplCrashed",
     "ReplError",
     "ReplTimeout",
+    "UnencodableCommand",
     "encode_command",
 ]
 
@@ -50,6 +51,11 @@ class ReplTimeout(ReplError):
 
 class ReplCrashed(ReplError):
     """The process died, closed its pipe, or wrote something that is not a reply."""
+
+
+class UnencodableCommand(ReplError, ValueError):
+    """The command holds text UTF-8 cannot encode (a lone surrogate): nothing was sent, and the
+    worker is unharmed and still usable."""
 
 
 class HeaderFailed(ReplError):
@@ -158,9 +164,13 @@ class LeanWorker:
             raise ReplCrashed(f"worker {self.pid} is dead ({self.death or 'exited'})")
         if self._busy:
             raise RuntimeError("LeanWorker.send called concurrently; lease one worker per task")
+        try:
+            command = encode_command(payload)
+        except UnicodeEncodeError as exc:  # before anything is written: the REPL stays in step
+            raise UnencodableCommand(f"command cannot be encoded as UTF-8: {exc.reason}") from None
         self._busy = True
         try:
-            return await asyncio.wait_for(self._roundtrip(payload), timeout_s)
+            return await asyncio.wait_for(self._roundtrip(command), timeout_s)
         except asyncio.TimeoutError:
             self.kill("timeout")
             await self._exited()
@@ -175,11 +185,11 @@ class LeanWorker:
         finally:
             self._busy = False
 
-    async def _roundtrip(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _roundtrip(self, command: bytes) -> dict[str, Any]:
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
         try:
-            stdin.write(encode_command(payload))
+            stdin.write(command)
             await stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise ReplCrashed(self._diagnose(f"cannot write to REPL: {exc}")) from None

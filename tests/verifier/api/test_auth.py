@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tracemalloc
 
 import pytest
 
@@ -66,3 +67,76 @@ async def test_keys_and_tokens_are_never_logged(
     for secret in [*KEYS, presented]:
         assert secret not in caplog.text  # ... without any key or token
         assert secret not in refused.text
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b'{"proofs": "x"}', b"[" * 100_000])
+async def test_the_key_is_checked_before_the_body(make_client: MakeClient, content: bytes):
+    """A malformed body without a key is 401, not a 422 that describes what the body lacks."""
+    client, _ = await make_client(api_keys=KEYS)
+    for path in ("/verify", "/api/check"):
+        response = await client.post(
+            path, content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 401, (path, response.text)
+    headers = {"content-type": "application/json", **bearer(KEYS[0])}
+    keyed = await client.post("/verify", content=b"{not json", headers=headers)
+    assert keyed.status_code == 422
+
+
+async def test_an_unauthenticated_large_body_is_refused_without_being_read(
+    make_client: MakeClient,
+):
+    client, _ = await make_client(api_keys=KEYS)
+    chunk = b" " * (1 << 20)
+    pulled = 0
+
+    async def fifty_mib():
+        nonlocal pulled
+        for _ in range(50):
+            pulled += 1
+            yield chunk
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        response = await client.post(
+            "/verify",
+            content=fifty_mib(),
+            headers={"content-type": "application/json", "content-length": str(50 << 20)},
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 401
+    assert pulled <= 1  # the app never asked for the body (the client may offer one chunk)
+    grown_mib = (peak - before) / (1 << 20)
+    print(f"unauthenticated 50 MiB body: peak +{grown_mib:.2f} MiB while refused")
+    assert grown_mib < 5
+    metrics = (await client.get("/metrics")).text
+    assert 'sieve_http_requests_total{method="POST",route="/verify",status="401"} 1.0' in metrics
+
+
+async def test_unknown_paths_need_a_key_too(make_client: MakeClient):
+    """Protected by default: a route is open only when listed as such."""
+    client, _ = await make_client(api_keys=KEYS)
+    assert (await client.get("/nope")).status_code == 401
+    assert (await client.get("/nope", headers=bearer(KEYS[0]))).status_code == 404
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert (await client.get(path)).status_code == 200, path
+
+
+async def test_quota_identity_is_the_key_index_never_the_key(make_client: MakeClient):
+    client, app = await make_client(api_keys=KEYS)
+    seen: list[str | None] = []
+    service = app.state.service
+    original = service.verify
+
+    async def spy(items, policy=None, *, client=None):
+        seen.append(client)
+        return await original(items, policy, client=client)
+
+    service.verify = spy
+    await client.post("/verify", json=BODY, headers=bearer(KEYS[1]))
+    await client.post("/verify", json=BODY, headers={"X-Auth-Token": KEYS[0]})
+    assert seen == ["key#1", "key#0"]

@@ -108,3 +108,4 @@ async def test_without_lean_the_route_says_so(make_client: MakeClient):
     response = await client.post("/api/check", json={"snippets": [{"id": "a", "code": "x"}]})
     assert response.status_code == 503
     assert "lean4" in response.json()["detail"][0]["msg"]
+    assert "SIEVE_LEAN_REPL" in response.json()["detail"][0]["msg"]

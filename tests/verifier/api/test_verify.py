@@ -110,9 +110,11 @@ async def test_bodies_that_are_not_a_json_request_are_json_errors(
 ):
     client, _ = await make_client()
     response = await client.post("/verify", content=content, headers={"content-type": content_type})
-    assert response.status_code in (400, 422), response.text
+    assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/json")
-    assert response.json()["detail"]
+    detail = response.json()["detail"]
+    assert detail and all(set(d) == {"loc", "msg", "type"} for d in detail)
+    assert detail[0]["loc"][0] == "body"
 
 
 async def test_batch_above_max_batch_size_is_413(make_client: MakeClient):
@@ -217,3 +219,20 @@ async def test_openapi_schema_documents_the_contract(make_client: MakeClient):
     assert {"id", "checker", "code", "timeout_s"} <= set(components["ProofIn"]["properties"])
     assert components["VerifyRequest"]["examples"][0]["proofs"][0]["id"] == "p1"
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+async def test_a_checker_not_enabled_here_says_how_to_enable_it(make_client: MakeClient):
+    client, _ = await make_client()  # the fake checker only: no Lean configured
+    lean = await client.post("/verify", json={"proofs": [proof("a", "ok", checker="lean4")]})
+    coq = await client.post("/verify", json={"proofs": [proof("a", "ok", checker="coq")]})
+    for response in (lean, coq):
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "proofs", 0, "checker"]
+    lean_msg = lean.json()["detail"][0]["msg"]
+    assert "'lean4' is not enabled on this deployment" in lean_msg
+    assert "SIEVE_LEAN_REPL" in lean_msg and "enabled: fake" in lean_msg
+    coq_msg = coq.json()["detail"][0]["msg"]
+    assert coq_msg == "unknown checker 'coq'; enabled: fake"
+    kimina = await client.post("/api/check", json={"snippets": [{"id": "a", "code": "x"}]})
+    assert kimina.status_code == 503
+    assert "SIEVE_LEAN_REPL" in kimina.json()["detail"][0]["msg"]

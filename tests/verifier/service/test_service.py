@@ -14,6 +14,7 @@ from verifier_service.service import (
     InvalidItem,
     ProofItem,
     QueueFull,
+    QuotaExceeded,
     VerificationService,
 )
 from verifier_service.settings import VerifierSettings
@@ -221,6 +222,70 @@ async def test_a_batch_larger_than_the_queue_is_too_large_not_retryable():
     service = make_service(max_pending=1)
     with pytest.raises(BatchTooLarge):
         await service.verify([item("a", "one"), item("b", "two")])
+
+
+def test_the_per_client_quota_defaults_to_a_quarter_of_the_queue_but_one_full_batch():
+    assert make_settings().pending_quota == 2500  # 10_000 // 4
+    assert make_settings(max_pending=100, max_batch_size=64).pending_quota == 64
+    assert make_settings(max_pending_per_key=7).pending_quota == 7
+    assert make_settings(max_pending_per_key=0).pending_quota == 0  # off
+
+
+async def test_a_client_over_its_quota_is_refused_while_others_go_on():
+    checker = FakeChecker()
+    service = make_service(checker, max_pending=10, max_pending_per_key=2, retry_after_s=4)
+    checker.release = asyncio.Event()
+    busy = asyncio.create_task(service.verify([item("a", "one"), item("b", "two")], client="k1"))
+    await asyncio.sleep(0.01)
+    assert (service.pending_of("k1"), service.pending_clients) == (2, 1)
+    with pytest.raises(QuotaExceeded) as info:
+        await service.verify([item("c", "three")], client="k1")
+    assert info.value.retry_after_s == 4
+    assert "max_pending_per_key=2" in str(info.value)
+    assert isinstance(info.value, QueueFull)  # the same 429, with its own type
+    other = asyncio.create_task(service.verify([item("d", "four")], client="k2"))
+    # Joining k1's check adds no work: k1 is not charged for it again, nor is k3.
+    joined = asyncio.create_task(service.verify([item("e", "one")], client="k3"))
+    library = asyncio.create_task(service.verify([item("f", "five"), item("g", "six")]))
+    await asyncio.sleep(0.01)
+    assert service.pending_of("k2") == 1 and service.pending_of("k3") == 0
+    assert service.pending == 5  # the library caller (client=None) has no quota
+    checker.release.set()
+    await asyncio.gather(busy, other, joined, library)
+    assert service.pending == 0 and service.pending_clients == 0  # state is released
+    (again,) = await service.verify([item("c", "three")], client="k1")
+    assert again.outcome.verdict is Verdict.VALID
+    rejected = service.metrics.registry.get_sample_value(
+        "sieve_rejected_requests_total", {"reason": "client_quota"}
+    )
+    assert rejected == 1
+
+
+async def test_a_batch_above_the_quota_is_too_large_and_zero_means_no_quota():
+    service = make_service(max_pending=100, max_pending_per_key=2)
+    with pytest.raises(BatchTooLarge, match="max_pending_per_key=2"):
+        await service.verify([item(str(i), f"p {i}") for i in range(3)], client="k")
+    unbounded = make_service(max_pending=100, max_pending_per_key=0)
+    results = await unbounded.verify([item(str(i), f"p {i}") for i in range(3)], client="k")
+    assert len(results) == 3
+
+
+async def test_per_client_state_is_bounded_in_count_and_bytes():
+    checker = FakeChecker()
+    checker.release = asyncio.Event()
+    service = make_service(checker, max_pending=50, max_pending_per_key=5)
+    tasks = [
+        asyncio.create_task(service.verify([item("a", f"p {i}")], client=f"addr:{i}" + "x" * 500))
+        for i in range(40)
+    ]
+    await asyncio.sleep(0.02)
+    assert service.pending_clients == 40 <= service.pending
+    assert max(len(c) for c in service._client_pending) <= 64
+    # Identities are cut to 64 characters: two that agree that far share one bucket.
+    assert service.pending_of("addr:1" + "x" * 100) == 1
+    checker.release.set()
+    await asyncio.gather(*tasks)
+    assert service.pending_clients == 0
 
 
 async def test_concurrency_per_checker_is_bounded():
