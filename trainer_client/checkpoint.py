@@ -65,19 +65,29 @@ def save_checkpoint(
     scheduler: Any,
     trainer_state: dict[str, Any],
     config_yaml: str | None = None,
+    model_state: dict[str, torch.Tensor] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one checkpoint directory (see the module docstring); returns its path."""
+    """Write one checkpoint directory (see the module docstring); returns its path.
+
+    ``model_state`` and ``optimizer_state`` replace the objects' own state dicts: a sharded
+    (FSDP2) run passes the full tensors it gathered, so the directory is a plain model.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    if model_state is None:
+        model.save_pretrained(tmp, safe_serialization=True)
+    else:
+        model.save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
+        _plain_architectures(tmp)
     tokenizer.save_pretrained(tmp)
     torch.save(
         {
             **trainer_state,
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state,
             "scheduler": scheduler.state_dict(),
             "rng": capture_rng(),
         },
@@ -89,6 +99,19 @@ def save_checkpoint(
         shutil.rmtree(path)
     tmp.rename(path)
     return path
+
+
+def _plain_architectures(directory: Path) -> None:
+    """FSDP2 renames a module's class (``FSDPLlamaForCausalLM``); record the model's own."""
+    import json
+
+    file = directory / "config.json"
+    config = json.loads(file.read_text())
+    names = config.get("architectures") or []
+    fixed = [name.removeprefix("FSDP") for name in names]
+    if fixed != names:
+        config["architectures"] = fixed
+        file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def load_trainer_state(path: str | Path) -> dict[str, Any]:

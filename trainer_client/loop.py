@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from trainer_client import distributed
 from trainer_client.checkpoint import load_trainer_state, restore_rng, save_checkpoint
 from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
@@ -78,21 +79,25 @@ class Trainer:
         self.step = 0
         self.last_batch: StepBatch | None = None
         if accelerator is None:
-            from accelerate import Accelerator
-
-            accelerator = Accelerator(mixed_precision=config.optim.mixed_precision)
+            accelerator = distributed.make_accelerator(config.optim.mixed_precision)
         self.accelerator = accelerator
 
+        distributed.check_layout(
+            config.sampling.prompts_per_step, config.sampling.k, accelerator.num_processes
+        )
         objective = config.loss.objective
         needs_reference = objective in ("alpha_dpg", "rft") or config.loss.kl_coef > 0
         if needs_reference and reference is None:
             reference = ReferenceModel.frozen_copy(model, batch_size=config.optim.micro_batch_size)
         self.reference = reference
         if config.model.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            # Non-reentrant: the form FSDP2 and DDP both support.
+            _enable_checkpointing(model)
         model.train()
         optimizer = build_optimizer(model, config)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        if reference is not None:
+            reference.model = distributed.shard_reference(reference.model, accelerator)
         # Stepped by hand once per optimiser step (a prepared scheduler steps once per process).
         self.scheduler = build_scheduler(optimizer, config)
 
@@ -110,6 +115,8 @@ class Trainer:
             max_prompt_tokens=sampling.max_prompt_tokens,
             return_logprobs=not self.exact_sampling and objective != "rft",
         )
+        if sampler is None and distributed.is_fsdp2(accelerator):
+            self.sampler = distributed.FullWeightsSampler(self.sampler)
 
         self.sampling = SampleStage(
             self.sampler,
@@ -126,6 +133,7 @@ class Trainer:
             process_index=accelerator.process_index,
         )
         self.scoring = ScoreStage(config, reference=reference, accelerator=accelerator)
+        self.scoring.add_metric(distributed.world_size_metric(accelerator.num_processes))
         self.updating = UpdateStage(
             config,
             model=self.model,
@@ -259,10 +267,18 @@ class Trainer:
         """Write ``<run dir>/step_<N>`` (or ``path``); only the main process writes."""
         path = Path(path) if path is not None else self.config.run_dir / f"step_{self.step}"
         self.accelerator.wait_for_everyone()
+        # Under FSDP2 every process takes part in gathering the full state.
+        model_state = optimizer_state = None
+        if distributed.is_fsdp2(self.accelerator):
+            model_state, optimizer_state = distributed.full_state_dicts(
+                self.model, self.optimizer, self.accelerator
+            )
         if self.is_main_process:
             save_checkpoint(
                 path,
                 model=self.unwrapped_model,
+                model_state=model_state,
+                optimizer_state=optimizer_state,
                 tokenizer=self.tokenizer,
                 optimizer=self.optimizer,
                 scheduler=self.scheduler,
@@ -289,7 +305,9 @@ class Trainer:
                 path, dtype=_dtype_of(self.unwrapped_model)
             )
             self.unwrapped_model.load_state_dict(saved.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
+        distributed.load_full_optimizer_state(
+            self.model, self.optimizer, state["optimizer"], self.accelerator
+        )
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
         self.sampler.load_state_dict(state["sampler"])
@@ -310,6 +328,15 @@ class Trainer:
         size = self.config.optim.micro_batch_size or n
         per = max(1, size // k) * k
         return [torch.arange(start, min(start + per, n)) for start in range(0, n, per)]
+
+
+def _enable_checkpointing(model: torch.nn.Module) -> None:
+    """Non-reentrant activation checkpointing: the form FSDP2 and DDP both support."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:  # transformers >= 5.24
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def objective_samples_policy(config: TrainConfig) -> bool:

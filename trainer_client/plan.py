@@ -36,7 +36,15 @@ from typing import Any
 
 from trainer_client.config import ConfigError, TrainConfig
 
-__all__ = ["GiB", "MemoryPlan", "ModelShape", "PlanRow", "model_shape", "plan_memory"]
+__all__ = [
+    "GiB",
+    "MemoryPlan",
+    "ModelShape",
+    "PlanRow",
+    "config_from_architecture",
+    "model_shape",
+    "plan_memory",
+]
 
 GiB = 1024**3
 #: CUDA context, NCCL buffers and allocator fragmentation: a fixed allowance per GPU.
@@ -165,7 +173,7 @@ def model_shape(cfg: TrainConfig) -> ModelShape:
         )
         return _shape_of(hf_config, source=f"{local / 'config.json'}")
     if model.architecture is not None:
-        return _shape_of(_config_from_dict(model.architecture), source="model.architecture")
+        return _shape_of(config_from_architecture(model.architecture), source="model.architecture")
     if model.num_parameters is not None:
         return ModelShape(num_parameters=model.num_parameters, source="model.num_parameters")
     raise ConfigError(
@@ -174,7 +182,8 @@ def model_shape(cfg: TrainConfig) -> ModelShape:
     )
 
 
-def _config_from_dict(architecture: dict[str, Any]) -> Any:
+def config_from_architecture(architecture: dict[str, Any]) -> Any:
+    """A ``transformers`` config from ``model.architecture`` (``model_type`` picks the class)."""
     from transformers import AutoConfig
 
     values = dict(architecture)

@@ -40,6 +40,7 @@ __all__ = [
 
 DEMO_SOURCE = "demo"
 DEMO_FIT = "demo:fit"
+RANDOM = "random"
 
 cli = typer.Typer(
     name="sieve-train",
@@ -152,19 +153,19 @@ def run_training(cfg: TrainConfig, *, verifier: Any = None) -> Path:
 
 def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -> Any:
     """Load tokenizer, policy, reference and problems; resume if asked; return a Trainer."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer_client.checkpoint import latest_checkpoint
     from trainer_client.data import PromptRenderer
+    from trainer_client.distributed import make_accelerator
     from trainer_client.loop import Trainer
     from trainer_client.reference import ReferenceModel
     from trainer_client.tracking import Tracker
 
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.optim.mixed_precision)
+    accelerator = accelerator or make_accelerator(cfg.optim.mixed_precision)
     set_seed(cfg.run.seed)
-    base = resolve_model_path(cfg)
+    base = resolve_model_path(cfg, accelerator=accelerator)
     checkpoint = _resume_from(cfg, latest_checkpoint)
     load = {"trust_remote_code": cfg.model.trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(str(cfg.model.tokenizer or base), **load)
@@ -281,8 +282,20 @@ def _fitting_problems(cfg: TrainConfig, tokenizer: Any, render: Any, *, main: bo
     return result.kept
 
 
-def resolve_model_path(cfg: TrainConfig, *, base_dir: Path | None = None) -> Path | str:
-    """``model.name_or_path``, fitting the demo's base model first when it says ``demo:fit``."""
+def resolve_model_path(
+    cfg: TrainConfig, *, base_dir: Path | None = None, accelerator: Any = None
+) -> Path | str:
+    """``model.name_or_path``; ``demo:fit`` fits the demo's base model first, ``random`` builds
+    a randomly initialised one from ``model.architecture`` (both saved under ``<run dir>/base``;
+    with several processes the main one writes it while the others wait)."""
+    if cfg.model.name_or_path == RANDOM:
+        out = (base_dir or cfg.run_dir) / "base"
+        main = accelerator is None or accelerator.is_main_process
+        if main and not (out / "config.json").is_file():
+            build_random_base(cfg, out)
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+        return out
     if cfg.model.name_or_path != DEMO_FIT:
         return cfg.model.name_or_path
     from trainer_client.demo import fit_demo_base
@@ -291,6 +304,45 @@ def resolve_model_path(cfg: TrainConfig, *, base_dir: Path | None = None) -> Pat
     if (out / "config.json").is_file():
         return out
     return fit_demo_base(out, steps=cfg.model.demo_fit_steps, seed=cfg.run.seed)
+
+
+def build_random_base(cfg: TrainConfig, out: Path) -> Path:
+    """Save a model of shape ``model.architecture`` with random weights (seeded by ``run.seed``)
+    and its tokenizer (``model.tokenizer``, or the demo's character tokenizer) to ``out``.
+
+    The vocabulary and special-token ids come from the tokenizer, so the two always agree. For
+    smoke runs and benchmarks: nothing is downloaded.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer_client.plan import config_from_architecture
+
+    if cfg.model.architecture is None:
+        raise ConfigError("model.name_or_path=random needs model.architecture (a config.json)")
+    if cfg.model.tokenizer is None:
+        from trainer_client.demo import char_tokenizer
+
+        tokenizer = char_tokenizer()
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    architecture = {
+        **cfg.model.architecture,
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    config = config_from_architecture(architecture)
+    torch.manual_seed(cfg.run.seed)
+    model = AutoModelForCausalLM.from_config(config)
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out)
+    return out
 
 
 # --- the α sweep (the CPU demo) ---------------------------------------------------------------
