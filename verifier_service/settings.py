@@ -91,6 +91,9 @@ class VerifierSettings(BaseSettings):
     lean_max_rss_mb: int = 12_000
     #: Address-space cap per REPL process in MiB (RLIMIT_AS); 0 disables it.
     lean_address_space_mb: int = 0
+    #: Share of the pool (0-1) that headers outside ``lean_prewarm_headers`` may hold together
+    #: (at least one worker), so a client sending new headers cannot evict the prewarmed ones.
+    lean_other_headers_share: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Threads one Lean process may use (``LEAN_NUM_THREADS``); Lean >= 4.19 elaborates in parallel.
     lean_threads: int = 1
     #: ``auto``: bubblewrap when ``bwrap`` works, else run unsandboxed with a loud warning.

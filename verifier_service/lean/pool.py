@@ -8,6 +8,15 @@ size: a worker killed for a timeout, found crashed, or recycled (too many proofs
 is replaced in the background. Header imports run under their own timeout and are never charged to
 a proof: a lease is granted only once the worker's header is warm.
 
+**Header churn.** Any client can send a header nobody asked for before, and each one costs an
+import (with Mathlib: a minute and gigabytes). So the headers given to :meth:`ReplPool.start` (the
+operator's ``SIEVE_LEAN_PREWARM_HEADERS``) keep their workers: every other header together holds
+at most ``other_headers_share`` of the pool (at least one worker, and never so many that a prewarm
+header is left without one). New headers then evict each other inside that share, and a proof of
+a prewarm header never waits for someone else's import. A prewarm header takes a worker back from
+the share only when it has none left, or when no other-header proof is waiting. What the pool
+remembers per header (headers that failed to elaborate) is bounded by count and bytes, and expires.
+
 Usage::
 
     pool = ReplPool(["lake", "env", "repl"], workers=4, cwd="/opt/mathlib")
@@ -21,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import math
 import os
@@ -48,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HeaderFailed",
+    "HeaderFailures",
     "LeanWorker",
     "PoolStats",
     "PoolUnavailable",
@@ -78,6 +90,12 @@ class PoolStats:
     waiting: int = 0
     #: Idle workers killed to make room for another header.
     evictions: int = 0
+    #: Workers (warm or warming) held by headers outside the prewarm set, and the most they may.
+    other_header_workers: int = 0
+    other_header_limit: int = 0
+    #: Headers remembered as failing to elaborate, and the bytes that memory holds.
+    failed_headers: int = 0
+    failed_header_bytes: int = 0
 
 
 @dataclass
@@ -86,11 +104,109 @@ class _Waiter:
     future: asyncio.Future[LeanWorker]
 
 
+class HeaderFailures:
+    """Headers that did not elaborate, answered from memory for ``ttl_s`` without a new process.
+
+    A client can send any number of distinct bad headers, each up to ``SIEVE_MAX_CODE_BYTES``, so
+    the memory is bounded: entries are keyed by a digest of the header (never the header itself),
+    each entry's Lean messages are trimmed to ``max_entry_bytes``, and the oldest entries go first
+    when there are more than ``max_entries`` or they hold more than ``max_bytes``. Expired entries
+    are dropped as new ones arrive, so the memory shrinks back once the bad headers stop.
+    """
+
+    #: Bytes counted per entry on top of its messages (digest, tuple, dict slot).
+    entry_overhead = 200
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float = 30.0,
+        max_entries: int = 1024,
+        max_bytes: int = 4 << 20,
+        max_entry_bytes: int = 16 << 10,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.max_entry_bytes = max_entry_bytes
+        # digest -> (expiry, messages, bytes); insertion order is expiry order (one ttl for all).
+        self._entries: OrderedDict[bytes, tuple[float, list[dict[str, Any]], int]] = OrderedDict()
+        self._bytes = 0
+
+    @staticmethod
+    def _key(header: str) -> bytes:
+        return hashlib.blake2b(header.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def get(self, header: str) -> list[dict[str, Any]] | None:
+        """The messages ``header`` failed with, if it failed within ``ttl_s``."""
+        key = self._key(header)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            self._drop(key)
+            return None
+        return entry[1]
+
+    def put(self, header: str, messages: Sequence[dict[str, Any]]) -> None:
+        key = self._key(header)
+        if key in self._entries:
+            self._drop(key)
+        self.prune()
+        kept = self.trim(messages, self.max_entry_bytes)
+        size = self.entry_overhead + sum(len(json.dumps(m, default=str)) for m in kept)
+        self._entries[key] = (time.monotonic() + self.ttl_s, kept, size)
+        self._bytes += size
+        while self._entries and (
+            len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+        ):
+            self._drop(next(iter(self._entries)))
+
+    def prune(self) -> None:
+        """Forget every expired entry."""
+        now = time.monotonic()
+        while self._entries:
+            key, (expiry, _, _) = next(iter(self._entries.items()))
+            if expiry > now:
+                return
+            self._drop(key)
+
+    def _drop(self, key: bytes) -> None:
+        _, _, size = self._entries.pop(key)
+        self._bytes -= size
+
+    @staticmethod
+    def trim(messages: Sequence[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+        """The leading messages that fit in ``budget`` bytes of JSON; long texts are cut short.
+
+        The first message is always kept (cut to fit), since it says why the header failed.
+        """
+        kept: list[dict[str, Any]] = []
+        used = 0
+        for message in messages:
+            message = dict(message)
+            data = message.get("data")
+            limit = max(256, budget // 4)
+            if isinstance(data, str) and len(data) > limit:
+                message["data"] = data[:limit] + "… (truncated)"
+            size = len(json.dumps(message, default=str))
+            if kept and used + size > budget:
+                break
+            kept.append(message)
+            used += size
+        return kept
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+
 class ReplPool:
     """Warm REPL processes for any number of headers, at most ``workers`` at a time."""
 
-    #: Seconds a header that failed to elaborate is answered from memory, without a new process.
-    header_failure_ttl_s: float = 30.0
     #: Least seconds between two memory checks of one worker: measuring a process tree reads
     #: ``/proc`` for every process on the machine (milliseconds), too slow for every lease.
     rss_check_interval_s: float = 1.0
@@ -108,9 +224,15 @@ class ReplPool:
         threads: int = 1,
         sandbox: Sandbox | None = None,
         env: Mapping[str, str] | None = None,
+        other_headers_share: float = 0.5,
+        header_failures: HeaderFailures | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers: must be at least 1, got {workers}")
+        if not 0.0 <= other_headers_share <= 1.0:
+            raise ValueError(
+                f"other_headers_share: must be between 0 and 1, got {other_headers_share}"
+            )
         if threads < 1:
             raise ValueError(f"threads: must be at least 1, got {threads}")
         if header_timeout_s <= 0:
@@ -125,13 +247,14 @@ class ReplPool:
         self.threads = threads
         self.sandbox = sandbox
         self.env = dict(env or {})
+        self.other_headers_share = other_headers_share
 
         self._idle: OrderedDict[LeanWorker, None] = OrderedDict()  # least recently used first
         self._busy: set[LeanWorker] = set()
         self._starting: dict[asyncio.Task[None], str] = {}
         self._waiters: deque[_Waiter] = deque()
         self._slots: set[int] = set()
-        self._failed: dict[str, tuple[float, list[dict]]] = {}
+        self._failed = header_failures if header_failures is not None else HeaderFailures()
         self._background: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.Task[None]] = set()
         self._failed_starts = 0  # in a row; spaces out retries of prewarm headers
@@ -167,7 +290,24 @@ class ReplPool:
             address_space_mb=settings.lean_address_space_mb,
             threads=settings.lean_threads,
             sandbox=sandbox,
+            other_headers_share=settings.lean_other_headers_share,
         )
+
+    @property
+    def other_header_limit(self) -> int:
+        """The most workers that headers outside the prewarm set may hold at once.
+
+        ``other_headers_share`` of the pool, at least one, and at most what leaves one worker per
+        prewarm header. With no prewarm header every worker is shared; a pool too small to keep
+        one worker per prewarm header and still serve others (one worker, one header) shares one.
+        A share of 0 serves only the prewarm headers.
+        """
+        if not self._prewarm:
+            return self.workers
+        if self.other_headers_share <= 0:
+            return 0
+        share = math.floor(self.other_headers_share * self.workers + 1e-9)
+        return max(1, min(share, self.workers - len(self._prewarm)))
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -225,11 +365,13 @@ class ReplPool:
             raise PoolUnavailable("the Lean pool is closed")
         if not self.command:
             raise PoolUnavailable("no Lean REPL configured (set SIEVE_LEAN_REPL)")
-        failure = self._failed.get(header)
-        if failure is not None:
-            if failure[0] > time.monotonic():
-                raise HeaderFailed(header, failure[1])
-            del self._failed[header]
+        messages = self._failed.get(header)
+        if messages is not None:
+            raise HeaderFailed(header, messages)
+        if header not in self._prewarm and self.other_header_limit == 0:
+            raise PoolUnavailable(
+                "this deployment serves only the headers in SIEVE_LEAN_PREWARM_HEADERS"
+            )
         waiter = _Waiter(header, asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
         self._dispatch()
@@ -285,10 +427,18 @@ class ReplPool:
 
     def _dispatch(self) -> None:
         """Serve waiters in arrival order: a warm idle worker, one already warming, a free slot,
-        or else the least recently used idle worker of another header, converted."""
+        or else the least recently used idle worker that may be converted (see
+        :meth:`_victim`). Headers outside the prewarm set hold at most
+        :attr:`other_header_limit` workers between them."""
         if self._closed:
             return
         coming = Counter(self._starting.values())
+        live = Counter(worker.header for worker in [*self._idle, *self._busy])
+        live.update(self._starting.values())
+        limit = self.other_header_limit
+        others_waiting = any(
+            w.header not in self._prewarm and not w.future.done() for w in self._waiters
+        )
         still_waiting: deque[_Waiter] = deque()
         for waiter in self._waiters:
             if waiter.future.done():
@@ -299,19 +449,53 @@ class ReplPool:
                 waiter.future.set_result(worker)
                 continue
             still_waiting.append(waiter)
-            if coming[waiter.header] > 0:
-                coming[waiter.header] -= 1
-            elif self._live() < self.workers:
-                self._spawn(waiter.header)
-            elif self._idle:
-                victim = next(iter(self._idle))
+            header = waiter.header
+            if coming[header] > 0:
+                coming[header] -= 1
+                continue
+            others = sum(n for h, n in live.items() if h not in self._prewarm)
+            under_limit = header in self._prewarm or others < limit
+            if under_limit and self._live() < self.workers:
+                self._spawn(header)
+                live[header] += 1
+                continue
+            victim = self._victim(header, live, under_limit, others_waiting)
+            if victim is not None:
                 del self._idle[victim]
+                live[victim.header] -= 1
                 self._counts["evictions"] += 1
                 victim.kill("evicted")
                 self._in_background(victim.close())
                 self._slots.discard(victim.slot)
-                self._spawn(waiter.header)
+                self._spawn(header)
+                live[header] += 1
         self._waiters = still_waiting
+
+    def _victim(
+        self, header: str, live: Counter[str], under_limit: bool, others_waiting: bool
+    ) -> LeanWorker | None:
+        """The least recently used idle worker that ``header`` may convert, if any.
+
+        - Never the last worker of a prewarm header, unless ``header`` has no worker and cannot
+          get one otherwise (a prewarm header, or a pool too small to keep one per prewarm header
+          and still serve others).
+        - A header outside the prewarm set at its limit converts only workers of the share.
+        - A prewarm header takes a worker from the share only when it has none of its own, or
+          when no other-header proof waits; otherwise it waits for its own (a proof is cheaper
+          than an import, and taking from the share would make the two evict each other).
+        """
+        prewarm = header in self._prewarm
+        tight = self.workers - len(self._prewarm) < self.other_header_limit
+        starving = live[header] == 0 and (prewarm or tight)
+        for worker in self._idle:
+            if not worker.alive or worker.header == header:
+                continue  # the dead are reaped by _take_idle; a warm one would have been taken
+            if worker.header in self._prewarm:
+                if under_limit and (live[worker.header] > 1 or starving):
+                    return worker
+            elif not prewarm or live[header] == 0 or not others_waiting:
+                return worker
+        return None
 
     def _take_idle(self, header: str) -> LeanWorker | None:
         for worker in list(self._idle):
@@ -364,9 +548,9 @@ class ReplPool:
             )
             await worker.import_header(self.header_timeout_s)
         except HeaderFailed as exc:
-            logger.warning("%s", exc)
-            self._failed[header] = (time.monotonic() + self.header_failure_ttl_s, exc.messages)
-            messages = exc.messages
+            logger.warning("%.500s", exc)
+            self._failed.put(header, exc.messages)
+            messages = self._failed.get(header) or exc.messages
             self._fail_waiters(header, lambda: HeaderFailed(header, messages), all_of_them=True)
         except (ReplError, OSError, ValueError) as exc:
             self._counts["timeouts" if isinstance(exc, ReplTimeout) else "crashes"] += 1
@@ -380,7 +564,8 @@ class ReplPool:
         else:
             if not self._closed:
                 self._idle[worker] = None
-                self._warmed.add(header)
+                if header in self._prewarm:  # only these matter to readiness; others are unbounded
+                    self._warmed.add(header)
                 self._last_start_problem = None
                 self._failed_starts = 0
                 self._in_background(self._watch(worker))
@@ -472,6 +657,9 @@ class ReplPool:
 
     def stats(self) -> PoolStats:
         headers = Counter(worker.header for worker in [*self._idle, *self._busy])
+        self._failed.prune()
+        live = Counter(headers)
+        live.update(self._starting.values())
         return PoolStats(
             size=self.workers,
             busy=len(self._busy),
@@ -484,6 +672,10 @@ class ReplPool:
             headers=dict(headers),
             waiting=sum(1 for waiter in self._waiters if not waiter.future.done()),
             evictions=self._counts["evictions"],
+            other_header_workers=sum(n for h, n in live.items() if h not in self._prewarm),
+            other_header_limit=self.other_header_limit,
+            failed_headers=len(self._failed),
+            failed_header_bytes=self._failed.bytes,
         )
 
     @property
@@ -505,9 +697,7 @@ class ReplPool:
                 continue
             failure = self._failed.get(header)
             if failure is not None:
-                errors = [
-                    str(m.get("data", "")) for m in failure[1] if m.get("severity") == "error"
-                ]
+                errors = [str(m.get("data", "")) for m in failure if m.get("severity") == "error"]
                 state = "does not elaborate: " + (errors[0] if errors else "error")
             else:
                 state = "warming" + (
