@@ -168,6 +168,9 @@ class RunConfig(_Section):
     resume: str | None = None
     #: A sweep: train one run per α (each under ``<run dir>/alpha<α>``), then evaluate them all.
     alphas: list[float] | None = None
+    #: Objectives the sweep also trains, as baselines beside the α values (each under
+    #: ``<run dir>/<objective>``): ``dr_grpo`` is the paper's RL baseline.
+    baselines: list[Literal["dr_grpo", "rloo", "rft"]] | None = None
     #: Samples per held-out problem in the sweep's evaluation.
     eval_n: int = Field(default=32, ge=1)
 

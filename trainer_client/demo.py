@@ -1,10 +1,14 @@
-"""The CPU demo's task and its tiny base model.
+"""The CPU demo's task and its tiny base model (the sweep itself: :mod:`trainer_client.demo_sweep`).
 
 The task is small enough to train on one CPU thread yet has the structure that makes α matter:
 for each target number there are *many* correct "proofs" (arithmetic expressions that evaluate to
-it), which the base model weights very unevenly, plus a fair share of near-miss wrong ones. The
-verifier-filtered target ``p ∝ a·1[correct]`` then keeps that uneven spread of correct answers, and
-α decides how much of it a fine-tuned model retains (small α: coverage; α → 1: precision).
+it), which the base model weights very unevenly, plus near-miss wrong ones. Targets differ
+widely in difficulty: the base pass rate ``Z(x)`` is drawn log-uniformly between
+``pass_rate_min`` and ``pass_rate_max``, so on the hardest targets a correct answer is rare
+(about 1 in 300) and even 64 samples often miss it. Coverage (pass@64) can therefore be won or
+lost by fine-tuning, not only precision. The verifier-filtered target ``p ∝ a·1[correct]``
+keeps the uneven spread of correct answers, and α decides how much of it a fine-tuned model
+retains (small α: coverage; α → 1: precision).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -88,18 +92,18 @@ class DemoTask:
     """The demo's task and its base distribution's shape; saved with the fitted base model.
 
     Targets are two-digit numbers, so every prompt (``"24="``) has the same length and a batch of
-    prompts needs no padding. Every fourth target is held out for evaluation (``split="test"``);
-    the base model is fitted on all targets (it plays the pretrained model, which has seen
-    everything), fine-tuning uses the train targets only.
+    prompts needs no padding. Every fourth target is held out (``split="test"``); the base model
+    is fitted on all targets (it plays the pretrained model, which has seen everything),
+    fine-tuning uses the train targets only.
     """
 
     target_min: int = 10
     target_max: int = 41
-    #: Mean probability mass of wrong expressions under the base distribution.
-    wrong_fraction: float = 0.5
-    #: Each target's wrong mass is drawn uniformly in ``wrong_fraction ± wrong_spread``: some
-    #: targets are easy for the base model, some hard.
-    wrong_spread: float = 0.3
+    #: Each target's base pass rate ``Z`` is drawn log-uniformly in
+    #: ``[pass_rate_min, pass_rate_max]``: a few easy targets, many hard ones with rare correct
+    #: answers (with the defaults the exact base has pass@1 ≈ 0.1 and pass@64 ≈ 0.7).
+    pass_rate_min: float = 0.003
+    pass_rate_max: float = 0.5
     #: Zipf exponent of the frequency of the ranked expressions (correct and wrong alike).
     zipf_s: float = 1.2
     #: At most this many distinct correct (and, separately, wrong) expressions per target.
@@ -111,12 +115,11 @@ class DemoTask:
     def __post_init__(self) -> None:
         if not 10 <= self.target_min <= self.target_max <= 99:
             raise ValueError("target_min/target_max: targets must be two-digit, min <= max")
-        if not 0.0 <= self.wrong_fraction < 1.0:
-            raise ValueError(f"wrong_fraction: must be in [0, 1), got {self.wrong_fraction}")
-        if not 0.0 <= self.wrong_spread <= min(self.wrong_fraction, 0.99 - self.wrong_fraction):
+        if not 0.0 < self.pass_rate_min <= 1.0:
+            raise ValueError(f"pass_rate_min: must be in (0, 1], got {self.pass_rate_min}")
+        if not self.pass_rate_min <= self.pass_rate_max < 1.0:
             raise ValueError(
-                "wrong_spread: must keep wrong_fraction ± wrong_spread within [0, 0.99], "
-                f"got {self.wrong_spread}"
+                f"pass_rate_max: must be in [pass_rate_min, 1), got {self.pass_rate_max}"
             )
         if self.zipf_s < 0:
             raise ValueError(f"zipf_s: must be >= 0, got {self.zipf_s}")
@@ -157,7 +160,8 @@ class BaseDistribution:
 def base_distribution(target: int, task: DemoTask = DemoTask()) -> BaseDistribution:
     """The base distribution the tiny model is fitted to, for one target.
 
-    Its wrong mass is drawn around ``task.wrong_fraction`` (so targets differ in difficulty).
+    Its pass rate ``Z`` is drawn log-uniformly in ``[task.pass_rate_min, task.pass_rate_max]``
+    (so targets differ in difficulty, and correct answers are rare on the hard ones).
     Correct expressions (``a+b``, ``a-b``, ``a*b``, ``a*b+c``, ``a*b-c``, ``(a+b)*c``, ...) and
     wrong near-misses (one operand off by one or two) are each put in a random order fixed by
     ``task.seed`` and the target, and weighted by a Zipf law over that order: a few answers are
@@ -169,7 +173,8 @@ def base_distribution(target: int, task: DemoTask = DemoTask()) -> BaseDistribut
 @lru_cache(maxsize=4096)
 def _base_distribution(target: int, task: DemoTask) -> BaseDistribution:
     rng = random.Random(f"{task.seed}:{target}")
-    wrong_mass = task.wrong_fraction + rng.uniform(-task.wrong_spread, task.wrong_spread)
+    log_z = rng.uniform(math.log(task.pass_rate_min), math.log(task.pass_rate_max))
+    wrong_mass = 1.0 - math.exp(log_z)
     correct = sorted(_correct_expressions(target, task.max_operand))
     rng.shuffle(correct)
     correct = correct[: task.max_expressions]
@@ -325,6 +330,7 @@ def fit_demo_base(
     n_layer: int = 2,
     n_head: int = 4,
     log_every: int = 0,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> Path:
     """Fit a tiny GPT-2 to the demo's base distribution and save it with ``save_pretrained``.
 
@@ -335,9 +341,9 @@ def fit_demo_base(
     and, per target, every expression with its base probability and correctness), so evaluation
     can compare the fitted and fine-tuned models with the exact base and target distributions.
 
-    With the defaults, 1,500–2,000 steps take about one to two minutes on one CPU thread and give
-    a model whose samples are ~99% well-formed and ~45–55% correct (the exact base: ~54%), with
-    ~10 distinct correct expressions per target in 64 samples.
+    ``on_step(step, loss)`` is called after every step (the sweep's progress bar); with
+    ``log_every`` a line is also printed every that many steps. About 2,000 steps take a minute
+    on one idle CPU thread.
     """
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -384,6 +390,8 @@ def fit_demo_base(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
+        if on_step is not None:
+            on_step(step + 1, float(loss.detach()))
         if log_every and (step + 1) % log_every == 0:
             elapsed = time.perf_counter() - started
             print(f"step {step + 1}/{steps} loss {loss.item():.4f} ({elapsed:.1f}s)")

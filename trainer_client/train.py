@@ -3,7 +3,10 @@
     sieve-train --config configs/paper_alpha_dpg.yaml --verifier-url http://verifier:8000 \
         --alpha 0.25
     accelerate launch -m trainer_client.train --config configs/paper_alpha_dpg.yaml ...
-    sieve-train --config configs/demo_cpu.yaml    # CPU demo: local verifier, α sweep, plots
+    sieve-train --config configs/demo_cpu.yaml    # CPU demo: local verifier, sweep, plots
+
+A config with ``run.alphas`` or ``run.baselines`` is a sweep, run by
+:func:`trainer_client.demo_sweep.run_sweep`.
 
 With no verifier URL (``verifier.url`` unset and no ``--verifier-url``) a local verifier is
 started for the run: ``python -m verifier_service serve`` on a free loopback port with only the
@@ -16,7 +19,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,13 +30,10 @@ from trainer_client.config import ConfigError, TrainConfig, load_config
 __all__ = [
     "build_trainer",
     "cli",
-    "distinct_verified",
-    "evaluate_checkpoint",
     "load_run_problems",
     "local_verifier",
     "main",
     "resolve_model_path",
-    "run_sweep",
     "run_training",
 ]
 
@@ -85,7 +84,7 @@ def train(
         float, typer.Option(help="--plan: memory of one GPU, GiB.", min=1)
     ] = 80.0,
 ) -> None:
-    """Train one run, or every α of ``run.alphas`` followed by their evaluation."""
+    """Train one run, or a sweep (``run.alphas``, ``run.baselines``) followed by its evaluation."""
     try:
         cfg = load_config(
             config,
@@ -113,7 +112,9 @@ def train(
         typer.echo(budget.render())
         return
     _quiet_model_loading()
-    if cfg.run.alphas:
+    if cfg.run.alphas or cfg.run.baselines:
+        from trainer_client.demo_sweep import run_sweep
+
         run_sweep(cfg)
     else:
         run_training(cfg)
@@ -343,183 +344,6 @@ def build_random_base(cfg: TrainConfig, out: Path) -> Path:
     tokenizer.save_pretrained(tmp)
     tmp.rename(out)
     return out
-
-
-# --- the α sweep (the CPU demo) ---------------------------------------------------------------
-
-
-def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
-    """Train one run per α of ``run.alphas`` from the same base, then evaluate base and runs.
-
-    Writes ``<run dir>/sweep.json`` (pass@1, pass@n with SEs, distinct correct answers per
-    problem, timings), each model's ``eval/<label>.json`` and samples, and the evaluation plots
-    under ``<run dir>/plots``.
-    """
-    from trainer_client.evaluation.plots import plot_precision_diversity
-
-    root = cfg.run_dir
-    root.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    base = resolve_model_path(cfg, base_dir=root)
-    fit_s = time.perf_counter() - started
-    summary: dict[str, Any] = {"eval_n": cfg.run.eval_n, "fit_s": fit_s, "models": {}}
-    with contextlib.ExitStack() as stack:
-        verifier = stack.enter_context(_verifier_for(cfg))
-        checkpoints: dict[str, Path | str] = {"base": base}
-        for alpha in cfg.run.alphas or []:
-            sub = cfg.model_copy(deep=True)
-            sub.model.name_or_path = str(base)
-            sub.loss.alpha = alpha
-            sub.run.alphas = None
-            sub.run.output_dir = str(root)
-            sub.run.name = f"alpha{alpha:g}"
-            checkpoints[f"α={alpha:g}"] = run_training(sub, verifier=verifier)
-        summary["train_s"] = time.perf_counter() - started - fit_s
-        problems = load_run_problems(cfg, evaluation=True)
-        results = {}
-        for label, path in checkpoints.items() if problems else ():
-            name = label.replace("=", "").replace("α", "alpha")
-            samples_file = root / "eval" / f"{name}.samples.jsonl"
-            result = evaluate_checkpoint(
-                path,
-                problems,
-                verifier,
-                n=cfg.run.eval_n,
-                cfg=cfg,
-                label=label,
-                samples_file=samples_file,
-            )
-            result.to_json(root / "eval" / f"{name}.json")
-            results[label] = result
-            summary["models"][label] = {
-                **{k: v for k, v in result.summary().items() if k.startswith("pass@")},
-                "distinct_correct": distinct_verified(samples_file),
-                "checkpoint": str(path),
-            }
-        if results:
-            _plot_sweep(results, root / "plots", n=cfg.run.eval_n)
-            plot_precision_diversity(
-                {
-                    label: (m["pass@1"], m["distinct_correct"], m.get("pass@1_se"))
-                    for label, m in summary["models"].items()
-                },
-                root / "plots" / "precision_diversity.png",
-            )
-    summary["total_s"] = time.perf_counter() - started
-    (root / "sweep.json").write_text(json.dumps(summary, indent=2))
-    _print_sweep(summary, root)
-    return summary
-
-
-def evaluate_checkpoint(
-    path: Path | str,
-    problems: Sequence[Any],
-    verifier: Any,
-    *,
-    n: int,
-    cfg: TrainConfig,
-    label: str | None = None,
-    samples_file: Path | None = None,
-) -> Any:
-    """Sample ``n`` completions per problem from a checkpoint, verify, and score them.
-
-    Returns an :class:`~trainer_client.evaluation.EvalResult` (pass@k curve with bootstrap SEs,
-    per-problem counts). With ``samples_file``, every sample and verdict is written there as JSONL.
-    """
-    import torch
-
-    from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
-    from trainer_client.sampler import HFSampler
-
-    sampler = HFSampler.from_pretrained(
-        path,
-        temperature=cfg.sampling.temperature,
-        top_p=cfg.sampling.top_p,
-        max_new_tokens=cfg.sampling.max_new_tokens,
-        seed=cfg.run.seed + 1,
-        max_prompt_tokens=cfg.sampling.max_prompt_tokens,
-        return_logprobs=False,
-    )
-    plan = EvalPlan(n=n, batch_size=max(n, cfg.sampling.batch_size or 256))
-    with contextlib.ExitStack() as stack:
-        out = None
-        if samples_file is not None:
-            samples_file.parent.mkdir(parents=True, exist_ok=True)
-            out = stack.enter_context(samples_file.open("w"))
-        with torch.no_grad():
-            return evaluate_problems(
-                problems,
-                sampler,
-                verifier,
-                plan=plan,
-                label=label or str(path),
-                config={"checkpoint": str(path)},
-                samples_out=out,
-            )
-
-
-def distinct_verified(samples_file: Path) -> float:
-    """Mean number of *different* verified completions per problem (of the samples written)."""
-    seen: dict[str, set[str]] = {}
-    for line in samples_file.read_text().splitlines():
-        row = json.loads(line)
-        bucket = seen.setdefault(row["problem"], set())
-        if row["verdict"] == "valid":
-            bucket.add(row["completion"].strip())
-    return sum(len(v) for v in seen.values()) / max(1, len(seen))
-
-
-def _plot_sweep(results: dict[str, Any], out_dir: Path, *, n: int) -> None:
-    """The evaluation package's figures for every model of the sweep."""
-    from trainer_client.evaluation.plots import (
-        plot_pass_at_k,
-        plot_precision_coverage,
-        plot_transitions,
-    )
-    from trainer_client.evaluation.transitions import transition_matrix
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    points = {label: (r.precision[0], r.coverage[0]) for label, r in results.items()}
-    errors = {label: (r.precision[1], r.coverage[1]) for label, r in results.items()}
-    plot_precision_coverage(
-        points,
-        out_dir / "precision_coverage.png",
-        errors=errors,
-        n=n,
-        title="α sweep: precision vs coverage",
-    )
-    plot_pass_at_k(
-        {label: (r.ks, r.pass_at_k, r.pass_at_k_se) for label, r in results.items()},
-        out_dir / "pass_at_k.png",
-        title="pass@k on held-out targets",
-    )
-    base = results.get("base")
-    for label, result in results.items():
-        if base is not None and label != "base":
-            matrix = transition_matrix(base.correct_fractions(), result.correct_fractions())
-            name = label.replace("=", "").replace("α", "alpha")
-            plot_transitions(matrix, out_dir / f"transitions_{name}.png", tuned=label)
-
-
-def _print_sweep(summary: dict[str, Any], root: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    models = summary.get("models", {})
-    if not models:
-        return
-    n = summary["eval_n"]
-    table = Table(title=f"α sweep: {summary['total_s']:.0f} s, {root}")
-    for column in ("model", "pass@1", f"pass@{n}", "distinct correct / problem"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for label, m in models.items():
-        table.add_row(
-            label,
-            f"{m['pass@1']:.3f} ± {m['pass@1_se']:.3f}",
-            f"{m[f'pass@{n}']:.3f} ± {m[f'pass@{n}_se']:.3f}",
-            f"{m['distinct_correct']:.2f}",
-        )
-    Console().print(table)
 
 
 # --- the verifier -----------------------------------------------------------------------------

@@ -46,7 +46,8 @@ def plot_pass_at_k(curves: Mapping[str, Curve], path: str | Path, *, title: str 
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k (samples)")
     ax.set_ylabel("pass@k")
-    ax.set_ylim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)  # room for curves that reach 1, without a tick above it
+    ax.set_yticks(np.linspace(0.0, 1.0, 6))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     ax.set_title(title or "pass@k")
@@ -72,16 +73,14 @@ def plot_precision_coverage(
         raise ValueError("points: nothing to plot")
     labels = list(points)
     xy = [(float(points[label][0]), float(points[label][1])) for label in labels]
-    fig = Figure(figsize=(5.6, 4.8), layout="constrained")
+    fig = Figure(figsize=(7.4, 4.8), layout="constrained")
     ax = fig.subplots()
-    for number, (label, (x, y)) in enumerate(zip(labels, xy, strict=True)):
+    for label, (x, y) in zip(labels, xy, strict=True):
         xerr = yerr = None
         if errors and label in errors:
             xerr, yerr = errors[label]
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=2, label=label)
-        # alternate above/below, so labels of nearby runs do not print over each other
-        offset = (4, 4) if number % 2 == 0 else (4, -12)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize="small")
+        marker = "s" if label == "base" else "o"
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, capsize=2, label=label)
     frontier = pareto_by_rule(xy, rule)
     legend = f"Pareto frontier ({PARETO_RULES[rule]})"
     if len(frontier) == 1:
@@ -95,7 +94,8 @@ def plot_precision_coverage(
     _probability_axis(ax, "x", [x for x, _ in xy])
     _probability_axis(ax, "y", [y for _, y in xy])
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    # outside the axes: points of a saturated task crowd the corner a legend would cover
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
     ax.set_title(title or "precision vs coverage")
     return _save(fig, path)
 
@@ -112,14 +112,14 @@ def plot_precision_diversity(
     """
     if not points:
         raise ValueError("points: nothing to plot")
-    fig = Figure(figsize=(5.6, 4.4), layout="constrained")
+    fig = Figure(figsize=(7.4, 4.4), layout="constrained")
     ax = fig.subplots()
     for label, (x, y, *ses) in points.items():
         xerr, yerr = ([*ses, None, None])[:2]
         ax.errorbar(
             x, y, xerr=xerr, yerr=yerr, fmt="s" if label == "base" else "o", capsize=2, label=label
         )
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
     ax.set_xlabel("precision (pass@1)")
     ax.set_ylabel("distinct correct answers per problem")
     ax.grid(True, alpha=0.3)
@@ -195,7 +195,7 @@ def plot_pvalues(
                 grid[i, j] = upper[a][b]
     fig = Figure(figsize=(1.2 * size + 2.4, 1.0 * size + 1.8), layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(grid, cmap="viridis_r", vmin=0.0, vmax=1.0)
+    image = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0)  # small p: dark
     for i in range(size):
         for j in range(size):
             if i == j:
@@ -204,12 +204,12 @@ def plot_pvalues(
             ax.text(
                 j,
                 i,
-                f"{p:.3f}",
+                "<0.001" if p < 0.001 else f"{p:.3f}",
                 ha="center",
                 va="center",
                 fontsize="small",
                 fontweight="bold" if p < 0.05 else "normal",
-                color="white" if p < 0.5 else "black",
+                color="white" if p < 0.6 else "black",
             )
     ax.set_xticks(range(size), names, rotation=30, ha="right")
     ax.set_yticks(range(size), names)

@@ -4,7 +4,6 @@ verifier service (``math`` checker, uvicorn subprocess on loopback)."""
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -119,38 +118,3 @@ def test_train_verify_checkpoint_and_resume(tmp_path, base_model, problems_file,
     again = read_metrics(tmp_path / "runs" / "resumed")
     assert [r["step"] for r in again] == [3]
     assert comparable(again[0]) == comparable(records[2])
-
-
-def test_demo_sweep_trains_evaluates_and_plots(tmp_path, verifier_url):
-    """The CPU demo's pipeline at toy size: fit the base, two α runs, evaluation, plots."""
-    import json
-
-    from trainer_client.train import run_sweep
-
-    demo = load_config(
-        Path(__file__).resolve().parents[3] / "configs" / "demo_cpu.yaml",
-        [
-            "model.demo_fit_steps=5",
-            "data.eval_limit=2",
-            "sampling.prompts_per_step=4",
-            "run.eval_n=4",
-            "run.alphas=[0.0, 0.999]",
-            "logging.tensorboard=false",
-            "logging.progress=false",
-        ],
-        env={},
-        verifier_url=verifier_url,
-        output_dir=str(tmp_path),
-        max_steps=2,
-    )
-    summary = run_sweep(demo)
-    root = tmp_path / "demo"
-    assert set(summary["models"]) == {"base", "α=0", "α=0.999"}
-    for model in summary["models"].values():
-        assert 0.0 <= model["pass@1"] <= model["pass@4"] <= 1.0
-        assert model["distinct_correct"] >= 0
-    assert json.loads((root / "sweep.json").read_text())["eval_n"] == 4
-    assert (root / "base" / "config.json").is_file()
-    assert (root / "alpha0.999" / "step_2" / "config.json").is_file()
-    for plot in ("precision_coverage.png", "pass_at_k.png", "precision_diversity.png"):
-        assert (root / "plots" / plot).stat().st_size > 0

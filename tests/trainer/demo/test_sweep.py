@@ -1,0 +1,115 @@
+"""The CPU demo's sweep at toy size: fit, Dr. GRPO and α runs, evaluation, p-values, plots."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from trainer_client.config import load_config
+from trainer_client.demo_sweep import display_name, distinct_correct, run_sweep, sweep_runs
+
+pytestmark = pytest.mark.slow
+
+if importlib.util.find_spec("math_verify") is None or importlib.util.find_spec("uvicorn") is None:
+    pytest.skip(
+        "the verifier extra (math-verify, uvicorn) is not installed", allow_module_level=True
+    )
+
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo_cpu.yaml"
+
+
+def toy_config(tmp_path, url, extra=()):
+    return load_config(
+        CONFIG,
+        [
+            "model.demo_fit_steps=5",
+            "data.eval_limit=3",
+            "sampling.prompts_per_step=4",
+            "run.eval_n=4",
+            "logging.tensorboard=false",
+            "logging.progress=false",
+            *extra,
+        ],
+        env={},
+        verifier_url=url,
+        output_dir=str(tmp_path),
+        max_steps=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def verifier_url():
+    from trainer_client.train import local_verifier
+
+    with local_verifier(["math"]) as url:
+        yield url
+
+
+def test_the_demo_config_sweeps_base_dr_grpo_and_four_alphas():
+    cfg = load_config(CONFIG, [], env={})
+    assert [r.label for r in sweep_runs(cfg)] == ["dr_grpo", "α=0", "α=0.25", "α=0.5", "α=0.999"]
+    assert [r.objective for r in sweep_runs(cfg)] == ["dr_grpo", *["alpha_dpg"] * 4]
+    assert cfg.run.eval_n == 64
+    assert display_name("dr_grpo") == "Dr. GRPO"
+    assert display_name("α=0.25") == "α-DPG α=0.25"
+
+
+def test_sweep_trains_evaluates_and_plots(tmp_path, verifier_url):
+    cfg = toy_config(tmp_path, verifier_url, ["run.alphas=[0.0, 0.999]"])
+    summary = run_sweep(cfg)
+    root = tmp_path / "demo"
+    assert list(summary["models"]) == ["base", "dr_grpo", "α=0", "α=0.999"]
+    for model in summary["models"].values():
+        assert 0.0 <= model["pass@1"] <= model["pass@4"] <= 1.0
+        for key in ("pass@1_se", "pass@4_se", "distinct_correct", "distinct_correct_se"):
+            assert model[key] >= 0.0
+    assert summary["models"]["dr_grpo"]["objective"] == "dr_grpo"
+    assert summary["models"]["α=0"]["objective"] == "alpha_dpg"
+    written = json.loads((root / "sweep.json").read_text())
+    assert written["eval_n"] == 4
+    assert set(written["pvalues"]) == {"pass@1", "pass@4"}
+    labels = set(written["models"])
+    for matrix in written["pvalues"].values():
+        assert set(matrix) == labels
+        for a, row in matrix.items():
+            assert set(row) == labels - {a}
+            assert all(0.0 <= p <= 1.0 for p in row.values())
+    timings = written["timings"]
+    assert timings["total_s"] >= timings["fit_s"] + timings["train_s"] + timings["eval_s"] - 1e-6
+    assert timings["cpu_s"] > 0
+    assert (root / "base" / "config.json").is_file()
+    assert (root / "dr_grpo" / "step_2" / "config.json").is_file()
+    assert (root / "alpha0.999" / "step_2" / "config.json").is_file()
+    # the Dr. GRPO run really trained with its own objective, not as α=0
+    text = (root / "dr_grpo" / "config.yaml").read_text()
+    assert "objective: dr_grpo" in text
+    plots = ["precision_coverage", "pass_at_k", "precision_diversity", "pvalues",
+             "transitions_dr_grpo", "transitions_alpha0", "transitions_alpha0.999"]  # fmt: skip
+    for plot in plots:
+        assert (root / "plots" / f"{plot}.png").stat().st_size > 0
+
+
+def test_distinct_correct_counts_unsolved_problems_as_zero(tmp_path):
+    rows = [
+        {"problem": "a", "completion": "3*8", "verdict": "valid"},
+        {"problem": "a", "completion": " 3*8 ", "verdict": "valid"},
+        {"problem": "a", "completion": "20+4", "verdict": "valid"},
+        {"problem": "a", "completion": "20+5", "verdict": "invalid"},
+        {"problem": "b", "completion": "1+1", "verdict": "invalid"},
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mean, se = distinct_correct(path, ["a", "b", "c"])
+    assert mean == pytest.approx((2 + 0 + 0) / 3)
+    assert se > 0
+    assert distinct_correct(path)[0] == pytest.approx(1.0)
+
+
+def test_an_unknown_baseline_is_a_config_error_naming_the_key():
+    from trainer_client.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"run\.baselines"):
+        load_config(CONFIG, ["run.baselines=[ppo]"], env={})

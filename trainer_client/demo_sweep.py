@@ -1,0 +1,418 @@
+"""The CPU demo's sweep: one base model, an RL baseline and α-DPG at several α, evaluated alike.
+
+    sieve-train --config configs/demo_cpu.yaml
+
+:func:`run_sweep` fits the demo's base model (:mod:`trainer_client.demo`), starts a local
+verifier, trains every run of the sweep from that base against it (``run.baselines``, e.g.
+``dr_grpo``, then one α-DPG run per ``run.alphas``), and evaluates the base and every run with
+``run.eval_n`` samples per problem. It writes, under the run directory:
+
+* ``sweep.json``: per model (keys ``base``, ``dr_grpo``, ``α=0``, ``α=0.25``, …) pass@1,
+  pass@n and the number of distinct correct answers per problem, each with its bootstrap
+  standard error; the paired-bootstrap p-values ``{"pass@1": {a: {b: p}}, "pass@{n}": …}``;
+  timings (wall and CPU seconds of every phase);
+* ``eval/<name>.json`` (the :class:`~trainer_client.evaluation.EvalResult`) and
+  ``eval/<name>.samples.jsonl`` (every sample and verdict) per model;
+* ``plots/``: the precision–coverage plane, precision against distinct correct answers, pass@k,
+  the p-value matrix, and one difficulty-transition matrix per run (shared colour scale).
+
+The sweep pins torch to one thread: on a shared 2-core machine one thread was 4–6× faster than
+two. Nothing here tunes the evaluation to the result: every model is evaluated with the same
+problems, samples and seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer_client.config import TrainConfig
+
+__all__ = [
+    "SweepRun",
+    "display_name",
+    "distinct_correct",
+    "evaluate_checkpoint",
+    "run_sweep",
+    "sweep_runs",
+]
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One fine-tuning run of the sweep: its key in ``sweep.json`` and how to train it."""
+
+    label: str  # "dr_grpo", "α=0.25"
+    objective: str
+    alpha: float | None
+    directory: str  # "dr_grpo", "alpha0.25"
+
+
+def sweep_runs(cfg: TrainConfig) -> list[SweepRun]:
+    """The runs of ``cfg``'s sweep, baselines first, then α in the order given."""
+    runs = [SweepRun(name, name, None, name) for name in cfg.run.baselines or []]
+    runs += [
+        SweepRun(f"α={alpha:g}", "alpha_dpg", alpha, f"alpha{alpha:g}")
+        for alpha in cfg.run.alphas or []
+    ]
+    return runs
+
+
+def display_name(label: str) -> str:
+    """How plots name a model: by its objective (``Dr. GRPO``, ``α-DPG α=0.25``, ``base``)."""
+    if label.startswith("α="):
+        return f"α-DPG {label}"
+    return {"dr_grpo": "Dr. GRPO", "rloo": "RLOO", "rft": "RFT"}.get(label, label)
+
+
+def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
+    """Fit the base, train every run of the sweep, evaluate them all; see the module docstring."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from trainer_client.evaluation.cli import pvalue_matrices
+    from trainer_client.train import _verifier_for, load_run_problems, run_training
+
+    torch.set_num_threads(1)
+    hf_logging.set_verbosity_error()  # the sweep reports its own progress
+    root = cfg.run_dir
+    root.mkdir(parents=True, exist_ok=True)
+    clock = _Clock()
+    base = _demo_base(cfg, root)
+    clock.lap("fit")
+    runs = sweep_runs(cfg)
+    problems = load_run_problems(cfg, evaluation=True)
+    n = cfg.run.eval_n
+    summary: dict[str, Any] = {
+        "eval_n": n,
+        "eval_problems": len(problems),
+        "eval_split": cfg.data.eval_split,
+        "models": {},
+    }
+    with contextlib.ExitStack() as stack:
+        if cfg.verifier.url is None:
+            _say(f"starting the local verifier ({', '.join(cfg.verifier.local_checkers)} checker)")
+        verifier = stack.enter_context(_verifier_for(cfg))
+        _say("verifier ready")
+        clock.lap("verifier_start")
+        checkpoints: dict[str, Path | str] = {"base": base}
+        for number, run in enumerate(runs, 1):
+            _say(f"training {display_name(run.label)} ({number}/{len(runs)})")
+            sub = cfg.model_copy(deep=True)
+            sub.model.name_or_path = str(base)
+            sub.loss.objective = run.objective
+            if run.alpha is not None:
+                sub.loss.alpha = run.alpha
+            sub.run.alphas = None
+            sub.run.baselines = None
+            sub.run.output_dir = str(root)
+            sub.run.name = run.directory
+            checkpoints[run.label] = run_training(sub, verifier=verifier)
+        clock.lap("train")
+        _say(
+            f"evaluating {len(checkpoints)} models on {len(problems)} "
+            f"{_split_words(cfg.data.eval_split)} targets × {n} samples"
+        )
+        results = {}
+        for label, path in checkpoints.items() if problems else ():
+            name = _file_name(label)
+            samples_file = root / "eval" / f"{name}.samples.jsonl"
+            result = evaluate_checkpoint(
+                path, problems, verifier, n=n, cfg=cfg, label=label, samples_file=samples_file
+            )
+            result.to_json(root / "eval" / f"{name}.json")
+            results[label] = result
+            (p1, p1_se), (pn, pn_se) = result.precision, result.at(n)
+            distinct, distinct_se = distinct_correct(samples_file, [p.name for p in problems])
+            summary["models"][label] = {
+                "objective": "base" if label == "base" else _objective_of(label, runs),
+                "pass@1": p1,
+                "pass@1_se": p1_se,
+                f"pass@{n}": pn,
+                f"pass@{n}_se": pn_se,
+                "distinct_correct": distinct,
+                "distinct_correct_se": distinct_se,
+                "checkpoint": str(path),
+            }
+            _say(f"  {label}: pass@1 {p1:.3f}  pass@{n} {pn:.3f}  distinct correct {distinct:.2f}")
+        if len(results) >= 2:
+            matrices = pvalue_matrices(list(results.values()))
+            summary["pvalues"] = {"pass@1": matrices["pass@1"], f"pass@{n}": matrices[f"pass@{n}"]}
+        if results:
+            _plot_sweep(results, summary, root / "plots", n=n, split=cfg.data.eval_split)
+        clock.lap("eval")
+    summary["timings"] = clock.report()
+    summary["total_s"] = summary["timings"]["total_s"]
+    (root / "sweep.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    _print_sweep(summary, root)
+    return summary
+
+
+def evaluate_checkpoint(
+    path: Path | str,
+    problems: Sequence[Any],
+    verifier: Any,
+    *,
+    n: int,
+    cfg: TrainConfig,
+    label: str | None = None,
+    samples_file: Path | None = None,
+) -> Any:
+    """Sample ``n`` completions per problem from a checkpoint, verify, and score them.
+
+    Returns an :class:`~trainer_client.evaluation.EvalResult` (pass@k curve with bootstrap SEs,
+    per-problem counts). With ``samples_file``, every sample and verdict is written there as JSONL.
+    Every model is sampled with the same seed, temperature and top-p (the training config's).
+    """
+    import torch
+
+    from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
+    from trainer_client.sampler import HFSampler
+
+    sampler = HFSampler.from_pretrained(
+        path,
+        device="cpu",
+        temperature=cfg.sampling.temperature,
+        top_p=cfg.sampling.top_p,
+        max_new_tokens=cfg.sampling.max_new_tokens,
+        seed=cfg.run.seed + 1,
+        max_prompt_tokens=cfg.sampling.max_prompt_tokens,
+        return_logprobs=False,
+    )
+    plan = EvalPlan(n=n, batch_size=max(n, cfg.sampling.batch_size or 256))
+    with contextlib.ExitStack() as stack:
+        out = None
+        if samples_file is not None:
+            samples_file.parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(samples_file.open("w"))
+        with torch.no_grad():
+            return evaluate_problems(
+                problems,
+                sampler,
+                verifier,
+                plan=plan,
+                label=label or str(path),
+                config={"checkpoint": str(path)},
+                samples_out=out,
+            )
+
+
+def distinct_correct(
+    samples_file: Path, problem_names: Sequence[str] | None = None, *, n_boot: int = 1000
+) -> tuple[float, float]:
+    """Mean number of *different* verified completions per problem, with its bootstrap SE.
+
+    Problems are the ones in ``problem_names`` (a problem with no verified sample counts 0), or
+    every problem in the file.
+    """
+    from trainer_client.evaluation.metrics import bootstrap_se
+
+    seen: dict[str, set[str]] = {name: set() for name in problem_names or []}
+    for line in samples_file.read_text().splitlines():
+        row = json.loads(line)
+        bucket = seen.setdefault(row["problem"], set())
+        if row["verdict"] == "valid":
+            bucket.add(row["completion"].strip())
+    counts = [float(len(v)) for v in seen.values()]
+    if not counts:
+        return 0.0, 0.0
+    mean = sum(counts) / len(counts)
+    se = float(bootstrap_se(counts, n_boot=n_boot)) if len(counts) > 1 else 0.0
+    return mean, se
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _demo_base(cfg: TrainConfig, root: Path) -> Path | str:
+    """The base model: fitted (with a progress bar) when ``model.name_or_path`` is ``demo:fit``."""
+    from trainer_client.train import DEMO_FIT
+
+    if cfg.model.name_or_path != DEMO_FIT:
+        return cfg.model.name_or_path
+    out = root / "base"
+    if (out / "config.json").is_file():
+        _say(f"base model: {out} (already fitted)")
+        return out
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from trainer_client.demo import fit_demo_base
+
+    steps = cfg.model.demo_fit_steps
+    columns = (
+        TextColumn("[bold]fitting the base model"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+    )
+    with Progress(*columns, disable=not cfg.logging.progress) as progress:
+        task = progress.add_task("fit", total=steps, loss="-")
+        # Without a terminal (a log file, CI) the bar is not drawn: print a line every 10%.
+        plain = cfg.logging.progress and not progress.console.is_terminal
+        started = time.perf_counter()
+
+        def on_step(step: int, loss: float) -> None:
+            if step % 10 == 0 or step == steps:
+                progress.update(task, completed=step, loss=f"{loss:.3f}")
+            if plain and (step % max(1, steps // 10) == 0 or step == steps):
+                elapsed = time.perf_counter() - started
+                _say(
+                    f"fitting the base model: step {step}/{steps}, loss {loss:.3f}, {elapsed:.0f} s"
+                )
+
+        path = fit_demo_base(out, steps=steps, seed=cfg.run.seed, on_step=on_step)
+    _say(f"base model fitted: {path}")
+    return path
+
+
+def _objective_of(label: str, runs: Sequence[SweepRun]) -> str:
+    return next(r.objective for r in runs if r.label == label)
+
+
+def _file_name(label: str) -> str:
+    return label.replace("=", "").replace("α", "alpha")
+
+
+def _split_words(split: str | None) -> str:
+    return {"train": "training", "test": "held-out"}.get(split or "", split or "")
+
+
+def _plot_sweep(
+    results: dict[str, Any], summary: dict[str, Any], out_dir: Path, *, n: int, split: str | None
+) -> None:
+    """Every figure of the sweep, each model named by its objective."""
+    from trainer_client.evaluation.plots import (
+        plot_pass_at_k,
+        plot_precision_coverage,
+        plot_precision_diversity,
+        plot_pvalues,
+        plot_transitions,
+    )
+    from trainer_client.evaluation.transitions import transition_matrix
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = summary["models"]
+    names = {label: display_name(label) for label in results}
+    targets = f"{summary['eval_problems']} {_split_words(split)} targets"
+    plot_precision_coverage(
+        {names[k]: (m["pass@1"], m[f"pass@{n}"]) for k, m in models.items()},
+        out_dir / "precision_coverage.png",
+        errors={names[k]: (m["pass@1_se"], m[f"pass@{n}_se"]) for k, m in models.items()},
+        n=n,
+        title=f"precision vs coverage ({targets}, ± SE)",
+    )
+    plot_precision_diversity(
+        {
+            names[k]: (m["pass@1"], m["distinct_correct"], m["pass@1_se"], m["distinct_correct_se"])
+            for k, m in models.items()
+        },
+        out_dir / "precision_diversity.png",
+        title=f"precision vs distinct correct answers ({targets}, ± SE)",
+    )
+    plot_pass_at_k(
+        {names[k]: (r.ks, r.pass_at_k, r.pass_at_k_se) for k, r in results.items()},
+        out_dir / "pass_at_k.png",
+        title=f"pass@k on the {targets} (± SE band)",
+    )
+    if "pvalues" in summary:
+        pvalues = summary["pvalues"]
+        rename = {
+            key: {names[a]: {names[b]: p for b, p in row.items()} for a, row in matrix.items()}
+            for key, matrix in pvalues.items()
+        }
+        plot_pvalues(
+            rename["pass@1"], rename[f"pass@{n}"], out_dir / "pvalues.png", upper_name=f"pass@{n}"
+        )
+    base = results.get("base")
+    if base is None:
+        return
+    matrices = {
+        label: transition_matrix(base.correct_fractions(), result.correct_fractions())
+        for label, result in results.items()
+        if label != "base"
+    }
+    vmax = max((max(map(max, m.counts)) for m in matrices.values()), default=1)
+    for label, matrix in matrices.items():
+        plot_transitions(
+            matrix,
+            out_dir / f"transitions_{_file_name(label)}.png",
+            tuned=names[label],
+            vmax=vmax,
+        )
+
+
+def _print_sweep(summary: dict[str, Any], root: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    models = summary.get("models", {})
+    if not models:
+        return
+    n = summary["eval_n"]
+    t = summary["timings"]
+    table = Table(
+        title=f"sweep: {t['total_s']:.0f} s wall, {t['cpu_s']:.0f} s CPU ({root})",
+        caption=f"{summary['eval_problems']} {_split_words(summary['eval_split'])} targets, "
+        f"{n} samples each; ± bootstrap SE over targets",
+    )
+    for column in ("model", "pass@1", f"pass@{n}", "distinct correct / target"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for label, m in models.items():
+        table.add_row(
+            label,
+            f"{m['pass@1']:.3f} ± {m['pass@1_se']:.3f}",
+            f"{m[f'pass@{n}']:.3f} ± {m[f'pass@{n}_se']:.3f}",
+            f"{m['distinct_correct']:.2f} ± {m['distinct_correct_se']:.2f}",
+        )
+    Console().print(table)
+
+
+class _Clock:
+    """Wall and CPU seconds per phase; CPU counts this process and its reaped children."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.cpu0 = _cpu_s()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[f"{name}_s"] = now - self.last
+        self.last = now
+
+    def report(self) -> dict[str, float]:
+        own, children = _cpu_s()
+        return {
+            **self.laps,
+            "total_s": time.perf_counter() - self.started,
+            "cpu_s": own - self.cpu0[0] + children - self.cpu0[1],
+            "cpu_main_s": own - self.cpu0[0],
+            "cpu_verifier_s": children - self.cpu0[1],
+        }
+
+
+def _cpu_s() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
