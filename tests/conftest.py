@@ -1,4 +1,5 @@
-"""Suite-wide isolation: a developer's ``SIEVE_*`` variables never leak into the tests.
+"""Suite-wide isolation: a developer's ``SIEVE_*`` variables never leak into the tests, and no
+test inherits another's accelerate state.
 
 A shell that exports ``SIEVE_REDIS_URL`` or ``SIEVE_LEAN_REPL`` (say, to run the service) would
 otherwise change what the settings-reading tests build. Only the real-Lean tests (marked
@@ -18,3 +19,19 @@ def _isolated_sieve_env(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
         return
     for name in [name for name in os.environ if name.startswith("SIEVE_")]:
         monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each test gets a fresh accelerate state.
+
+    ``AcceleratorState`` is a process-wide singleton: a test that builds an ``Accelerator`` with
+    ``mixed_precision="bf16"`` (TRL's ``GRPOTrainer`` does) would make every later
+    ``Accelerator(mixed_precision="no")`` in the same process raise.
+    """
+    yield
+    try:
+        from accelerate.state import AcceleratorState
+    except ImportError:  # the verifier-only install has no accelerate
+        return
+    AcceleratorState._reset_state(reset_partial_state=True)
