@@ -6,8 +6,9 @@ checker and pool over the REPL protocol double. Every response is checked for a 
 code, content type, headers or body the schema does not document. A second, smaller run goes
 against an app with API keys, with and without a key, so the 401 path is fuzzed too.
 
-Deterministic: ``derandomize`` and a fixed ``max_examples`` make every run send the same
-requests; the figures (requests sent, by status) are printed for the record.
+``derandomize`` and a fixed ``max_examples`` fix the number of requests and keep the run
+reproducible up to Python's hash seed; the figures (requests sent, by status) are printed for
+the record.
 """
 
 from __future__ import annotations
