@@ -12,11 +12,13 @@ soundness rules and per-item fault isolation for free. The mapping:
   becomes ``error: "<reasons>"``, which kimina's client classifies as timeout/server error;
 * ``timeout: 0`` means the server's default budget; budgets above the server's maximum are
   clamped (kimina clients cannot know it); ``reuse`` and ``infotree`` are accepted and ignored;
-* ``debug: true`` adds ``diagnostics`` with Sieve's own verdict, reasons and cache flag.
+* ``debug: true`` adds ``diagnostics`` in kimina's ``Diagnostics`` shape (see
+  :func:`diagnostics`).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -44,6 +46,8 @@ router = APIRouter(prefix="/api", tags=["kimina-compat"], route_class=StrictJson
 
 LEAN = "lean4"
 _ORIGIN = {"line": 1, "column": 0}
+#: Names this service process in ``diagnostics.repl_uuid``: which replica answered.
+INSTANCE_ID = uuid.uuid4().hex
 
 
 def split_imports(code: str) -> tuple[str, str]:
@@ -102,13 +106,29 @@ def to_kimina(result: ProofResult, budget_s: float, *, debug: bool) -> dict[str,
             response["messages"] = messages
         entry["response"] = response
     if debug:
-        entry["diagnostics"] = {
-            "verdict": outcome.verdict.value,
-            "reasons": outcome.reasons,
-            "axioms": outcome.axioms,
-            "cached": result.cached,
-        }
+        entry["diagnostics"] = diagnostics(result)
     return entry
+
+
+def diagnostics(result: ProofResult) -> dict[str, Any]:
+    """``debug: true`` diagnostics: kimina's ``Diagnostics`` keys, then Sieve's own.
+
+    kimina-client validates ``diagnostics`` as a ``TypedDict`` of ``repl_uuid``, ``cpu_max`` and
+    ``memory_max`` and drops every other key. ``repl_uuid`` names the Sieve process that
+    answered (:data:`INSTANCE_ID`; several replicas behind one URL tell themselves apart by it),
+    since a proof runs on whichever pooled REPL is free and a cached verdict ran on none.
+    ``cpu_max`` and ``memory_max`` are left out rather than made up: Sieve measures memory per
+    worker for recycling, not per proof. Sieve's verdict, reasons, axioms and cache flag follow
+    for clients that read the JSON themselves.
+    """
+    outcome = result.outcome
+    return {
+        "repl_uuid": INSTANCE_ID,
+        "verdict": outcome.verdict.value,
+        "reasons": outcome.reasons,
+        "axioms": outcome.axioms,
+        "cached": result.cached,
+    }
 
 
 @router.post(

@@ -6,7 +6,7 @@ import pytest
 
 from tests.verifier.api.conftest import MakeClient
 from tests.verifier.service.fakes import FakeChecker
-from verifier_service.api.kimina import split_imports
+from verifier_service.api.kimina import INSTANCE_ID, split_imports
 from verifier_service.api.schemas import KiminaCheckResponse
 
 
@@ -61,6 +61,7 @@ async def test_debug_adds_sieve_diagnostics_and_cache_is_shared(make_client: Mak
     await client.post("/api/check", json=body)
     (result,) = (await client.post("/api/check", json=body)).json()["results"]
     assert result["diagnostics"] == {
+        "repl_uuid": INSTANCE_ID,  # kimina's Diagnostics key: which Sieve process answered
         "verdict": "valid",
         "reasons": [],
         "axioms": ["propext"],
