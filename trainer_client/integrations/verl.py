@@ -296,6 +296,9 @@ def compute_alpha_dpg_outcome_advantage(
     )
 
 
+compute_alpha_dpg_outcome_advantage._sieve_alpha_dpg = True  # type: ignore[attr-defined]
+
+
 def _param(name: str, env: str, default: float) -> float:
     if name in _params:
         return _params[name]
@@ -335,8 +338,10 @@ def register_alpha_dpg(
         return False
     from verl.trainer.ppo import core_algos
 
-    registry = core_algos.ADV_ESTIMATOR_REGISTRY
-    if registry.get(ESTIMATOR) is not compute_alpha_dpg_outcome_advantage:
+    registered = core_algos.ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR)
+    # verl loads compute_score by file path, a second copy of this module: its estimator is
+    # the same code, so whichever copy registered first stays.
+    if not getattr(registered, "_sieve_alpha_dpg", False):
         core_algos.register_adv_est(ESTIMATOR)(compute_alpha_dpg_outcome_advantage)
     _wrap_compute_advantage()
     return True

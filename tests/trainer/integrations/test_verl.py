@@ -239,3 +239,19 @@ def test_registered_with_verl_and_reached_through_compute_advantage():
         DataProto(batch=batch.clone(), non_tensor_batch={"uid": uid}), adv_estimator="grpo"
     )
     assert not torch.allclose(grpo.batch["advantages"], want)
+
+
+def test_verl_loading_compute_score_by_path_keeps_the_registration():
+    reason = _verl_missing()
+    if reason:
+        pytest.skip(reason)
+    from verl.trainer.ppo import core_algos
+    from verl.utils.import_utils import load_extern_object
+
+    assert sieve_verl.register_alpha_dpg() is True
+    # What reward.custom_reward_function.path does: a second copy of the module, registering again.
+    loaded = load_extern_object(module_path=sieve_verl.__file__, object_name="compute_score")
+    assert loaded is not compute_score and callable(loaded)
+    assert core_algos.get_adv_estimator_fn("alpha_dpg") is (
+        sieve_verl.compute_alpha_dpg_outcome_advantage
+    )
