@@ -28,6 +28,16 @@ for _module in ("trl", "datasets", "uvicorn", "math_verify"):
         )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """TRL's Trainer sets accelerate's process-wide state; later tests build their own."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture(scope="module")
 def verifier_url():
     env = {"SIEVE_CHECKERS": "math", "SIEVE_LOG_LEVEL": "warning"}
@@ -58,6 +68,7 @@ def one_grpo_step(tmp_path: Path, reward: SieveReward):
         report_to="none",
         save_strategy="no",
         use_cpu=True,
+        bf16=False,  # float32 on CPU, like the rest of the suite
         seed=0,
         dataloader_num_workers=0,
     )
