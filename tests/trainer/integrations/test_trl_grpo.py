@@ -28,16 +28,6 @@ for _module in ("trl", "datasets", "uvicorn", "math_verify"):
         )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    """TRL's Trainer sets accelerate's process-wide state; later tests build their own."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 @pytest.fixture(scope="module")
 def verifier_url():
     env = {"SIEVE_CHECKERS": "math", "SIEVE_LOG_LEVEL": "warning"}
