@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
@@ -66,6 +67,20 @@ ENABLE_HINTS = {
     "its Mathlib project) to enable it",
     "math": "add it to SIEVE_CHECKERS to enable it",
 }
+
+
+#: Text no encoder can write (lone UTF-16 surrogates): it must never reach a checker's process.
+_UNENCODABLE = re.compile("[\ud800-\udfff]")
+UNENCODABLE_MESSAGE = "text that cannot be encoded as UTF-8 (a lone surrogate such as \\ud800)"
+
+
+def _unencodable_field(item: ProofLike, fields: Sequence[str]) -> str | None:
+    """The first of ``fields`` whose text UTF-8 cannot encode, or None."""
+    for field in fields:
+        value = getattr(item, field)
+        if isinstance(value, str) and _UNENCODABLE.search(value):
+            return field
+    return None
 
 
 def unknown_checker_message(name: str, enabled: Sequence[str]) -> str:
@@ -376,6 +391,9 @@ class VerificationService:
         memo = self._prepared
         prepared: list[tuple[Job, str] | Outcome] = []
         for index, item in enumerate(items):
+            field = _unencodable_field(item, ("id", "checker"))
+            if field is not None:
+                raise InvalidItem(index, field, UNENCODABLE_MESSAGE)
             checker = self.checkers.get(item.checker)
             if checker is None:
                 raise InvalidItem(
@@ -407,6 +425,10 @@ class VerificationService:
                 memo.move_to_end(raw)
                 prepared.append(hit[:2])
                 continue
+            # The HTTP layer refuses such text already; library callers get the same answer.
+            field = _unencodable_field(item, ("code", "header", "statement", "answer"))
+            if field is not None:
+                raise InvalidItem(index, field, UNENCODABLE_MESSAGE)
             try:
                 job = checker.prepare(
                     code=item.code,

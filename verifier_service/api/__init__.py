@@ -6,6 +6,11 @@ back; everything else lives in :class:`~verifier_service.service.VerificationSer
 * ``POST /verify`` (:mod:`.verify`): Sieve's batch API.
 * ``POST /api/check`` (:mod:`.kimina`): kimina-lean-server compatible.
 * ``GET /health``, ``/ready``, ``/metrics`` (:mod:`.health`): operations, never behind a key.
+* ``GET /docs``, ``/redoc`` (:mod:`.docs`): the schema's pages, with assets served locally.
+
+Around the routes: :mod:`.auth` checks the key before the body is read, :mod:`.body` parses bodies
+strictly (422, never 400 or 500), :mod:`.errors` gives every error one shape, and
+:mod:`.redaction` keeps secrets out of the logs.
 """
 
 from __future__ import annotations

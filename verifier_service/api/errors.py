@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from verifier_service.api.encoding import json_response
@@ -102,6 +103,18 @@ async def _queue_full(request: Request, exc: Exception) -> Response:
     )
 
 
+_HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Routing's own errors (404, 405 with its ``Allow`` header) in the same shape."""
+    assert isinstance(exc, HTTPException)
+    type_ = _HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
+    return json_response(
+        error_body([], str(exc.detail), type_), exc.status_code, headers=exc.headers or None
+    )
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return json_response(error_body([], "internal server error", "internal_error"), 500)
@@ -110,6 +123,7 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(InvalidItem, _invalid_item)
     app.add_exception_handler(BatchTooLarge, _too_large)
     app.add_exception_handler(QueueFull, _queue_full)

@@ -236,3 +236,14 @@ async def test_a_checker_not_enabled_here_says_how_to_enable_it(make_client: Mak
     kimina = await client.post("/api/check", json={"snippets": [{"id": "a", "code": "x"}]})
     assert kimina.status_code == 503
     assert "SIEVE_LEAN_REPL" in kimina.json()["detail"][0]["msg"]
+
+
+async def test_routing_errors_have_the_same_shape(make_client: MakeClient):
+    client, _ = await make_client()
+    missing = await client.get("/nope")
+    wrong_method = await client.get("/verify")
+    assert missing.status_code == 404
+    assert missing.json()["detail"][0]["type"] == "not_found"
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["detail"][0]["type"] == "method_not_allowed"
+    assert wrong_method.headers["allow"] == "POST"

@@ -414,3 +414,15 @@ async def test_memo_is_bounded_by_the_characters_it_holds():
     await service.verify([item("e", "z" * 80)])  # larger than the whole memo: not kept
     await service.verify([item("e", "z" * 80)])
     assert checker.prepared == 5
+
+
+@pytest.mark.parametrize("field", ["id", "code", "header", "statement", "answer"])
+async def test_unencodable_text_is_invalid_input_for_library_callers_too(field: str):
+    checker = FakeChecker()
+    service = make_service(checker)
+    fields = {"id": "a", "code": "ok", field: ("ok" if field == "statement" else "x") + "\ud800"}
+    with pytest.raises(InvalidItem) as info:
+        await service.verify([item("b", "fine"), ProofItem(checker="fake", **fields)])
+    assert (info.value.index, info.value.field) == (1, field)
+    assert "cannot be encoded" in info.value.message
+    assert checker.calls == [] and checker.prepared == 1  # only the good item was prepared
