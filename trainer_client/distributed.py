@@ -34,10 +34,18 @@ __all__ = [
     "is_fsdp2",
     "load_full_optimizer_state",
     "make_accelerator",
+    "process_state",
     "shard_reference",
     "unsharded",
     "world_size_metric",
 ]
+
+
+def process_state() -> Any:
+    """accelerate's process state (rank, world size), started as :func:`make_accelerator` will."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def make_accelerator(mixed_precision: str = "no") -> Any:

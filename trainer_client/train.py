@@ -369,7 +369,7 @@ def _verifier_for(cfg: TrainConfig) -> Iterator[Any]:
     with contextlib.ExitStack() as stack:
         url = v.url
         if url is None:
-            url = stack.enter_context(local_verifier(v.local_checkers))
+            url = stack.enter_context(_local_verifier_for_all(v.local_checkers))
         client = VerifierClient(
             url,
             api_key=v.api_key or os.environ.get("SIEVE_API_KEY"),
@@ -380,6 +380,30 @@ def _verifier_for(cfg: TrainConfig) -> Iterator[Any]:
         )
         stack.callback(client.close)
         yield client
+
+
+@contextlib.contextmanager
+def _local_verifier_for_all(checkers: Sequence[str]) -> Iterator[str]:
+    """One local verifier per run: with several processes the main one starts it, the others
+    receive its URL, and it stops only once every process is done with it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        with local_verifier(checkers) as url:
+            yield url
+        return
+    from trainer_client.distributed import process_state
+
+    state = process_state()
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(local_verifier(checkers)) if state.is_main_process else None
+        url = _broadcast(url)
+        yield url
+        state.wait_for_everyone()
+
+
+def _broadcast(value: Any) -> Any:
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value], from_process=0)[0]
 
 
 # --- helpers ----------------------------------------------------------------------------------
