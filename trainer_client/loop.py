@@ -26,7 +26,7 @@ from trainer_client.checkpoint import load_trainer_state, restore_rng, save_chec
 from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
 from trainer_client.reference import ReferenceModel
-from trainer_client.sampler import HFSampler, Samples
+from trainer_client.sampler import HFSampler, LogprobGap, Samples
 from trainer_client.stages.sample import PromptStream, SampleStage
 from trainer_client.stages.score import ScoreStage, StepBatch
 from trainer_client.stages.update import UpdateStage, build_optimizer, build_scheduler
@@ -134,6 +134,8 @@ class Trainer:
         )
         self.scoring = ScoreStage(config, reference=reference, accelerator=accelerator)
         self.scoring.add_metric(distributed.world_size_metric(accelerator.num_processes))
+        self.logprob_gap = LogprobGap()
+        self.scoring.add_metric(self.logprob_gap.metric)
         self.updating = UpdateStage(
             config,
             model=self.model,
@@ -192,6 +194,7 @@ class Trainer:
             with update.sync(last=number == len(micro) - 1):
                 with acc.autocast():
                     tokens = score.policy_tokens(self.model, part, samples.prompt_width)
+                    self.logprob_gap.add(tokens, part)
                     sampled = score.sampled_logprobs(tokens, samples, index, base_logprobs)
                     policy_logprobs[index] = sampled
                     adv = score.advantages(

@@ -22,7 +22,15 @@ from typing import Any, Protocol
 
 import torch
 
-__all__ = ["HFSampler", "Sampler", "Samples", "VLLMSampler", "token_logprobs"]
+__all__ = [
+    "VLLM_VERSIONS",
+    "HFSampler",
+    "LogprobGap",
+    "Sampler",
+    "Samples",
+    "VLLMSampler",
+    "token_logprobs",
+]
 
 
 @dataclass
@@ -36,6 +44,9 @@ class Samples:
     response_mask: torch.Tensor
     #: ``[N]`` sequence log-probs under the sampling distribution; NaN when not computed.
     policy_logprobs: torch.Tensor
+    #: ``[N, P+T]`` per-token log-probs the sampling engine reported (vLLM), 0 outside the
+    #: response; None when the sampler reports none.
+    sampler_token_logprobs: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -65,6 +76,9 @@ class Samples:
             attention_mask=self.attention_mask[index],
             response_mask=self.response_mask[index],
             policy_logprobs=self.policy_logprobs[index],
+            sampler_token_logprobs=None
+            if self.sampler_token_logprobs is None
+            else self.sampler_token_logprobs[index],
         )
         picked._response_width = self._response_width
         return picked
@@ -77,6 +91,9 @@ class Samples:
             attention_mask=self.attention_mask.to(device),
             response_mask=self.response_mask.to(device),
             policy_logprobs=self.policy_logprobs.to(device),
+            sampler_token_logprobs=None
+            if self.sampler_token_logprobs is None
+            else self.sampler_token_logprobs.to(device),
         )
         moved._response_width = self._response_width
         return moved
@@ -284,11 +301,28 @@ class HFSampler:
             yield
 
 
-class VLLMSampler:
-    """Sampling with vLLM, for long completions on GPUs; ``vllm`` is imported only here.
+#: The vLLM releases :class:`VLLMSampler` is written against (``pip install 'sieve[vllm]'``):
+#: ``LLM.collective_rpc``, ``worker_extension_cls``, ``distributed_executor_backend=
+#: "external_launcher"``, ``logprobs_mode`` and ``LLM.reset_prefix_cache`` are all public there.
+VLLM_VERSIONS = ">=0.22,<0.32"
 
-    The policy's weights change every step, so :meth:`load_weights` pushes them into the engine
-    before sampling. vLLM returns the sampled tokens' log-probs at the sampling temperature.
+
+class VLLMSampler:
+    """Sampling with a vLLM engine colocated on the training GPU; ``vllm`` is imported only here.
+
+    One engine per training process (``distributed_executor_backend="external_launcher"``, as
+    TRL's colocate mode runs it), in the same process and on the same GPU as the policy, holding
+    ``gpu_memory_utilization`` of its memory. After every optimiser step :meth:`load_weights`
+    pushes the policy's new weights in through vLLM's public extension point: the engine's
+    workers get :class:`~trainer_client.vllm_worker.SieveWorkerExtension` as a mix-in
+    (``worker_extension_cls``) and :meth:`LLM.collective_rpc` calls its loader, which hands the
+    tensors to the model's own ``load_weights`` (in-process: no copy through IPC). The prefix
+    cache is then reset, since cached keys and values were computed by the old weights.
+
+    The engine returns each sampled token's log-probability before temperature and top-p
+    (``logprobs_mode="raw_logprobs"``): the same quantity the training forward computes, so
+    :attr:`Samples.sampler_token_logprobs` minus the training log-probs is the numerical gap
+    between the two engines (``sampling/logprob_gap``), not a difference of distributions.
     """
 
     def __init__(
@@ -303,25 +337,43 @@ class VLLMSampler:
         max_prompt_tokens: int | None = None,
         gpu_memory_utilization: float = 0.3,
         dtype: str = "auto",
+        max_model_len: int | None = None,
+        engine: Any = None,
+        sampling_params: Any = None,
+        load_chunk_bytes: int = 512 * 2**20,
     ) -> None:
-        try:
-            import vllm
-        except ImportError as exc:  # pragma: no cover - optional extra
-            raise ImportError("sampling.backend=vllm needs `pip install sieve[vllm]`") from exc
-        self._vllm = vllm
+        if engine is None or sampling_params is None:
+            try:
+                import vllm
+            except ImportError as exc:  # pragma: no cover - optional extra
+                raise ImportError(
+                    f"sampling.backend=vllm needs `pip install 'sieve[vllm]'` (vllm{VLLM_VERSIONS})"
+                ) from exc
+            sampling_params = sampling_params or vllm.SamplingParams
+            if engine is None:  # pragma: no cover - needs a GPU
+                engine = vllm.LLM(
+                    model=model_path,
+                    gpu_memory_utilization=gpu_memory_utilization,
+                    dtype=dtype,
+                    max_model_len=max_model_len,
+                    enable_prefix_caching=True,
+                    distributed_executor_backend="external_launcher",
+                    worker_extension_cls="trainer_client.vllm_worker.SieveWorkerExtension",
+                    logprobs_mode="raw_logprobs",
+                    seed=seed or 0,
+                )
+        self.engine = engine
+        self._sampling_params = sampling_params
         self.tokenizer = tokenizer
         self.temperature = temperature
         self.top_p = top_p
         self.max_new_tokens = max_new_tokens
         self.seed = seed
         self.max_prompt_tokens = max_prompt_tokens
+        self.load_chunk_bytes = load_chunk_bytes
         self.calls = 0
-        self.engine = vllm.LLM(
-            model=model_path,
-            gpu_memory_utilization=gpu_memory_utilization,
-            dtype=dtype,
-            enable_prefix_caching=True,
-        )
+        #: Weight pushes so far (one per optimiser step).
+        self.weight_updates = 0
 
     def state_dict(self) -> dict[str, int]:
         return {"calls": self.calls}
@@ -329,13 +381,37 @@ class VLLMSampler:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.calls = int(state["calls"])
 
-    def load_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Copy the policy's current weights into the engine (call after each optimiser step)."""
-        runner = self.engine.llm_engine.model_executor.driver_worker.model_runner
-        runner.model.load_weights(named_parameters)
+    @torch.no_grad()
+    def load_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> int:
+        """Copy the policy's current weights into the engine (call after each optimiser step).
+
+        Sharded (FSDP2) parameters are gathered one at a time, on every process (the gather is
+        collective), and sent in chunks of about ``load_chunk_bytes``, so at most one chunk of
+        full tensors exists beside the shards. Returns the number of tensors loaded.
+        """
+        chunk: list[tuple[str, torch.Tensor]] = []
+        size = loaded = 0
+        for name, param in named_parameters:
+            tensor = param.detach()
+            if hasattr(tensor, "full_tensor"):  # a DTensor shard
+                tensor = tensor.full_tensor()
+            chunk.append((name, tensor))
+            size += tensor.numel() * tensor.element_size()
+            if size >= self.load_chunk_bytes:
+                loaded += self._send(chunk)
+                chunk, size = [], 0
+        if chunk:
+            loaded += self._send(chunk)
+        self.engine.reset_prefix_cache()
+        self.weight_updates += 1
+        return loaded
+
+    def _send(self, chunk: list[tuple[str, torch.Tensor]]) -> int:
+        results = self.engine.collective_rpc("sieve_load_weights", args=(chunk,))
+        return int(results[0]) if results else 0
 
     def sample(self, prompts: Sequence[str], k: int) -> Samples:
-        params = self._vllm.SamplingParams(
+        params = self._sampling_params(
             n=k,
             temperature=self.temperature,
             top_p=self.top_p,
@@ -347,23 +423,73 @@ class VLLMSampler:
         outputs = self.engine.generate(list(prompts), params, use_tqdm=False)
         self.calls += 1
         pad = self.tokenizer.pad_token_id
-        prompt_rows, completion_rows, logprobs = [], [], []
+        prompt_rows, completion_rows, token_logprobs_rows = [], [], []
         for output in outputs:
+            if len(output.outputs) != k:
+                raise RuntimeError(f"vLLM returned {len(output.outputs)} samples, asked for {k}")
             for completion in output.outputs:
                 prompt_rows.append(list(output.prompt_token_ids))
-                completion_rows.append(list(completion.token_ids))
-                logprobs.append(float(completion.cumulative_logprob or 0.0))
+                ids = list(completion.token_ids)
+                completion_rows.append(ids)
+                token_logprobs_rows.append(_sampled_logprobs(completion.logprobs, ids))
         width = max(len(row) for row in prompt_rows)
         prompt_ids = torch.full((len(prompt_rows), width), pad, dtype=torch.long)
         prompt_mask = torch.zeros_like(prompt_ids)
         for i, row in enumerate(prompt_rows):
             prompt_ids[i, width - len(row) :] = torch.tensor(row)
             prompt_mask[i, width - len(row) :] = 1
-        completions = _pad_right([torch.tensor(row) for row in completion_rows], pad, rows=True)
+        completions = _pad_right(
+            [torch.tensor(row or [pad]) for row in completion_rows], pad, rows=True
+        )
         samples = _assemble(prompt_ids, prompt_mask, completions, _eos_ids(self.tokenizer), k)
         samples.texts = [c.text for o in outputs for c in o.outputs]
-        samples.policy_logprobs = torch.tensor(logprobs)
+        per_token = torch.zeros(samples.sequences.shape, dtype=torch.float32)
+        for i, row in enumerate(token_logprobs_rows):
+            per_token[i, width : width + len(row)] = torch.tensor(row, dtype=torch.float32)
+        per_token *= samples.response_mask.to(per_token.dtype)
+        samples.sampler_token_logprobs = per_token
+        samples.policy_logprobs = per_token.sum(dim=1)
         return samples
+
+
+class LogprobGap:
+    """``sampling/logprob_gap``: mean |sampler log-prob − training log-prob| of sampled tokens.
+
+    The loop adds each micro-batch's training log-probs (:meth:`add`); the score stage reads the
+    step's figure (:meth:`metric`, which also starts the next step afresh). Samples whose
+    sampler reported no per-token log-probs (``transformers`` at temperature 1, where the
+    training forward *is* the sampler's score) add nothing, and the metric is then omitted.
+    """
+
+    def __init__(self) -> None:
+        self._total = 0.0
+        self._tokens = 0
+
+    @torch.no_grad()
+    def add(self, training_tokens: torch.Tensor, part: Samples) -> None:
+        if part.sampler_token_logprobs is None:
+            return
+        mask = part.response_mask.bool()
+        sampler = part.sampler_token_logprobs.to(training_tokens.device)
+        diff = (sampler - training_tokens.detach().float()).abs()[mask.to(training_tokens.device)]
+        self._total += float(diff.sum())
+        self._tokens += int(diff.numel())
+
+    def metric(self, batch: Any = None) -> dict[str, float]:
+        total, tokens = self._total, self._tokens
+        self._total, self._tokens = 0.0, 0
+        return {"sampling/logprob_gap": total / tokens} if tokens else {}
+
+
+def _sampled_logprobs(logprobs: Any, token_ids: Sequence[int]) -> list[float]:
+    """The sampled tokens' log-probs from vLLM's per-position ``{token id: Logprob}`` entries."""
+    if logprobs is None:
+        raise RuntimeError("vLLM returned no log-probs; SamplingParams(logprobs=0) asks for them")
+    values = []
+    for position, token in enumerate(token_ids):
+        entry = logprobs[position][token]
+        values.append(float(getattr(entry, "logprob", entry)))
+    return values
 
 
 def _assemble(

@@ -214,6 +214,8 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
             max_new_tokens=s.max_new_tokens,
             seed=cfg.run.seed + 7919 * accelerator.process_index,
             max_prompt_tokens=s.max_prompt_tokens,
+            gpu_memory_utilization=s.vllm_gpu_memory_utilization,
+            max_model_len=s.max_prompt_tokens + s.max_new_tokens,
         )
     renderer = PromptRenderer(
         tokenizer, system=cfg.data.system_prompt, chat_template=cfg.data.chat_template
