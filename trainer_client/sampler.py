@@ -351,6 +351,7 @@ class VLLMSampler:
                 ) from exc
             sampling_params = sampling_params or vllm.SamplingParams
             if engine is None:  # pragma: no cover - needs a GPU
+                _external_launcher_env()
                 engine = vllm.LLM(
                     model=model_path,
                     gpu_memory_utilization=gpu_memory_utilization,
@@ -372,6 +373,8 @@ class VLLMSampler:
         self.max_prompt_tokens = max_prompt_tokens
         self.load_chunk_bytes = load_chunk_bytes
         self.calls = 0
+        #: Prompts are not truncated here: the trainer leaves out longer ones beforehand
+        #: (:func:`~trainer_client.data.filter_long_prompts`); vLLM refuses what does not fit.
         #: Weight pushes so far (one per optimiser step).
         self.weight_updates = 0
 
@@ -418,7 +421,6 @@ class VLLMSampler:
             max_tokens=self.max_new_tokens,
             logprobs=0,
             seed=None if self.seed is None else _mix(self.seed, self.calls),
-            truncate_prompt_tokens=self.max_prompt_tokens,
         )
         outputs = self.engine.generate(list(prompts), params, use_tqdm=False)
         self.calls += 1
@@ -479,6 +481,22 @@ class LogprobGap:
         total, tokens = self._total, self._tokens
         self._total, self._tokens = 0.0, 0
         return {"sampling/logprob_gap": total / tokens} if tokens else {}
+
+
+def _external_launcher_env() -> None:  # pragma: no cover - needs a GPU
+    """The torchrun variables vLLM's ``external_launcher`` reads; a plain single process (no
+    ``accelerate launch``) has none, and then is rank 0 of 1."""
+    import os
+    import socket
+
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in os.environ:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
 
 
 def _sampled_logprobs(logprobs: Any, token_ids: Sequence[int]) -> list[float]:

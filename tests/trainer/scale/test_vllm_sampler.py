@@ -35,7 +35,6 @@ class Params:
     max_tokens: int
     logprobs: int
     seed: int | None
-    truncate_prompt_tokens: int | None
 
 
 class _Runner:
@@ -135,7 +134,6 @@ def test_samples_carry_the_engines_token_logprobs(tokenizer):
     samples = sampler.sample(["12=", "7="], k=3)
     assert len(samples) == 6 and samples.group_ids.tolist() == [0, 0, 0, 1, 1, 1]
     assert engine.params[0].n == 3 and engine.params[0].logprobs == 0
-    assert engine.params[0].truncate_prompt_tokens == 16
     mask = samples.response_mask.bool()
     assert samples.sampler_token_logprobs is not None
     assert (samples.sampler_token_logprobs[~mask] == 0).all()
