@@ -252,7 +252,10 @@ class ReplPool:
         self._idle: OrderedDict[LeanWorker, None] = OrderedDict()  # least recently used first
         self._busy: set[LeanWorker] = set()
         self._starting: dict[asyncio.Task[None], str] = {}
-        self._waiters: deque[_Waiter] = deque()
+        # Waiters by header, each queue in arrival order and holding only pending waiters; the
+        # headers in order of their oldest waiter. Dispatch then costs the number of headers
+        # that can act, not the number of waiting proofs.
+        self._queues: OrderedDict[str, deque[_Waiter]] = OrderedDict()
         self._slots: set[int] = set()
         self._failed = header_failures if header_failures is not None else HeaderFailures()
         self._background: set[asyncio.Task[None]] = set()
@@ -329,10 +332,11 @@ class ReplPool:
     async def aclose(self) -> None:
         """Kill every process (busy ones too) and wait until all are gone."""
         self._closed = True
-        for waiter in self._waiters:
-            if not waiter.future.done():
-                waiter.future.set_exception(PoolUnavailable("the Lean pool is closed"))
-        self._waiters.clear()
+        for queue in self._queues.values():
+            for waiter in queue:
+                if not waiter.future.done():
+                    waiter.future.set_exception(PoolUnavailable("the Lean pool is closed"))
+        self._queues.clear()
         starting = [*self._starting, *self._retries]
         for task in starting:
             task.cancel()
@@ -373,7 +377,7 @@ class ReplPool:
                 "this deployment serves only the headers in SIEVE_LEAN_PREWARM_HEADERS"
             )
         waiter = _Waiter(header, asyncio.get_running_loop().create_future())
-        self._waiters.append(waiter)
+        self._queues.setdefault(header, deque()).append(waiter)
         self._dispatch()
         try:
             await asyncio.wait({waiter.future}, timeout=timeout_s)
@@ -393,8 +397,12 @@ class ReplPool:
                 self._release(future.result(), used=False)
             return
         future.cancel()
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(waiter)
+        queue = self._queues.get(waiter.header)
+        if queue is not None:
+            with contextlib.suppress(ValueError):
+                queue.remove(waiter)
+            if not queue:
+                del self._queues[waiter.header]
 
     def _release(self, worker: LeanWorker, *, used: bool = True) -> None:
         self._busy.discard(worker)
@@ -426,50 +434,64 @@ class ReplPool:
     # --- scheduling ---------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Serve waiters in arrival order: a warm idle worker, one already warming, a free slot,
-        or else the least recently used idle worker that may be converted (see
-        :meth:`_victim`). Headers outside the prewarm set hold at most
+        """Hand idle warm workers to the first waiter of their header; then, for headers still
+        waiting (prewarm headers first, the others in order of their oldest waiter), start a
+        worker in a free slot or convert the least recently used idle worker that may be
+        converted (see :meth:`_victim`). Headers outside the prewarm set hold at most
         :attr:`other_header_limit` workers between them."""
         if self._closed:
             return
-        coming = Counter(self._starting.values())
-        live = Counter(worker.header for worker in [*self._idle, *self._busy])
-        live.update(self._starting.values())
-        limit = self.other_header_limit
-        others_waiting = any(
-            w.header not in self._prewarm and not w.future.done() for w in self._waiters
-        )
-        still_waiting: deque[_Waiter] = deque()
-        for waiter in self._waiters:
-            if waiter.future.done():
+        for worker in list(self._idle):
+            if not worker.alive:  # died while idle; its watcher may not have run yet
+                del self._idle[worker]
+                self._counts["crashes"] += 1
+                self._replace(worker, dispatch=False)
                 continue
-            worker = self._take_idle(waiter.header)
-            if worker is not None:
+            queue = self._queues.get(worker.header)
+            if queue:
+                waiter = queue.popleft()
+                if not queue:
+                    del self._queues[worker.header]
+                del self._idle[worker]
                 self._busy.add(worker)
                 waiter.future.set_result(worker)
-                continue
-            still_waiting.append(waiter)
-            header = waiter.header
-            if coming[header] > 0:
-                coming[header] -= 1
-                continue
-            others = sum(n for h, n in live.items() if h not in self._prewarm)
-            under_limit = header in self._prewarm or others < limit
-            if under_limit and self._live() < self.workers:
-                self._spawn(header)
+        if not self._queues or (not self._idle and self._live() >= self.workers):
+            return  # nobody waits, or there is nothing to start or convert
+        coming = Counter(self._starting.values())
+        live = Counter(worker.header for worker in [*self._idle, *self._busy])
+        live.update(coming)
+        limit = self.other_header_limit
+        others = sum(n for h, n in live.items() if h not in self._prewarm)
+        prewarm_waiting = [h for h in self._prewarm if h in self._queues]
+        others_waiting = len(prewarm_waiting) < len(self._queues)
+        headers = [*prewarm_waiting, *(h for h in self._queues if h not in self._prewarm)]
+        for header in headers:
+            prewarm = header in self._prewarm
+            needed = len(self._queues[header]) - coming[header]
+            while needed > 0:
+                free = self._live() < self.workers
+                if not free and not self._idle:
+                    return
+                under_limit = prewarm or others < limit
+                if not under_limit and not any(w.header not in self._prewarm for w in self._idle):
+                    return  # the share is full and busy: no other header can act now
+                if under_limit and free:
+                    self._spawn(header)
+                else:
+                    victim = self._victim(header, live, under_limit, others_waiting)
+                    if victim is None:
+                        break
+                    del self._idle[victim]
+                    live[victim.header] -= 1
+                    others -= victim.header not in self._prewarm
+                    self._counts["evictions"] += 1
+                    victim.kill("evicted")
+                    self._in_background(victim.close())
+                    self._slots.discard(victim.slot)
+                    self._spawn(header)
                 live[header] += 1
-                continue
-            victim = self._victim(header, live, under_limit, others_waiting)
-            if victim is not None:
-                del self._idle[victim]
-                live[victim.header] -= 1
-                self._counts["evictions"] += 1
-                victim.kill("evicted")
-                self._in_background(victim.close())
-                self._slots.discard(victim.slot)
-                self._spawn(header)
-                live[header] += 1
-        self._waiters = still_waiting
+                others += not prewarm
+                needed -= 1
 
     def _victim(
         self, header: str, live: Counter[str], under_limit: bool, others_waiting: bool
@@ -489,22 +511,11 @@ class ReplPool:
         starving = live[header] == 0 and (prewarm or tight)
         for worker in self._idle:
             if not worker.alive or worker.header == header:
-                continue  # the dead are reaped by _take_idle; a warm one would have been taken
+                continue  # the dead are reaped by _dispatch; a warm one would have been taken
             if worker.header in self._prewarm:
                 if under_limit and (live[worker.header] > 1 or starving):
                     return worker
             elif not prewarm or live[header] == 0 or not others_waiting:
-                return worker
-        return None
-
-    def _take_idle(self, header: str) -> LeanWorker | None:
-        for worker in list(self._idle):
-            if not worker.alive:  # died while idle; its watcher may not have run yet
-                del self._idle[worker]
-                self._counts["crashes"] += 1
-                self._replace(worker, dispatch=False)
-            elif worker.header == header:
-                del self._idle[worker]
                 return worker
         return None
 
@@ -602,11 +613,15 @@ class ReplPool:
         self, header: str, error: Callable[[], ReplError], *, all_of_them: bool
     ) -> None:
         """Fail the first (or every) waiter for ``header``, each with its own exception."""
-        for waiter in self._waiters:
-            if waiter.header == header and not waiter.future.done():
+        queue = self._queues.get(header)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.future.done():
                 waiter.future.set_exception(error())
                 if not all_of_them:
-                    return
+                    break
+        if queue is not None and not queue:
+            del self._queues[header]
 
     def _argv(self) -> list[str]:
         if self.sandbox is None:
@@ -670,7 +685,7 @@ class ReplPool:
             recycled=self._counts["recycled"],
             crashes=self._counts["crashes"],
             headers=dict(headers),
-            waiting=sum(1 for waiter in self._waiters if not waiter.future.done()),
+            waiting=sum(len(queue) for queue in self._queues.values()),
             evictions=self._counts["evictions"],
             other_header_workers=sum(n for h, n in live.items() if h not in self._prewarm),
             other_header_limit=self.other_header_limit,

@@ -192,3 +192,30 @@ def test_share_setting() -> None:
         VerifierSettings(lean_other_headers_share=1.5)
     with pytest.raises(ValueError, match="other_headers_share"):
         ReplPool(["repl"], workers=1, other_headers_share=-0.1)
+
+
+async def test_a_crowd_of_waiters_and_headers_is_served(make_pool) -> None:
+    """400 proofs over 16 headers at once, against 2 workers: all served, the share held, and
+    the proofs of each header in arrival order."""
+    pool = make_pool(workers=2)
+    await pool.start([HEADER])
+    await eventually(lambda: pool.stats().idle == 2, "both prewarmed")
+    order: dict[str, list[int]] = {}
+    widest = 0
+
+    async def one(header: str, index: int) -> None:
+        nonlocal widest
+        async with pool.lease(header, acquire_timeout_s=120) as worker:
+            order.setdefault(header, []).append(index)
+            widest = max(widest, pool.stats().other_header_workers)
+            await worker.send({"cmd": PROOF, "env": 0}, 10)
+
+    headers = [HEADER, *(_new_header(i) for i in range(15))]
+    tasks = [one(headers[i % len(headers)], i) for i in range(400)]
+    assert len(tasks) == 400
+    await asyncio.gather(*tasks)
+    assert sum(len(v) for v in order.values()) == 400
+    assert all(v == sorted(v) for v in order.values())
+    assert widest <= 1
+    stats = pool.stats()
+    assert stats.waiting == 0 and stats.busy == 0 and stats.headers.get(HEADER, 0) >= 1
