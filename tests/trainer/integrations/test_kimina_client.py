@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from verifier_service.launcher import serve_subprocess
-from verifier_service.testing.repl_double import command
+from tests.trainer.integrations.conftest import HEADER
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-HEADER = "import Mathlib\nimport Aesop"
 STATEMENT = "theorem add_comm' (a b : ℕ) : a + b = b + a := by"
 
 #: Runs under the kimina-capable interpreter: checks snippets and prints what the client parsed.
@@ -84,20 +79,6 @@ def client_python() -> str:
     if python is None:
         pytest.skip(SKIP_REASON)
     return python
-
-
-@pytest.fixture(scope="module")
-def lean_double_url(client_python):
-    env = {
-        "SIEVE_CHECKERS": "lean4",
-        "SIEVE_LEAN_REPL": shlex.join(command("--no-transcripts")),
-        "SIEVE_LEAN_WORKERS": "1",
-        "SIEVE_LEAN_PREWARM_HEADERS": HEADER,
-        "SIEVE_LEAN_SANDBOX": "none",
-        "SIEVE_LOG_LEVEL": "warning",
-    }
-    with serve_subprocess(env, cwd=REPO_ROOT) as url:
-        yield url
 
 
 def run_client(python: str, url: str, snippets: list[dict]) -> dict:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tests.trainer.models import tiny_gpt2
+from trainer_client.client import VerifierClient, VerifyResult
 from trainer_client.demo import char_tokenizer
 from trainer_client.integrations.trl import SieveReward
 from verifier_service.launcher import free_port, serve_subprocess
@@ -100,3 +101,32 @@ def test_an_outage_gives_none_and_leaves_the_policy_alone(tmp_path):
     assert stats["failed"] + stats["wrong"] == 16
     assert logs["sieve_math/verifier_error_fraction"] == stats["failed"] / 16
     assert changed == []  # no sample was punished for the outage
+
+
+class FailsOnTwos:
+    """The live verifier, except that every proof of the answer ``2`` comes back ``error``."""
+
+    def __init__(self, url: str) -> None:
+        self.client = VerifierClient(url, timeout_s=30)
+
+    def verify(self, proofs):
+        results = self.client.verify(proofs)
+        return [
+            VerifyResult(id=r.id, verdict="error", reasons=["test:outage"])
+            if p["code"] == "2"
+            else r
+            for p, r in zip(proofs, results, strict=True)
+        ]
+
+
+def test_trl_leaves_failed_samples_out_of_the_reward_statistics(tmp_path, verifier_url):
+    verifier = FailsOnTwos(verifier_url)
+    reward = SieveReward(checker="math", client=verifier)
+    logs, _ = one_grpo_step(tmp_path, reward)
+    verifier.client.close()
+    stats = reward.stats
+    assert stats["failed"] > 0 and stats["verified"] > 0
+    # None is left out: the mean is over the judged samples only, not all 16 (as 0.0 would be).
+    judged = stats["samples"] - stats["failed"]
+    assert logs["rewards/sieve_math/mean"] == pytest.approx(stats["verified"] / judged, abs=1e-6)
+    assert logs["rewards/sieve_math/mean"] > stats["verified"] / stats["samples"]

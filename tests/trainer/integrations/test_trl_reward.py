@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.trainer.integrations.conftest import HEADER
 from trainer_client.client import VerifierClient, VerifyResult
 from trainer_client.data import DEFAULT_HEADER
 from trainer_client.integrations.trl import SieveReward, completion_text
@@ -136,3 +137,18 @@ def test_an_outage_gives_none_not_zero():
         assert isinstance(reward.client, VerifierClient)
         assert reward(["q", "q"], ["24", "25"], answer=["24", "24"]) == [None, None]
     assert reward.stats["failed"] == 2
+
+
+def test_lean_rewards_from_the_real_checker_on_the_repl_double(lean_double_url):
+    # Header and statement from the dataset's columns; the service's lean4 checker, pool and
+    # soundness rules judge (the REPL double stands in for Lean).
+    statement = "theorem add_comm' (a b : ℕ) : a + b = b + a := by"
+    prompt = f"Complete the following Lean 4 code:\n\n```lean4\n{HEADER}\n\n{statement}"
+    completions = [
+        "\n  omega\n```",  # continues the prompt's open block
+        "\n  sorry\n```",
+        f"Sure:\n```lean4\n{HEADER}\ntheorem add_comm' : True := trivial\n```",  # goal changed
+    ]
+    with SieveReward(lean_double_url, checker="lean4", timeout_s=60) as reward:
+        rewards = reward([prompt] * 3, completions, statement=[statement] * 3, header=[HEADER] * 3)
+    assert rewards == [1.0, 0.0, 0.0]
