@@ -164,6 +164,17 @@ class FullWeightsSampler:
         with unsharded(self.inner.model):
             return self.inner.sample(prompts, k)
 
+    def sample_chunks(self, prompts: Sequence[str], k: int) -> Any:
+        """The inner sampler's chunks, each ``generate`` call on full weights (every process
+        draws the same number of chunks, so the gathers pair up)."""
+        chunks = self.inner.sample_chunks(prompts, k)
+        while True:
+            with unsharded(self.inner.model):
+                part = next(chunks, None)
+            if part is None:
+                return
+            yield part
+
     def __getattr__(self, name: str) -> Any:  # state_dict, load_state_dict, calls, ...
         return getattr(self.inner, name)
 

@@ -15,7 +15,9 @@ the frozen reference, so the reference pass costs nothing when the verifier is t
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,10 @@ from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
 from trainer_client.reference import ReferenceModel
 from trainer_client.sampler import HFSampler, LogprobGap, Samples
-from trainer_client.stages.sample import PromptStream, SampleStage
+from trainer_client.stages.sample import PromptStream, SampledChunk, SampleStage
 from trainer_client.stages.score import ScoreStage, StepBatch
 from trainer_client.stages.update import UpdateStage, build_optimizer, build_scheduler
-from trainer_client.stages.verify import VerifyStage
+from trainer_client.stages.verify import PendingVerdicts, Verdicts, VerifyStage
 from trainer_client.tracking import Tracker
 
 __all__ = [
@@ -131,10 +133,12 @@ class Trainer:
             config,
             request_fn=request_fn or data_module.proof_request,
             process_index=accelerator.process_index,
+            workers=VERIFY_WORKERS,
         )
         self.scoring = ScoreStage(config, reference=reference, accelerator=accelerator)
         self.scoring.add_metric(distributed.world_size_metric(accelerator.num_processes))
         self.logprob_gap = LogprobGap()
+        self._untempered = sampling.temperature == 1.0 and sampling.top_p == 1.0
         self.scoring.add_metric(self.logprob_gap.metric)
         self.updating = UpdateStage(
             config,
@@ -163,78 +167,75 @@ class Trainer:
         return self.sampling.stream
 
     def train_step(self) -> dict[str, float]:
-        """Run one optimiser step; returns its metrics (also sent to the tracker)."""
-        cfg = self.config
-        acc = self.accelerator
+        """Run one optimiser step; returns its metrics (also sent to the tracker).
+
+        The stages overlap: each chunk's proofs go to the verifier as soon as the chunk is
+        generated, and its reference pass runs at once; after sampling, the policy's forward
+        passes run while the last verdicts arrive, and each micro-batch's backward runs when its
+        verdicts are in. The optimiser steps once, after every sample of the step was drawn, so
+        the step is exactly on-policy.
+        """
         score, update = self.scoring, self.updating
         t_start = time.perf_counter()
 
-        # 1. sample
-        (chunk,) = self.sampling.chunks(self.sampling.next_problems())
-        samples = chunk.samples
+        # 1. sample, chunk by chunk; 2. send each chunk to the verifier; its reference pass.
+        chunks: list[_ChunkState] = []
+        sample_s = reference_s = 0.0
+        parts = self.sampling.chunks(self.sampling.next_problems())
+        while True:
+            t = time.perf_counter()
+            chunk = next(parts, None)
+            sample_s += time.perf_counter() - t
+            if chunk is None:
+                break
+            pending = self.verification.submit(chunk, self.step)
+            t = time.perf_counter()
+            ref_tokens = score.reference_tokens(chunk.samples)
+            reference_s += time.perf_counter() - t
+            chunks.append(_ChunkState.start(chunk, pending, ref_tokens))
         t_sampled = time.perf_counter()
 
-        # 2. verify (in the background) while the reference scores the samples
-        pending = self.verification.submit(chunk, self.step)
-        ref_tokens = score.reference_tokens(samples)
-        t_reference = time.perf_counter()
-        verdicts = pending.result()
-        t_verified = time.perf_counter()
+        # 3. score and 4. update, micro-batch by micro-batch, as the verdicts arrive.
+        step = _StepAccumulator(n_samples=sum(len(c.chunk) for c in chunks))
+        micro = [(c, index) for c in chunks for index in self._micro_batches(c.chunk.samples)]
+        held: deque[_Forward] = deque()
+        for number, (state, index) in enumerate(micro):
+            last = number == len(micro) - 1
+            if last:  # the synchronising forward and backward come after all the others
+                while held:
+                    self._finish(held.popleft(), step, last=False)
+            forward = self._forward(state, index, last=last)
+            if last:
+                self._finish(forward, step, last=True)
+                break
+            held.append(forward)
+            while held and (held[0].state.pending.done() or len(held) > MAX_HELD_FORWARDS):
+                self._finish(held.popleft(), step, last=False)
 
-        # 3. score and 4. update, micro-batch by micro-batch
-        base_logprobs = None if ref_tokens is None else ref_tokens.sum(dim=1).float().cpu()
-        n_local = len(samples)
-        policy_logprobs = torch.empty(n_local)
-        advantages = torch.zeros(n_local)
-        stats_sum: dict[str, float] = {}
-        loss_total = 0.0
-        micro = self._micro_batches(samples)
-        for number, index in enumerate(micro):
-            part = samples.select(index).to(acc.device)
-            with update.sync(last=number == len(micro) - 1):
-                with acc.autocast():
-                    tokens = score.policy_tokens(self.model, part, samples.prompt_width)
-                    self.logprob_gap.add(tokens, part)
-                    sampled = score.sampled_logprobs(tokens, samples, index, base_logprobs)
-                    policy_logprobs[index] = sampled
-                    adv = score.advantages(
-                        policy_logprobs=sampled,
-                        base_logprobs=None if base_logprobs is None else base_logprobs[index],
-                        verified=verdicts.verified[index],
-                        failed=verdicts.failed[index],
-                        group_ids=samples.group_ids[index],
-                        stats_sum=stats_sum,
-                    )
-                    advantages[index] = adv
-                    loss = update.loss(
-                        tokens,
-                        part.response_mask,
-                        adv,
-                        None if ref_tokens is None else ref_tokens[index],
-                        share=len(index) / n_local,
-                    )
-                loss_total += update.backward(loss)
-
-        grad_norm, lr = update.step(self.sampler if objective_samples_policy(cfg) else None)
+        grad_norm, lr = update.step(self.sampler if objective_samples_policy(self.config) else None)
         self.step += 1
         t_end = time.perf_counter()
 
+        verdicts = Verdicts.concat([c.pending.result() for c in chunks])
+        base = [c.base_logprobs for c in chunks]
         self.last_batch = StepBatch(
-            samples=samples,
+            samples=Samples.concat(
+                [c.chunk.samples for c in chunks], pad_id=self.tokenizer.pad_token_id or 0
+            ),
             verified=verdicts.verified,
             failed=verdicts.failed,
-            policy_logprobs=policy_logprobs,
-            base_logprobs=base_logprobs,
-            advantages=advantages,
-            objective_stats=score.average_stats(stats_sum),
-            loss=loss_total,
+            policy_logprobs=torch.cat([c.policy_logprobs for c in chunks]),
+            base_logprobs=None if base[0] is None else torch.cat(base),
+            advantages=torch.cat([c.advantages for c in chunks]),
+            objective_stats=score.average_stats(step.stats_sum),
+            loss=step.loss,
             grad_norm=grad_norm,
             lr=lr,
             times={
-                "time/sample_s": t_sampled - t_start,
-                "time/reference_s": t_reference - t_sampled,
-                "time/verify_wait_s": pending.wait_s,
-                "time/update_s": t_end - t_verified,
+                "time/sample_s": sample_s,
+                "time/reference_s": reference_s,
+                "time/verify_wait_s": sum(c.pending.wait_s for c in chunks),
+                "time/update_s": t_end - t_sampled,
                 "time/step_s": t_end - t_start,
             },
             verifier_latency_s=verdicts.latency_s,
@@ -322,6 +323,46 @@ class Trainer:
         if self.tracker is not None:
             self.tracker.close()
 
+    # --- parts of a step ------------------------------------------------------------------------
+
+    def _forward(self, state: _ChunkState, index: torch.Tensor, *, last: bool) -> _Forward:
+        """The policy's training forward on rows ``index`` of a chunk (its graph is kept)."""
+        samples = state.chunk.samples
+        part = samples.select(index).to(self.accelerator.device)
+        with self.updating.sync(last), self.accelerator.autocast():
+            tokens = self.scoring.policy_tokens(self.model, part, samples.prompt_width)
+        if self._untempered:  # the engine reports raw (T = 1, no top-p) log-probs
+            self.logprob_gap.add(tokens, part)
+        return _Forward(state=state, index=index, part=part, tokens=tokens)
+
+    def _finish(self, forward: _Forward, step: _StepAccumulator, *, last: bool) -> None:
+        """Wait for the micro-batch's verdicts, score it, and run its backward."""
+        state, index = forward.state, forward.index
+        verdicts = state.pending.result()
+        score, update = self.scoring, self.updating
+        base = state.base_logprobs
+        with update.sync(last):
+            with self.accelerator.autocast():
+                sampled = score.sampled_logprobs(forward.tokens, state.chunk.samples, index, base)
+                state.policy_logprobs[index] = sampled
+                advantages = score.advantages(
+                    policy_logprobs=sampled,
+                    base_logprobs=None if base is None else base[index],
+                    verified=verdicts.verified[index],
+                    failed=verdicts.failed[index],
+                    group_ids=state.chunk.samples.group_ids[index],
+                    stats_sum=step.stats_sum,
+                )
+                state.advantages[index] = advantages
+                loss = update.loss(
+                    forward.tokens,
+                    forward.part.response_mask,
+                    advantages,
+                    None if state.ref_tokens is None else state.ref_tokens[index],
+                    share=len(index) / step.n_samples,
+                )
+            step.loss += update.backward(loss)
+
     # --- helpers --------------------------------------------------------------------------------
 
     def _micro_batches(self, samples: Samples) -> list[torch.Tensor]:
@@ -340,6 +381,57 @@ def _enable_checkpointing(model: torch.nn.Module) -> None:
         enable(activation_checkpointing_kwargs={"use_reentrant": False})
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+#: Chunks being verified at once (each a request of the client, which has its own concurrency).
+VERIFY_WORKERS = 4
+
+#: Training forwards kept (with their graphs) while their verdicts are still on the way; past
+#: this the oldest one waits for its verdicts. Bounds the activation memory the overlap costs.
+MAX_HELD_FORWARDS = 2
+
+
+@dataclass
+class _ChunkState:
+    """A sampled chunk on its way through the step."""
+
+    chunk: SampledChunk
+    pending: PendingVerdicts
+    ref_tokens: torch.Tensor | None
+    base_logprobs: torch.Tensor | None
+    policy_logprobs: torch.Tensor
+    advantages: torch.Tensor
+
+    @classmethod
+    def start(
+        cls, chunk: SampledChunk, pending: PendingVerdicts, ref_tokens: torch.Tensor | None
+    ) -> _ChunkState:
+        n = len(chunk)
+        return cls(
+            chunk=chunk,
+            pending=pending,
+            ref_tokens=ref_tokens,
+            base_logprobs=None if ref_tokens is None else ref_tokens.sum(dim=1).float().cpu(),
+            policy_logprobs=torch.empty(n),
+            advantages=torch.zeros(n),
+        )
+
+
+@dataclass
+class _Forward:
+    """A micro-batch whose training forward ran; its backward waits for the verdicts."""
+
+    state: _ChunkState
+    index: torch.Tensor
+    part: Samples
+    tokens: torch.Tensor
+
+
+@dataclass
+class _StepAccumulator:
+    n_samples: int
+    loss: float = 0.0
+    stats_sum: dict[str, float] = field(default_factory=dict)
 
 
 def objective_samples_policy(config: TrainConfig) -> bool:

@@ -15,7 +15,7 @@ samples without touching the global RNG the rest of training uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -97,6 +97,41 @@ class Samples:
         )
         moved._response_width = self._response_width
         return moved
+
+    @classmethod
+    def concat(cls, parts: Sequence[Samples], *, pad_id: int = 0) -> Samples:
+        """One batch from several: prompts left-padded and completions right-padded to the widest,
+        group ids renumbered in order (part 2's group 0 follows part 1's last group)."""
+        if not parts:
+            raise ValueError("parts: need at least one batch of samples")
+        if len(parts) == 1:
+            return parts[0]
+        prompt_w = max(p.prompt_width for p in parts)
+        response_w = max(p.response_width for p in parts)
+
+        def widen(t: torch.Tensor, part: Samples, value: int) -> torch.Tensor:
+            left = prompt_w - part.prompt_width
+            right = response_w - part.response_width
+            return torch.nn.functional.pad(t, (left, right), value=value)
+
+        groups, offset = [], 0
+        for part in parts:
+            groups.append(part.group_ids + offset)
+            offset += int(part.group_ids.max()) + 1 if len(part) else 0
+        merged = cls(
+            texts=[t for p in parts for t in p.texts],
+            group_ids=torch.cat(groups),
+            sequences=torch.cat([widen(p.sequences, p, pad_id) for p in parts]),
+            attention_mask=torch.cat([widen(p.attention_mask, p, 0) for p in parts]),
+            response_mask=torch.cat([widen(p.response_mask, p, 0) for p in parts]),
+            policy_logprobs=torch.cat([p.policy_logprobs for p in parts]),
+        )
+        if all(p.sampler_token_logprobs is not None for p in parts):
+            merged.sampler_token_logprobs = torch.cat(
+                [widen(p.sampler_token_logprobs, p, 0) for p in parts]
+            )
+        merged._response_width = response_w
+        return merged
 
     _response_width: int = field(default=0, repr=False)
 
@@ -203,8 +238,19 @@ class HFSampler:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.calls = int(state["calls"])
 
-    @torch.no_grad()
     def sample(self, prompts: Sequence[str], k: int) -> Samples:
+        """k completions for every prompt (all of :meth:`sample_chunks`, joined)."""
+        return Samples.concat(list(self.sample_chunks(prompts, k)), pad_id=self._pad_id)
+
+    def sample_chunks(self, prompts: Sequence[str], k: int) -> Iterator[Samples]:
+        """k completions per prompt, one ``generate`` call (``batch_size`` sequences) at a time.
+
+        Each chunk is whole prompt groups in prompt order, with chunk-local ``group_ids`` and the
+        common prompt width of all ``prompts``; it is yielded as soon as it is generated, so its
+        proofs can be verified while the next chunk is drawn. A chunk's random stream depends
+        only on ``(seed, call number, chunk number)``, never on what the caller does between
+        chunks.
+        """
         if not prompts:
             raise ValueError("prompts: need at least one prompt")
         if k < 1:
@@ -213,12 +259,14 @@ class HFSampler:
         encoded = self._encode(prompts)
         prompt_ids = encoded["input_ids"].to(device)
         prompt_mask = encoded["attention_mask"].to(device)
+        prompt_width = prompt_ids.shape[1]
         per_call = max(1, (self.batch_size or len(prompts) * k) // k)
-        chunks: list[torch.Tensor] = []
-        with _eval_mode(self.model), self._rng(device):
-            for start in range(0, len(prompts), per_call):
-                ids = prompt_ids[start : start + per_call]
-                mask = prompt_mask[start : start + per_call]
+        call = self.calls
+        self.calls += 1
+        for number, start in enumerate(range(0, len(prompts), per_call)):
+            ids = prompt_ids[start : start + per_call]
+            mask = prompt_mask[start : start + per_call]
+            with torch.no_grad(), _eval_mode(self.model), self._rng(device, call, number):
                 out = self.model.generate(
                     input_ids=ids,
                     attention_mask=mask,
@@ -231,21 +279,21 @@ class HFSampler:
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=self.tokenizer.eos_token_id,
                 )
-                chunks.append(out[:, prompt_ids.shape[1] :])
-        self.calls += 1
-        prompt_width = prompt_ids.shape[1]
-        completions = _pad_right(chunks, self.tokenizer.pad_token_id)
-        samples = _assemble(
-            prompt_ids.repeat_interleave(k, dim=0),
-            prompt_mask.repeat_interleave(k, dim=0),
-            completions,
-            eos_ids=_eos_ids(self.tokenizer),
-            k=k,
-        )
-        samples.texts = self._decode(samples, prompt_width)
-        if self.return_logprobs:
-            samples.policy_logprobs = self._score(samples, prompt_width)
-        return samples
+                samples = _assemble(
+                    ids.repeat_interleave(k, dim=0),
+                    mask.repeat_interleave(k, dim=0),
+                    out[:, prompt_width:],
+                    eos_ids=_eos_ids(self.tokenizer),
+                    k=k,
+                )
+                samples.texts = self._decode(samples, prompt_width)
+                if self.return_logprobs:
+                    samples.policy_logprobs = self._score(samples, prompt_width)
+            yield samples
+
+    @property
+    def _pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
 
     def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         tokenizer = self.tokenizer
@@ -291,13 +339,13 @@ class HFSampler:
         return torch.cat(scores)
 
     @contextmanager
-    def _rng(self, device: torch.device):
+    def _rng(self, device: torch.device, call: int, chunk: int):
         if self.seed is None:
             yield
             return
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(_mix(self.seed, self.calls))
+            torch.manual_seed(_mix(self.seed, call, chunk))
             yield
 
 
@@ -555,9 +603,9 @@ def _eos_ids(tokenizer: Any) -> list[int]:
     return list(eos) if isinstance(eos, list | tuple) else [int(eos)]
 
 
-def _mix(seed: int, calls: int) -> int:
-    """A per-call seed; distinct calls get unrelated streams."""
-    return (seed * 1_000_003 + calls * 7_919 + 12_345) % (2**63 - 1)
+def _mix(seed: int, calls: int, chunk: int = 0) -> int:
+    """A per-call (and per-chunk) seed; distinct calls and chunks get unrelated streams."""
+    return (seed * 1_000_003 + calls * 7_919 + chunk * 104_729 + 12_345) % (2**63 - 1)
 
 
 def _model_device(model: Any) -> torch.device:

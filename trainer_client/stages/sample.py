@@ -115,15 +115,28 @@ class SampleStage:
         return [self.problems[i] for i in shard]
 
     def chunks(self, problems: Sequence[Any]) -> Iterator[SampledChunk]:
-        """The completions for ``problems``, chunk by chunk, in prompt order."""
+        """The completions for ``problems``, chunk by chunk, in prompt order.
+
+        A sampler with ``sample_chunks`` (:class:`~trainer_client.sampler.HFSampler`) hands out
+        each ``generate`` call's groups as soon as they exist; any other sampler's one batch is
+        a single chunk. The generator draws the next chunk only when asked for it.
+        """
         k = self.config.sampling.k
         prompts = [self.prompt_fn(p) for p in problems]
-        samples = self.sampler.sample(prompts, k)
-        yield SampledChunk(
-            index=0,
-            problems=list(problems),
-            prompts=prompts,
-            samples=samples,
-            row_offset=0,
-            group_offset=0,
-        )
+        if hasattr(self.sampler, "sample_chunks"):
+            parts: Iterator[Samples] = self.sampler.sample_chunks(prompts, k)
+        else:
+            parts = iter([self.sampler.sample(prompts, k)])
+        row = group = 0
+        for index, samples in enumerate(parts):
+            n_groups = len(samples) // k
+            yield SampledChunk(
+                index=index,
+                problems=list(problems[group : group + n_groups]),
+                prompts=prompts[group : group + n_groups],
+                samples=samples,
+                row_offset=row,
+                group_offset=group,
+            )
+            row += len(samples)
+            group += n_groups

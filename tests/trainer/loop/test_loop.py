@@ -207,3 +207,84 @@ def test_prompt_stream_is_seeded_and_resumable():
     b.load_state_dict(state)
     assert b.next(6) == rest
     assert PromptStream(5, seed=1, shuffle=False).next(3) == [0, 1, 2]
+
+
+def test_chunks_go_to_the_verifier_as_they_are_generated(tmp_path, tokenizer, problems):
+    """With one prompt group per ``generate`` call, each chunk's proofs are sent before the next
+    chunk is drawn, and the step still trains on every sample exactly on-policy."""
+    cfg = make_config(tmp_path, sampling={"batch_size": 4}, optim={"micro_batch_size": 4})
+    verifier = FakeVerifier(lenient)
+    trainer = build(cfg, tokenizer, problems, verifier, tracker=False)
+    generated = []
+    model = trainer.sampler.model
+    original = model.generate
+
+    def counting_generate(*args, **kwargs):
+        generated.append(1)
+        return original(*args, **kwargs)
+
+    model.generate = counting_generate
+    submitted = []
+    submit = trainer.verification.submit
+
+    def recording_submit(chunk, step):
+        submitted.append((len(generated), chunk.row_offset, len(chunk)))
+        return submit(chunk, step)
+
+    trainer.verification.submit = recording_submit
+    grads = {}
+
+    def record(optimizer, args, kwargs):
+        grads.update({n: p.grad.clone() for n, p in trainer.unwrapped_model.named_parameters()})
+
+    trainer.optimizer.optimizer.register_step_pre_hook(record)
+    before = tiny_gpt2(tokenizer)
+    metrics = trainer.train_step()
+    batch = trainer.last_batch
+    trainer.close()
+    assert submitted == [(1, 0, 4), (2, 4, 4), (3, 8, 4), (4, 12, 4)]
+    assert metrics["samples"] == 16 and len(verifier.requests) == 4
+    assert batch.samples.group_ids.tolist() == [g for g in range(4) for _ in range(4)]
+
+    # On-policy: log π and the gradient are those of the weights the samples were drawn from.
+    from trainer_client.losses import reinforce_loss
+    from trainer_client.sampler import token_logprobs
+
+    s = batch.samples
+    tokens = token_logprobs(before, s.sequences, s.attention_mask, s.response_mask)
+    assert torch.allclose(batch.policy_logprobs, tokens.sum(1).detach(), atol=1e-4)
+    expected = compute_advantages(
+        "alpha_dpg",
+        policy_logprobs=tokens.sum(1).detach(),
+        base_logprobs=batch.base_logprobs,
+        verified=batch.verified,
+        group_ids=s.group_ids,
+        alpha=cfg.loss.alpha,
+    )
+    assert torch.allclose(batch.advantages, expected.values.float(), atol=1e-5)
+    reinforce_loss(tokens, s.response_mask, batch.advantages, cfg.l_max).backward()
+    assert any(p.grad.abs().sum() > 0 for p in before.parameters())
+    for name, p in before.named_parameters():
+        assert torch.allclose(grads[name], p.grad, atol=1e-6, rtol=1e-4), name
+
+
+def test_a_slow_verifier_gives_the_same_step(tmp_path, tokenizer, problems):
+    """Verdicts that arrive late (after the policy's forward) change nothing but the timing."""
+    import time as _time
+
+    def slow(code: str, answer: str) -> str:
+        _time.sleep(0.02)
+        return lenient(code, answer)
+
+    results = []
+    for name, rule in (("fast", lenient), ("slow", slow)):
+        cfg = make_config(
+            tmp_path / name, sampling={"batch_size": 4}, optim={"micro_batch_size": 4}
+        )
+        trainer = build(cfg, tokenizer, problems, FakeVerifier(rule), tracker=False)
+        results.append((timeless(trainer.train_step()), params(trainer)))
+        trainer.close()
+    (fast, fast_params), (slow_metrics, slow_params) = results
+    assert fast == slow_metrics
+    for key, value in fast_params.items():
+        assert torch.equal(value, slow_params[key]), key

@@ -94,3 +94,30 @@ def test_reference_scores_are_frozen_and_match_the_start(model, tokenizer):
     tokens = reference.token_logprobs(samples)
     assert torch.all(tokens[samples.response_mask == 0] == 0)
     assert torch.allclose(tokens.sum(1), before)
+
+
+def test_chunks_are_whole_groups_and_join_into_the_batch(model, tokenizer):
+    prompts = [*PROMPTS, "5+5="]
+    chunks = list(
+        HFSampler(model, tokenizer, max_new_tokens=6, seed=3, batch_size=4).sample_chunks(
+            prompts, 2
+        )
+    )
+    assert [len(c) for c in chunks] == [4, 4]
+    assert all(c.group_ids.tolist() == [0, 0, 1, 1] for c in chunks)
+    whole = HFSampler(model, tokenizer, max_new_tokens=6, seed=3, batch_size=4).sample(prompts, 2)
+    # sample() is its chunks joined: same draws, one layout, groups renumbered in order.
+    assert whole.group_ids.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert whole.texts == [t for c in chunks for t in c.texts]
+    assert whole.response_width == max(c.response_width for c in chunks)
+    for c, rows in zip(chunks, (slice(0, 4), slice(4, 8)), strict=True):
+        part = whole.sequences[rows]
+        keep = whole.response_mask[rows].bool()
+        assert torch.equal(part[keep], c.sequences[c.response_mask.bool()])
+    model.eval()
+    with torch.no_grad():
+        joined = token_logprobs(model, whole.sequences, whole.attention_mask, whole.response_mask)
+        first = token_logprobs(
+            model, chunks[0].sequences, chunks[0].attention_mask, chunks[0].response_mask
+        )
+    assert torch.allclose(joined[:4].sum(1), first.sum(1), atol=1e-5)
