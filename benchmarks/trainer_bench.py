@@ -1,30 +1,50 @@
-"""Time one α-DPG step against one Dr. GRPO step on the same tiny model and batch.
+"""Time one α-DPG step against TRL's GRPOTrainer (Dr. GRPO) on the same tiny workload, in one run.
 
-The workload is the one TRL's GRPOTrainer (``loss_type="dr_grpo"``) is quoted on: a random
-2-layer Llama (hidden 128) with a 33-token character tokenizer, 8 prompts × 4 samples × 16 new
-tokens, one CPU thread. TRL takes a median 0.17 s a step with β = 0.04 and 0.15 s with β = 0.
+The workload: a random 2-layer Llama (hidden 128) with a 33-token character tokenizer, 8 prompts ×
+4 samples × 16 new tokens, one CPU thread. Both trainers start from the same weights and sample the
+same prompts. TRL's ``GRPOTrainer`` runs ``loss_type="dr_grpo"`` with β = 0.04 (its reference
+model and KL term), no std scaling and its other defaults (gradient checkpointing on; off with
+``--trl-no-checkpointing``), and scores rewards in process. Ours send every proof over HTTP to the
+real service (``math`` checker on loopback) when it can be started, else to an in-process fake
+(the script says which).
 
-A step is everything: sampling, verifying (the real service with the ``math`` checker on loopback
-when it can be started, else an in-process fake; the script says which), the reference pass, and
-the update. The three objectives run interleaved, step by step, so machine noise hits them alike.
+A step is everything: sampling, verifying, the reference pass and the update. TRL's trainer drives
+the run; after each of its steps (timed from ``on_step_begin`` to ``on_step_end``) our three
+variants take one step each, in rotating order, so machine noise hits all of them alike.
+
+``--verifier-delay S`` swaps the verifier for a stand-in that takes ``S`` seconds per proof,
+``--verifier-workers`` proofs at a time (a Lean pool); TRL's reward function calls the same
+stand-in, so both wait for the same verifier.
 
     python benchmarks/trainer_bench.py [--steps 20] [--warmup 3] [--fake-verifier]
+        [--verifier-delay 0.05 --verifier-workers 8] [--generate-batch 16] [--no-trl]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import statistics
 import sys
 import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
-TRL_MEDIAN_S = {"dr_grpo β=0.04": 0.17, "dr_grpo β=0": 0.15}
-#: 18 demo characters + 11 letters + 4 special tokens = 33 tokens, as in the TRL workload.
+#: 18 demo characters + 11 letters + 4 special tokens = 33 tokens.
 ALPHABET_EXTRA = "abcdefghijk"
+PROMPTS, K, NEW_TOKENS, LR = 8, 4, 16, 1e-5
+ALPHA = "alpha_dpg α=0.5"
+TRL = "TRL dr_grpo β=0.04"
+VARIANTS = {
+    ALPHA: {"objective": "alpha_dpg", "alpha": 0.5},
+    "dr_grpo β=0.04": {"objective": "dr_grpo", "kl_coef": 0.04},
+    "dr_grpo β=0": {"objective": "dr_grpo", "kl_coef": 0.0},
+}
 
 
 def main() -> None:
@@ -32,46 +52,87 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--fake-verifier", action="store_true", help="skip the real service")
+    parser.add_argument(
+        "--verifier-delay",
+        type=float,
+        default=None,
+        metavar="S",
+        help="a stand-in verifier that takes S seconds per proof",
+    )
+    parser.add_argument("--verifier-workers", type=int, default=8)
+    parser.add_argument(
+        "--generate-batch",
+        type=int,
+        default=16,
+        help="sequences per generate call (sampling.batch_size): each is verified as it comes",
+    )
+    parser.add_argument("--no-trl", action="store_true", help="time our trainers only")
+    parser.add_argument(
+        "--trl-no-checkpointing",
+        action="store_true",
+        help="turn off TRL's gradient checkpointing (GRPOConfig's default is on; ours is off)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from trainer_client.demo import DEMO_ALPHABET, char_tokenizer
+    from trainer_client.demo import DEMO_ALPHABET, char_tokenizer, demo_problems
 
     tokenizer = char_tokenizer(DEMO_ALPHABET + ALPHABET_EXTRA)
+    problems = demo_problems(64)
     with contextlib.ExitStack() as stack:
-        verifier, kind = stack.enter_context(_verifier(args.fake_verifier))
+        verifier, kind = stack.enter_context(_verifier(args))
         out = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        variants = {
-            "alpha_dpg α=0.5": {"objective": "alpha_dpg", "alpha": 0.5},
-            "dr_grpo β=0.04": {"objective": "dr_grpo", "kl_coef": 0.04},
-            "dr_grpo β=0": {"objective": "dr_grpo", "kl_coef": 0.0},
-        }
         # Distinct sampling seeds: identical completions would be answered from the verifier's
         # cache for every variant but the first.
-        trainers = {
-            name: _trainer(name, loss, tokenizer, verifier, out, seed=i)
-            for i, (name, loss) in enumerate(variants.items())
+        ours = {
+            name: _our_trainer(name, loss, tokenizer, problems, verifier, out, args, seed=i)
+            for i, (name, loss) in enumerate(VARIANTS.items())
         }
-        stack.callback(lambda: [t.close() for t in trainers.values()])
-        times: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
-        names = list(trainers)
-        for step in range(args.warmup + args.steps):
+        stack.callback(lambda: [t.close() for t in ours.values()])
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in [*ours, TRL]}
+        total = args.warmup + args.steps
+        names = list(ours)
+        done = [0]
+
+        def our_steps() -> None:
+            step = done[0]
             for name in names[step % 3 :] + names[: step % 3]:  # rotate who goes first
-                metrics = trainers[name].train_step()
+                metrics = ours[name].train_step()
                 if step >= args.warmup:
-                    times[name].append(metrics)
-    _report(times, kind, tokenizer, args.steps)
+                    rows[name].append(metrics)
+            done[0] += 1
+
+        trl_note = "not run (--no-trl)"
+        if not args.no_trl:
+            # TRL scores rewards in process: the in-process checker, or the same stand-in.
+            reward_verifier = verifier if args.verifier_delay is not None else _FakeVerifier()
+            try:
+                trl_note = _run_trl(
+                    tokenizer,
+                    problems,
+                    reward_verifier,
+                    out,
+                    total,
+                    args.warmup,
+                    rows,
+                    our_steps,
+                    checkpointing=not args.trl_no_checkpointing,
+                )
+            except ImportError as exc:
+                trl_note = f"not run: {exc}"
+        while done[0] < total:
+            our_steps()
+    _report(rows, kind, trl_note, tokenizer, args)
 
 
-def _trainer(name, loss, tokenizer, verifier, out, *, seed):
+# --- our trainer ------------------------------------------------------------------------------
+
+
+def _model(tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from trainer_client.config import TrainConfig
-    from trainer_client.demo import demo_problems
-    from trainer_client.loop import Trainer
-
     torch.manual_seed(0)
-    model = LlamaForCausalLM(
+    return LlamaForCausalLM(
         LlamaConfig(
             vocab_size=len(tokenizer),
             hidden_size=128,
@@ -85,13 +146,25 @@ def _trainer(name, loss, tokenizer, verifier, out, *, seed):
             pad_token_id=tokenizer.pad_token_id,
         )
     )
+
+
+def _our_trainer(name, loss, tokenizer, problems, verifier, out, args, *, seed):
+    from trainer_client.config import TrainConfig
+    from trainer_client.data import build_prompt
+    from trainer_client.loop import Trainer
+
     cfg = TrainConfig.from_dict(
         {
             "model": {"name_or_path": "random-llama"},
             "data": {"path": "demo"},
-            "sampling": {"k": 4, "prompts_per_step": 8, "max_new_tokens": 16},
+            "sampling": {
+                "k": K,
+                "prompts_per_step": PROMPTS,
+                "max_new_tokens": NEW_TOKENS,
+                "batch_size": args.generate_batch,
+            },
             "loss": loss,
-            "optim": {"lr": 1e-5, "warmup_steps": 0},
+            "optim": {"lr": LR, "warmup_steps": 0},
             "logging": {"tensorboard": False, "jsonl": False, "progress": False},
             "run": {
                 "output_dir": str(out),
@@ -103,13 +176,105 @@ def _trainer(name, loss, tokenizer, verifier, out, *, seed):
         }
     )
     return Trainer(
-        cfg, model=model, tokenizer=tokenizer, problems=demo_problems(64), verifier=verifier
+        cfg,
+        model=_model(tokenizer),
+        tokenizer=tokenizer,
+        problems=problems,
+        verifier=verifier,
+        prompt_fn=build_prompt,
     )
 
 
+# --- TRL's GRPOTrainer ------------------------------------------------------------------------
+
+
+def _run_trl(
+    tokenizer, problems, verifier, out, total, warmup, rows, after_each_step, *, checkpointing
+) -> str:
+    """Train TRL's GRPOTrainer for ``total`` steps, calling ``after_each_step`` between steps."""
+    import trl
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from trainer_client.client import verify_non_empty
+    from trainer_client.data import build_prompt, proof_request
+
+    path = out / "trl-start"
+    _model(tokenizer).save_pretrained(path)  # TRL loads its reference model from a path
+    tokenizer.save_pretrained(path)
+    by_prompt = {build_prompt(p): p for p in problems}
+    dataset = Dataset.from_list([{"prompt": build_prompt(p)} for p in problems])
+
+    def reward(prompts, completions, **_):
+        proofs = [
+            proof_request(by_prompt[p], p, c, id=f"trl-{i}")
+            for i, (p, c) in enumerate(zip(prompts, completions, strict=True))
+        ]
+        return [1.0 if r.ok else 0.0 for r in verify_non_empty(verifier, proofs)]
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            timings.append(time.perf_counter() - self.start)
+            after_each_step()
+
+    timings: list[float] = []
+    config = GRPOConfig(
+        output_dir=str(out / "trl"),
+        per_device_train_batch_size=PROMPTS * K,  # completions per step
+        num_generations=K,
+        max_completion_length=NEW_TOKENS,
+        temperature=1.0,
+        top_p=1.0,
+        beta=0.04,
+        loss_type="dr_grpo",
+        scale_rewards="none",
+        gradient_checkpointing=checkpointing,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_steps=total,
+        use_cpu=True,
+        report_to="none",
+        logging_steps=10**6,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=str(path),
+        reward_funcs=reward,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[Timer()],
+    )
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train()
+    rows[TRL] = [{"time/step_s": t} for t in timings[warmup:]]
+    return (
+        f"trl {trl.__version__} GRPOTrainer, reward in process ({type(verifier).__name__}), "
+        f"gradient checkpointing {'on (its default)' if checkpointing else 'off'}"
+    )
+
+
+# --- verifiers --------------------------------------------------------------------------------
+
+
 @contextlib.contextmanager
-def _verifier(fake: bool):
-    if not fake:
+def _verifier(args):
+    if args.verifier_delay is not None:
+        with _DelayedVerifier(args.verifier_delay, args.verifier_workers) as stand_in:
+            yield (
+                stand_in,
+                f"stand-in: {args.verifier_delay:g} s per proof, "
+                f"{args.verifier_workers} at a time (in process)",
+            )
+        return
+    if not args.fake_verifier:
         try:
             from trainer_client.client import VerifierClient
             from trainer_client.train import local_verifier
@@ -136,52 +301,75 @@ class _FakeVerifier:
         ]
 
 
-def _report(times, kind, tokenizer, steps):
+class _DelayedVerifier(_FakeVerifier):
+    """Each proof takes ``delay_s`` on one of ``workers`` shared workers, like a Lean pool."""
+
+    def __init__(self, delay_s: float, workers: int) -> None:
+        self.delay_s = delay_s
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stand-in")
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=True)
+
+    def verify(self, proofs):
+        def one(proof):
+            time.sleep(self.delay_s)
+            return super(_DelayedVerifier, self).verify([proof])[0]
+
+        return list(self._pool.map(one, proofs))
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def _report(rows, kind, trl_note, tokenizer, args):
+    keys = (
+        "time/step_s",
+        "time/sample_s",
+        "time/reference_s",
+        "time/verify_wait_s",
+        "time/update_s",
+        "verifier/latency_s",
+    )
     med = {
-        name: {
-            key: statistics.median(m[key] for m in rows)
-            for key in (
-                "time/step_s",
-                "time/sample_s",
-                "time/reference_s",
-                "time/verify_wait_s",
-                "time/update_s",
-                "verifier/latency_s",
-            )
-        }
-        for name, rows in times.items()
+        name: {key: statistics.median(m.get(key, math.nan) for m in got) for key in keys}
+        for name, got in rows.items()
+        if got
     }
     print(f"verifier: {kind}")
+    print(f"TRL: {trl_note}")
     print(
-        f"model: random 2-layer Llama, hidden 128, vocab {len(tokenizer)}; 8 prompts × 4 samples "
-        f"× 16 new tokens; 1 CPU thread; median of {steps} steps"
+        f"model: random 2-layer Llama, hidden 128, vocab {len(tokenizer)}; {PROMPTS} prompts × "
+        f"{K} samples × {NEW_TOKENS} new tokens; 1 CPU thread; generate calls of "
+        f"{args.generate_batch} sequences; median of {args.steps} steps after {args.warmup}"
     )
-    header = (
-        f"{'objective':<18}{'step s':>9}{'sample':>9}{'ref':>9}{'wait':>9}{'update':>9}"
-        f"{'verify':>9}{'TRL s':>8}"
+    print(
+        f"{'trainer':<20}{'step s':>9}{'sample':>9}{'ref':>9}{'wait':>9}{'update':>9}"
+        f"{'verify':>9}{'wait %':>9}"
     )
-    print(header)
-    for name, m in med.items():
-        trl = TRL_MEDIAN_S.get(name)
-        print(
-            f"{name:<18}{m['time/step_s']:>9.4f}{m['time/sample_s']:>9.4f}"
-            f"{m['time/reference_s']:>9.4f}{m['time/verify_wait_s']:>9.4f}"
-            f"{m['time/update_s']:>9.4f}{m['verifier/latency_s']:>9.4f}"
-            f"{'' if trl is None else f'{trl:.2f}':>8}"
-        )
-    alpha = med["alpha_dpg α=0.5"]["time/step_s"]
-    for other in ("dr_grpo β=0.04", "dr_grpo β=0"):
-        print(
-            f"ratio α-DPG / {other}: {alpha / med[other]['time/step_s']:.3f}"
-            + ("  (target ≤ 1.05)" if other.endswith("0.04") else "")
-        )
+
+    def cell(value: float) -> str:
+        return f"{'':>9}" if math.isnan(value) else f"{value:>9.4f}"
+
     for name, m in med.items():
         share = m["time/verify_wait_s"] / m["time/step_s"]
         print(
-            f"share of a step waiting for the verifier, {name}: {share:.1%} "
-            f"(verifier round trip {m['verifier/latency_s'] / m['time/step_s']:.1%} of a step, "
-            "overlapped with the reference pass)"
+            f"{name:<20}"
+            + "".join(cell(m[key]) for key in keys)
+            + (f"{'':>9}" if math.isnan(share) else f"{share:>9.1%}")
         )
+    alpha = med[ALPHA]
+    share = alpha["time/verify_wait_s"] / alpha["time/step_s"]
+    print(f"α-DPG verifier wait: {share:.1%} of a step (target < 10%)")
+    if TRL in med:
+        ratio = alpha["time/step_s"] / med[TRL]["time/step_s"]
+        print(f"ratio α-DPG / {TRL} (same run): {ratio:.3f} (target ≤ 0.6)")
+    for other in ("dr_grpo β=0.04", "dr_grpo β=0"):
+        print(f"ratio α-DPG / our {other}: {alpha['time/step_s'] / med[other]['time/step_s']:.3f}")
 
 
 if __name__ == "__main__":
