@@ -91,6 +91,8 @@ class SamplingConfig(_Section):
     k: int = Field(default=4, ge=1)
     #: Prompts per optimiser step, over all processes (the paper: 128).
     prompts_per_step: int = Field(default=128, ge=1)
+    #: The policy π is the distribution sampled from: at temperature ≠ 1 or top-p < 1 the
+    #: pseudo-reward and the gradient both use the tempered, nucleus-filtered log π.
     temperature: float = Field(default=1.0, gt=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=1024, ge=1)
@@ -130,6 +132,8 @@ class OptimConfig(_Section):
     #: Sequences per forward/backward; the step's batch is accumulated over micro-batches.
     #: Rounded down to whole prompt groups. None: the whole batch at once.
     micro_batch_size: int | None = Field(default=None, ge=1)
+    #: Autocast for the policy and the reference alike; ``fp16`` adds a loss scaler (the
+    #: paper's recipe). On a CPU, ``fp16`` autocasts and scales without ``accelerate``.
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
 
 
@@ -198,6 +202,16 @@ class TrainConfig(_Section):
     def _consistent(self) -> TrainConfig:
         if self.loss.objective == "alpha_dpg" and self.loss.alpha >= 1.0:
             raise ValueError("loss.alpha = 1 gives wrong proofs -inf; use 0.999 for the RL end")
+        tempered = self.sampling.temperature != 1.0 or self.sampling.top_p < 1.0
+        if self.loss.objective == "rft" and tempered:
+            # rft's estimator needs samples from a itself; a tempered or nucleus-filtered a is
+            # another distribution, and there is no policy π to score instead.
+            raise ValueError(
+                "loss.objective = rft samples the base model a and needs "
+                "sampling.temperature = 1 and sampling.top_p = 1 "
+                f"(got sampling.temperature = {self.sampling.temperature}, "
+                f"sampling.top_p = {self.sampling.top_p})"
+            )
         return self
 
     @property

@@ -29,6 +29,7 @@ from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
 from trainer_client.reference import ReferenceModel
 from trainer_client.sampler import HFSampler, LogprobGap, Samples
+from trainer_client.stages.precision import Precision
 from trainer_client.stages.sample import PromptStream, SampledChunk, SampleStage
 from trainer_client.stages.score import ScoreStage, StepBatch
 from trainer_client.stages.update import UpdateStage, build_optimizer, build_scheduler
@@ -96,6 +97,7 @@ class Trainer:
             # Non-reentrant: the form FSDP2 and DDP both support.
             _enable_checkpointing(model)
         model.train()
+        _disable_dropout(model)
         optimizer = build_optimizer(model, config)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         if reference is not None:
@@ -104,7 +106,6 @@ class Trainer:
         self.scheduler = build_scheduler(optimizer, config)
 
         sampling = config.sampling
-        self.exact_sampling = sampling.temperature == 1.0 and sampling.top_p == 1.0
         sampling_model = reference.model if objective == "rft" else self.unwrapped_model
         self.sampler = sampler or HFSampler(
             sampling_model,
@@ -115,7 +116,8 @@ class Trainer:
             batch_size=sampling.batch_size,
             seed=config.run.seed + 7919 * accelerator.process_index,
             max_prompt_tokens=sampling.max_prompt_tokens,
-            return_logprobs=not self.exact_sampling and objective != "rft",
+            # log π comes from the training forward (one π for the pseudo-reward and gradient).
+            return_logprobs=False,
         )
         if sampler is None and distributed.is_fsdp2(accelerator):
             self.sampler = distributed.FullWeightsSampler(self.sampler)
@@ -135,7 +137,10 @@ class Trainer:
             process_index=accelerator.process_index,
             workers=VERIFY_WORKERS,
         )
-        self.scoring = ScoreStage(config, reference=reference, accelerator=accelerator)
+        self.precision = Precision(accelerator)
+        self.scoring = ScoreStage(
+            config, reference=reference, accelerator=accelerator, precision=self.precision
+        )
         self.scoring.add_metric(distributed.world_size_metric(accelerator.num_processes))
         self.logprob_gap = LogprobGap()
         self._untempered = sampling.temperature == 1.0 and sampling.top_p == 1.0
@@ -146,6 +151,7 @@ class Trainer:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             accelerator=accelerator,
+            precision=self.precision,
         )
 
     # --- public API -----------------------------------------------------------------------------
@@ -190,7 +196,7 @@ class Trainer:
                 break
             pending = self.verification.submit(chunk, self.step)
             t = time.perf_counter()
-            ref_tokens = score.reference_tokens(chunk.samples)
+            ref_tokens = score.reference_tokens(chunk.samples, self._micro_batches(chunk.samples))
             reference_s += time.perf_counter() - t
             chunks.append(_ChunkState.start(chunk, pending, ref_tokens))
         t_sampled = time.perf_counter()
@@ -290,6 +296,7 @@ class Trainer:
                     "step": self.step,
                     "stream": self.stream.state_dict(),
                     "sampler": self.sampler.state_dict(),
+                    "precision": self.precision.state_dict(),
                 },
                 config_yaml=self.config.to_yaml(),
             )
@@ -315,6 +322,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
         self.sampler.load_state_dict(state["sampler"])
+        self.precision.load_state_dict(state.get("precision", {}))
         self.step = int(state["step"])
         restore_rng(state["rng"])
 
@@ -329,7 +337,7 @@ class Trainer:
         """The policy's training forward on rows ``index`` of a chunk (its graph is kept)."""
         samples = state.chunk.samples
         part = samples.select(index).to(self.accelerator.device)
-        with self.updating.sync(last), self.accelerator.autocast():
+        with self.updating.sync(last):
             tokens = self.scoring.policy_tokens(self.model, part, samples.prompt_width)
         if self._untempered:  # the engine reports raw (T = 1, no top-p) log-probs
             self.logprob_gap.add(tokens, part)
@@ -342,25 +350,24 @@ class Trainer:
         score, update = self.scoring, self.updating
         base = state.base_logprobs
         with update.sync(last):
-            with self.accelerator.autocast():
-                sampled = score.sampled_logprobs(forward.tokens, state.chunk.samples, index, base)
-                state.policy_logprobs[index] = sampled
-                advantages = score.advantages(
-                    policy_logprobs=sampled,
-                    base_logprobs=None if base is None else base[index],
-                    verified=verdicts.verified[index],
-                    failed=verdicts.failed[index],
-                    group_ids=state.chunk.samples.group_ids[index],
-                    stats_sum=step.stats_sum,
-                )
-                state.advantages[index] = advantages
-                loss = update.loss(
-                    forward.tokens,
-                    forward.part.response_mask,
-                    advantages,
-                    None if state.ref_tokens is None else state.ref_tokens[index],
-                    share=len(index) / step.n_samples,
-                )
+            sampled = score.sampled_logprobs(forward.tokens, state.chunk.samples, index, base)
+            state.policy_logprobs[index] = sampled
+            advantages = score.advantages(
+                policy_logprobs=sampled,
+                base_logprobs=None if base is None else base[index],
+                verified=verdicts.verified[index],
+                failed=verdicts.failed[index],
+                group_ids=state.chunk.samples.group_ids[index],
+                stats_sum=step.stats_sum,
+            )
+            state.advantages[index] = advantages
+            loss = update.loss(
+                forward.tokens,
+                forward.part.response_mask,
+                advantages,
+                None if state.ref_tokens is None else state.ref_tokens[index],
+                share=len(index) / step.n_samples,
+            )
             step.loss += update.backward(loss)
 
     # --- helpers --------------------------------------------------------------------------------
@@ -437,6 +444,15 @@ class _StepAccumulator:
 def objective_samples_policy(config: TrainConfig) -> bool:
     """Whether samples come from the policy (all objectives but ``rft``, which samples ``a``)."""
     return config.loss.objective != "rft"
+
+
+def _disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout off in the policy: its training forward gives the ``log π`` the objective uses,
+    which must be the distribution the samples were drawn from (``generate`` runs in eval
+    mode). Modules stay in train mode, so gradient checkpointing still applies."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
 
 
 def _stats_of(verifier: Any) -> dict[str, Any]:

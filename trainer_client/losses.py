@@ -45,6 +45,11 @@ __all__ = [
 ]
 
 
+#: verl's ``low_var_kl`` bounds: the log-ratio δ is clamped to ±20, the k3 term to ≤ 10.
+KL_DELTA_CLAMP = 20.0
+KL_K3_CLAMP = 10.0
+
+
 @dataclass
 class Advantages:
     """One advantage per sample plus batch statistics worth logging.
@@ -294,8 +299,10 @@ def kl_penalty(
     """Per-token ``k3`` estimate of ``KL(π‖ref)``, summed and normalised like the loss.
 
     ``k3 = exp(δ) − δ − 1`` with ``δ = log ref − log π`` is non-negative and unbiased for
-    samples from π (Schulman's estimator). Add ``β · kl_penalty(...)`` to :func:`reinforce_loss`
-    for the KL-regularised baselines.
+    samples from π (Schulman's estimator). Clamped as verl's ``low_var_kl``: ``δ`` to ±20 and
+    ``k3`` to at most 10, so one token far off the reference (``δ = 25`` gives ``k3 ≈ 7e10``)
+    cannot swamp the batch; a clamped token passes no gradient. Add ``β · kl_penalty(...)`` to
+    :func:`reinforce_loss` for the KL-regularised baselines.
     """
     mask = _check_tokens(token_logprobs, response_mask, l_max)
     if ref_token_logprobs.shape != token_logprobs.shape:
@@ -305,7 +312,8 @@ def kl_penalty(
         )
     ref = ref_token_logprobs.detach().to(token_logprobs.dtype)
     delta = torch.where(mask, ref - token_logprobs, torch.zeros_like(token_logprobs))
-    k3 = torch.expm1(delta) - delta
+    delta = delta.clamp(-KL_DELTA_CLAMP, KL_DELTA_CLAMP)
+    k3 = (torch.expm1(delta) - delta).clamp(max=KL_K3_CLAMP)
     n = token_logprobs.shape[0]
     return k3.sum() / (n * l_max)
 

@@ -147,9 +147,16 @@ def token_logprobs(
     response_mask: torch.Tensor,
     *,
     temperature: float = 1.0,
+    top_p: float = 1.0,
     response_start: int | None = None,
 ) -> torch.Tensor:
     """Teacher-forced per-token log-probs ``[N, P+T]``, 0 outside the response.
+
+    The one scoring function of the trainer: the policy's training forward, the frozen reference
+    and the sampler all call it, so ``log π`` and ``log a`` are computed the same way (the caller
+    supplies the autocast). ``temperature`` and ``top_p`` give the log-probs of the distribution
+    ``generate`` samples from (its temperature, then its nucleus filter, exactly as
+    ``transformers``' warpers apply them); the sampled token itself always stays in the nucleus.
 
     Runs under the caller's grad mode: the training step calls it with grad, the reference and the
     sampler without. Position ids follow the attention mask, as ``generate`` does for left-padded
@@ -176,10 +183,25 @@ def token_logprobs(
     if temperature != 1.0:
         logits = logits / temperature
     targets = sequences[:, response_start:]
+    if top_p < 1.0:
+        logits = _nucleus(logits, top_p, targets)
     picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     out = torch.zeros(sequences.shape, dtype=picked.dtype, device=sequences.device)
     out[:, response_start:] = picked
     return out * response_mask.to(out.dtype)
+
+
+def _nucleus(logits: torch.Tensor, top_p: float, sampled: torch.Tensor) -> torch.Tensor:
+    """``transformers``' ``TopPLogitsWarper``: drop the least likely tokens whose cumulative
+    probability stays within ``1 − top_p`` (keeping at least one), and never the sampled one."""
+    with torch.no_grad():
+        ordered, order = torch.sort(logits, dim=-1, descending=False)
+        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        drop_sorted = cumulative <= (1 - top_p)
+        drop_sorted[..., -1:] = False
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        drop.scatter_(-1, sampled.unsqueeze(-1), False)
+    return logits.masked_fill(drop, float("-inf"))
 
 
 class HFSampler:
@@ -333,6 +355,7 @@ class HFSampler:
                         samples.attention_mask[part],
                         samples.response_mask[part],
                         temperature=self.temperature,
+                        top_p=self.top_p,
                         response_start=prompt_width,
                     ).sum(dim=1)
                 )

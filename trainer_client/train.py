@@ -172,8 +172,9 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
     tokenizer = AutoTokenizer.from_pretrained(str(cfg.model.tokenizer or base), **load)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # The policy keeps float32 master weights unless told otherwise (autocast does bf16/fp16);
-    # the frozen reference may as well use the checkpoint's own dtype.
+    # The policy keeps float32 master weights unless told otherwise (autocast does bf16/fp16).
+    # The frozen reference has the policy's dtype: π and a are scored with the same code, dtype
+    # and autocast, or the precision gap between them becomes gradient.
     policy_dtype = _torch_dtype(cfg.model.dtype)
     policy = AutoModelForCausalLM.from_pretrained(
         str(checkpoint or base), dtype=policy_dtype, **load
@@ -184,7 +185,7 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
             str(cfg.model.reference or base),
             batch_size=cfg.optim.micro_batch_size,
             device=accelerator.device,
-            dtype="auto" if cfg.model.dtype == "auto" else policy_dtype,
+            dtype=policy_dtype,
             **load,
         )
     tracker = Tracker(

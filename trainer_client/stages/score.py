@@ -4,9 +4,10 @@ The objective turns sequence log-scores and verdicts into one advantage per samp
 (:func:`~trainer_client.losses.compute_advantages`). Samples whose verdict is ``error`` are left
 out of the target: they get advantage 0 and do not enter Ẑ or any group baseline.
 
-At temperature 1 and top-p 1 the sampling policy is the model itself, so ``log π(y)`` is read
-(detached) from the training forward pass instead of a separate scoring pass: the method is
-on-policy with one gradient step per batch, so the numbers are the same.
+``log π(y)`` is read (detached) from the training forward pass instead of a separate scoring pass:
+the method is on-policy with one gradient step per batch, so the numbers are the same, and the
+pseudo-reward and the gradient use one π. ``log a`` is scored by the same function, in the same
+autocast and micro-batches (:meth:`ScoreStage.score`).
 
 Metrics are computed by the functions of :data:`METRICS`, each mapping the step's
 :class:`StepBatch` to named figures; add one with :meth:`ScoreStage.add_metric`.
@@ -25,6 +26,7 @@ from trainer_client.config import TrainConfig
 from trainer_client.losses import compute_advantages
 from trainer_client.reference import ReferenceModel
 from trainer_client.sampler import Samples, token_logprobs
+from trainer_client.stages.precision import Precision
 
 __all__ = ["METRICS", "MetricFn", "ScoreStage", "StepBatch"]
 
@@ -81,6 +83,18 @@ def core_metrics(batch: StepBatch) -> dict[str, float]:
     }
 
 
+def reference_metrics(batch: StepBatch) -> dict[str, float]:
+    """``policy/ref_logratio_max_abs``: the largest ``|log π(y) − log a(y)|`` over the step's
+    checked samples, exactly as the objective used them (≈ 0 at the first step: π = a)."""
+    if batch.base_logprobs is None:
+        return {}
+    keep = ~batch.failed
+    if not bool(keep.any()):
+        return {"policy/ref_logratio_max_abs": math.nan}
+    gap = (batch.policy_logprobs[keep].double() - batch.base_logprobs[keep].double()).abs()
+    return {"policy/ref_logratio_max_abs": float(gap.max())}
+
+
 def objective_metrics(batch: StepBatch) -> dict[str, float]:
     return {f"objective/{key}": value for key, value in batch.objective_stats.items()}
 
@@ -129,6 +143,7 @@ def timing_metrics(batch: StepBatch) -> dict[str, float]:
 #: The step's metric functions, in order; later ones win on a name clash.
 METRICS: list[MetricFn] = [
     core_metrics,
+    reference_metrics,
     objective_metrics,
     importance_metrics,
     verifier_client_metrics,
@@ -137,7 +152,15 @@ METRICS: list[MetricFn] = [
 
 
 class ScoreStage:
-    """Scores samples under π and ``a`` and turns verdicts into advantages."""
+    """Scores samples under π and ``a`` and turns verdicts into advantages.
+
+    ``log π`` and ``log a`` come from one function (:meth:`score`) under one autocast
+    (:class:`~trainer_client.stages.precision.Precision`), over the same micro-batches, with the
+    two models in the same dtype: at the first step, before any update, they agree to rounding
+    (``policy/ref_logratio_max_abs``). π is the distribution the sampler draws from, at
+    ``sampling.temperature`` and ``sampling.top_p``: the pseudo-reward and the gradient use the
+    same tempered, nucleus-filtered ``log π``. ``a`` is the base model itself (temperature 1).
+    """
 
     def __init__(
         self,
@@ -145,14 +168,13 @@ class ScoreStage:
         *,
         reference: ReferenceModel | None,
         accelerator: Any,
+        precision: Precision | None = None,
         metrics: list[MetricFn] | None = None,
     ) -> None:
         self.config = config
         self.reference = reference
         self.accelerator = accelerator
-        sampling = config.sampling
-        #: Temperature 1 and top-p 1: ``log π`` comes from the training forward itself.
-        self.exact_sampling = sampling.temperature == 1.0 and sampling.top_p == 1.0
+        self.precision = precision or Precision(accelerator)
         self.metric_fns: list[MetricFn] = list(METRICS if metrics is None else metrics)
 
     @property
@@ -163,21 +185,50 @@ class ScoreStage:
 
     # --- log-scores -------------------------------------------------------------------------
 
-    def reference_tokens(self, samples: Samples) -> torch.Tensor | None:
-        """``[N, P+T]`` per-token ``log a`` (no grad), or None when no reference is needed."""
+    def score(
+        self,
+        model: torch.nn.Module,
+        part: Samples,
+        response_start: int,
+        *,
+        policy: bool,
+    ) -> torch.Tensor:
+        """``[n, P+T]`` per-token log-probs of ``part`` under ``model``, in the step's autocast.
+
+        ``policy``: score π (the sampling distribution: temperature and top-p applied), else
+        ``a`` (the base model as it is). Grad follows the caller's grad mode.
+        """
+        sampling = self.config.sampling
+        with self.precision.autocast():
+            return token_logprobs(
+                model,
+                part.sequences,
+                part.attention_mask,
+                part.response_mask,
+                temperature=sampling.temperature if policy else 1.0,
+                top_p=sampling.top_p if policy else 1.0,
+                response_start=response_start,
+            )
+
+    @torch.no_grad()
+    def reference_tokens(
+        self, samples: Samples, micro_batches: list[torch.Tensor]
+    ) -> torch.Tensor | None:
+        """``[N, P+T]`` per-token ``log a`` (no grad), over the policy's own micro-batches;
+        None when the objective needs no reference."""
         if self.reference is None:
             return None
-        return self.reference.token_logprobs(samples)
+        device = self.reference.device
+        out = torch.zeros(samples.sequences.shape, dtype=torch.float32)
+        for index in micro_batches:
+            part = samples.select(index).to(device)
+            tokens = self.score(self.reference.model, part, samples.prompt_width, policy=False)
+            out[index] = tokens.float().cpu()
+        return out
 
     def policy_tokens(self, model: torch.nn.Module, part: Samples, response_start: int):
         """``[n, P+T]`` per-token ``log π`` of ``part`` *with* grad: the training forward."""
-        return token_logprobs(
-            model,
-            part.sequences,
-            part.attention_mask,
-            part.response_mask,
-            response_start=response_start,
-        )
+        return self.score(model, part, response_start, policy=True)
 
     def sampled_logprobs(
         self,
@@ -186,13 +237,12 @@ class ScoreStage:
         index: torch.Tensor,
         base_logprobs: torch.Tensor | None,
     ) -> torch.Tensor:
-        """``[n]`` ``log π(y)`` of the sampling distribution, for the objective (detached)."""
+        """``[n]`` ``log π(y)`` for the objective (detached): the training forward's own numbers,
+        so the pseudo-reward and the gradient see one π (``rft`` samples ``a``: ``log a``)."""
         if self.config.loss.objective == "rft":
             assert base_logprobs is not None
             return base_logprobs[index]
-        if self.exact_sampling:
-            return tokens.sum(dim=1).detach().float().cpu()
-        return samples.policy_logprobs[index].float().cpu()
+        return tokens.sum(dim=1).detach().float().cpu()
 
     # --- advantages -------------------------------------------------------------------------
 

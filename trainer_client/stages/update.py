@@ -3,7 +3,8 @@
 The loss (:meth:`UpdateStage.loss`) is the same for every objective: the REINFORCE loss with
 constant length normalisation of the method notes (step 6), plus ``β ·`` the k3 KL penalty to
 the reference when ``loss.kl_coef > 0``. Gradients accumulate over micro-batches of whole prompt
-groups; :meth:`UpdateStage.step` clips, steps AdamW and the schedule, and pushes the new weights
+groups (scaled by the fp16 loss scaler, :mod:`.precision`); :meth:`UpdateStage.step` unscales,
+clips, steps AdamW and the schedule, and pushes the new weights
 to a sampler that keeps its own copy (vLLM).
 """
 
@@ -17,6 +18,7 @@ import torch
 
 from trainer_client.config import TrainConfig
 from trainer_client.losses import kl_penalty, reinforce_loss
+from trainer_client.stages.precision import Precision
 
 __all__ = ["UpdateStage", "build_optimizer", "build_scheduler"]
 
@@ -32,12 +34,14 @@ class UpdateStage:
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         accelerator: Any,
+        precision: Precision | None = None,
     ) -> None:
         self.config = config
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.accelerator = accelerator
+        self.precision = precision or Precision(accelerator)
 
     def loss(
         self,
@@ -64,7 +68,8 @@ class UpdateStage:
         return nullcontext() if last else self.accelerator.no_sync(self.model)
 
     def backward(self, loss: torch.Tensor) -> float:
-        self.accelerator.backward(loss)
+        """Backward of a micro-batch's loss (scaled in fp16); returns the unscaled loss."""
+        self.precision.backward(loss)
         return float(loss.detach())
 
     def step(self, sampler: Any = None) -> tuple[float, float]:
@@ -75,10 +80,11 @@ class UpdateStage:
         cfg = self.config
         acc = self.accelerator
         grad_norm = math.nan
+        self.precision.unscale(self.optimizer)
         if cfg.optim.max_grad_norm is not None:
             grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm))
         lr = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if sampler is not None and hasattr(sampler, "load_weights"):

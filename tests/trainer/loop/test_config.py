@@ -95,3 +95,17 @@ def test_paper_recipe():
     assert cfg.run.max_steps == 200 and cfg.optim.lr == 2e-6
     assert cfg.optim.max_grad_norm == 1.0 and cfg.optim.weight_decay == 0.0
     assert cfg.sampling.max_new_tokens == 1024 and cfg.loss.clip == 10.0
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0.7}, {"top_p": 0.95}])
+def test_rft_refuses_a_tempered_base(tmp_path, sampling):
+    data = {**BASE, "loss": {"objective": "rft"}, "sampling": sampling}
+    with pytest.raises(ConfigError, match=r"sampling\.temperature.*sampling\.top_p"):
+        load_config(write(tmp_path, data), env={})
+    # α-DPG at the same settings is fine: one tempered π serves reward and gradient.
+    load_config(write(tmp_path, {**BASE, "sampling": sampling}), env={})
+
+
+def test_paper_recipe_is_fp16():
+    cfg = load_config(REPO / "configs" / "paper_alpha_dpg.yaml", env={})
+    assert cfg.optim.mixed_precision == "fp16" and cfg.model.dtype == "float32"
