@@ -88,7 +88,7 @@ def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
     base = _demo_base(cfg, root)
     clock.lap("fit")
     runs = sweep_runs(cfg)
-    problems = load_run_problems(cfg, evaluation=True)
+    problems = _distinct_targets(load_run_problems(cfg, evaluation=True))
     n = cfg.run.eval_n
     summary: dict[str, Any] = {
         "eval_n": n,
@@ -139,6 +139,8 @@ def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
                 f"pass@{n}_se": pn_se,
                 "distinct_correct": distinct,
                 "distinct_correct_se": distinct_se,
+                # tactic/premise entropy under both labelled definitions (evaluation.diversity)
+                "diversity": result.diversity,
                 "checkpoint": str(path),
             }
             _say(f"  {label}: pass@1 {p1:.3f}  pass@{n} {pn:.3f}  distinct correct {distinct:.2f}")
@@ -280,6 +282,19 @@ def _demo_base(cfg: TrainConfig, root: Path) -> Path | str:
         path = fit_demo_base(out, steps=steps, seed=cfg.run.seed, on_step=on_step)
     _say(f"base model fitted: {path}")
     return path
+
+
+def _distinct_targets(problems: Sequence[Any]) -> list[Any]:
+    """Each target once: ``demo_problems`` repeats targets when asked for more than exist, and
+    a repeated target would count as independent evidence in every SE and p-value."""
+    seen: set[str] = set()
+    out = []
+    for problem in problems:
+        key = problem.answer or problem.statement
+        if key not in seen:
+            seen.add(key)
+            out.append(problem)
+    return out
 
 
 def _objective_of(label: str, runs: Sequence[SweepRun]) -> str:

@@ -67,6 +67,10 @@ def test_sweep_trains_evaluates_and_plots(tmp_path, verifier_url):
         for key in ("pass@1_se", "pass@4_se", "distinct_correct", "distinct_correct_se"):
             assert model[key] >= 0.0
     assert summary["models"]["dr_grpo"]["objective"] == "dr_grpo"
+    # the paper's definition needs no verified proof; ours only exists once one is verified
+    assert "paper" in summary["models"]["base"]["diversity"]
+    assert set(summary["models"]["base"]["diversity"]) <= {"paper", "verified"}
+    assert summary["eval_problems"] == 3
     assert summary["models"]["α=0"]["objective"] == "alpha_dpg"
     written = json.loads((root / "sweep.json").read_text())
     assert written["eval_n"] == 4
@@ -90,6 +94,16 @@ def test_sweep_trains_evaluates_and_plots(tmp_path, verifier_url):
              "transitions_dr_grpo", "transitions_alpha0", "transitions_alpha0.999"]  # fmt: skip
     for plot in plots:
         assert (root / "plots" / f"{plot}.png").stat().st_size > 0
+
+
+def test_held_out_evaluation_counts_each_target_once():
+    from trainer_client.demo import demo_problems
+    from trainer_client.demo_sweep import _distinct_targets
+
+    problems = demo_problems(24, split="test")  # 8 held-out targets, repeated
+    once = _distinct_targets(problems)
+    assert len(once) == 8
+    assert {p.answer for p in once} == {p.answer for p in problems}
 
 
 def test_distinct_correct_counts_unsolved_problems_as_zero(tmp_path):
