@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -27,11 +28,14 @@ from verifier_service.api.redaction import install_redaction
 from verifier_service.cache import VerdictCache, build_cache
 from verifier_service.checkers import build_checkers
 from verifier_service.checkers.base import Checker
+from verifier_service.lean.sandbox import sandbox_report
 from verifier_service.metrics import ServiceMetrics
 from verifier_service.service import VerificationService
 from verifier_service.settings import VerifierSettings
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger("verifier_service.app")
 
 DESCRIPTION = """\
 Lean 4 proof checking (and final-answer checking) as a service.
@@ -60,9 +64,20 @@ def create_app(
         cache = build_cache(settings)
     metrics = ServiceMetrics()
     service = VerificationService(checkers, cache, settings=settings, metrics=metrics)
+    sandbox = sandbox_report(checkers)
+    metrics.sandbox_mode.labels(sandbox["mode"]).set(1)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        details = ", ".join(f"{k}={v}" for k, v in sandbox.items() if k != "mode")
+        logger.info(
+            "sieve verifier %s starting: checkers %s; Lean sandbox %s%s; cache %s",
+            __version__,
+            ", ".join(checkers) or "none",
+            sandbox["mode"],
+            f" ({details})" if details else "",
+            getattr(cache, "backend", None) or "none",
+        )
         await service.start()
         try:
             yield

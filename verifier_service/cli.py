@@ -125,9 +125,11 @@ def serve(
     )
     log_config = _log_config(settings.log_level, settings.api_keys)
     logging.config.dictConfig(log_config)  # before create_app: checkers log while being built
+    from verifier_service.lean.sandbox import SandboxUnavailable
+
     try:
         application = create_app(settings)
-    except ValueError as exc:  # unknown checker, bad cache URL, ...
+    except (ValueError, SandboxUnavailable) as exc:  # unknown checker, bad URL, no sandbox
         Console(stderr=True).print(f"[bold red]cannot start:[/] {exc}")
         raise typer.Exit(2) from exc
     uvicorn.run(
@@ -171,6 +173,7 @@ def check(
 ) -> None:
     """Check one proof locally (no HTTP, no cache). Exit 0 valid, 1 invalid, 2 otherwise."""
     from verifier_service.checkers import build_checker
+    from verifier_service.lean.sandbox import SandboxUnavailable
     from verifier_service.service import (
         BatchTooLarge,
         InvalidItem,
@@ -214,6 +217,9 @@ def check(
         err.print(f"[bold red]refused:[/] {exc}")
         raise typer.Exit(2) from exc
     except ValueError as exc:  # unknown checker
+        err.print(f"[bold red]cannot check:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except SandboxUnavailable as exc:
         err.print(f"[bold red]cannot check:[/] {exc}")
         raise typer.Exit(2) from exc
 

@@ -116,6 +116,12 @@ class ServiceMetrics:
             ["checker"],
             registry=r,
         )
+        self.sandbox_mode = Gauge(
+            "sieve_lean_sandbox_mode",
+            "1 for the mode Lean REPLs are confined with: bwrap, uid or none.",
+            ["mode"],
+            registry=r,
+        )
         self.rejected = Counter(
             "sieve_rejected_requests",
             "Requests refused before any check ran.",

@@ -96,10 +96,29 @@ class VerifierSettings(BaseSettings):
     lean_other_headers_share: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Threads one Lean process may use (``LEAN_NUM_THREADS``); Lean >= 4.19 elaborates in parallel.
     lean_threads: int = 1
-    #: ``auto``: bubblewrap when ``bwrap`` works, else run unsandboxed with a loud warning.
-    lean_sandbox: Literal["auto", "bwrap", "none"] = "auto"
-    #: Paths the sandbox mounts read-only (toolchain, Mathlib, REPL); ``lean_cwd`` is always added.
+    #: How each REPL is confined (see ``verifier_service/lean/sandbox.py``). ``bwrap``:
+    #: bubblewrap (user/PID/network namespaces, read-only mounts, private /tmp); ``uid``: a
+    #: separate unprivileged uid, no namespaces, network not isolated (defence in depth where
+    #: namespaces are unavailable); ``none``: unconfined. ``bwrap``/``uid`` refuse to start when
+    #: they cannot work; ``auto`` is ``bwrap`` when it works, else unconfined with a loud warning.
+    lean_sandbox: Literal["auto", "bwrap", "uid", "none"] = "auto"
+    #: Paths the sandbox mounts read-only (toolchain, Mathlib, REPL); ``lean_cwd`` and the REPL
+    #: command's own installation are always added.
     lean_readonly_paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Size of the sandbox's private /tmp, MiB (bwrap mode).
+    lean_tmp_size_mb: int = Field(default=1024, ge=1)
+    #: The uid/gid Lean runs as in ``uid`` mode, and the one bwrap mode switches to first when the
+    #: service runs as root. Unset: 65534 (nobody); the image sets its ``lean`` user (10001).
+    lean_sandbox_uid: int | None = Field(default=None, ge=1)
+    lean_sandbox_gid: int | None = Field(default=None, ge=1)
+    #: Processes/threads Lean's uid may have (RLIMIT_NPROC; holds as root too, since Lean never
+    #: runs as root in bwrap or uid mode); 0 leaves it alone.
+    lean_max_processes: int = Field(default=4096, ge=0)
+    #: Largest file a proof may write, MiB (RLIMIT_FSIZE); 0 leaves it alone.
+    lean_max_file_mb: int = Field(default=1024, ge=0)
+    #: Names of extra environment variables passed to Lean. Lean starts from an empty
+    #: environment plus PATH, LANG/LC_*, TZ, ELAN_*/LEAN_*/LAKE_HOME paths and HOME=/tmp.
+    lean_pass_env: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Recorded in ``checker_versions`` and cache keys; the Docker image sets them at build time.
     lean_toolchain: str = "unknown"
     mathlib_rev: str = "unknown"
@@ -112,7 +131,7 @@ class VerifierSettings(BaseSettings):
             return self.max_pending_per_key
         return max(self.max_pending // 4, self.max_batch_size)
 
-    @field_validator("api_keys", "checkers", "lean_readonly_paths", mode="before")
+    @field_validator("api_keys", "checkers", "lean_readonly_paths", "lean_pass_env", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_list(value)

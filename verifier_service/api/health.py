@@ -15,6 +15,7 @@ from starlette.responses import Response
 from verifier_service.api.encoding import json_response
 from verifier_service.api.schemas import HealthResponse, ReadyResponse
 from verifier_service.api.verify import get_service
+from verifier_service.lean.sandbox import sandbox_report
 from verifier_service.metrics import CONTENT_TYPE_LATEST
 from verifier_service.service import VerificationService
 
@@ -53,6 +54,7 @@ async def ready(service: VerificationService = Depends(get_service)) -> Response
         "checkers": state["checkers"],
         "cache": state["cache"],
         "cache_backend": getattr(cache, "backend", None),
+        "sandbox": sandbox_report(service.checkers),
     }
     return json_response(body, 200 if is_ready else 503)
 

@@ -211,6 +211,10 @@ class ReadyResponse(BaseModel):
     )
     cache: dict[str, str] = Field(description="What is wrong with the cache (empty when usable).")
     cache_backend: str | None
+    sandbox: dict[str, Any] = Field(
+        default_factory=lambda: {"mode": "none"},
+        description='How Lean REPLs are confined: {"mode": "bwrap"|"uid"|"none", ...limits}.',
+    )
 
 
 # --- kimina-lean-server compatibility (POST /api/check) ---------------------------------------

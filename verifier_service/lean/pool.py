@@ -52,7 +52,7 @@ from verifier_service.lean.repl import (
     ReplError,
     ReplTimeout,
 )
-from verifier_service.lean.sandbox import Sandbox
+from verifier_service.lean.sandbox import Launch, Sandbox, UidSandbox, Unconfined, detect
 
 if TYPE_CHECKING:
     from verifier_service.settings import VerifierSettings
@@ -222,7 +222,7 @@ class ReplPool:
         max_rss_mb: int = 12000,
         address_space_mb: int = 0,
         threads: int = 1,
-        sandbox: Sandbox | None = None,
+        sandbox: Sandbox | UidSandbox | None = None,
         env: Mapping[str, str] | None = None,
         other_headers_share: float = 0.5,
         header_failures: HeaderFailures | None = None,
@@ -281,8 +281,18 @@ class ReplPool:
         command = shlex.split(settings.lean_repl) if settings.lean_repl else []
         sandbox = None
         if command:
-            paths = list(settings.lean_readonly_paths)
-            sandbox = Sandbox.detect(settings.lean_sandbox, readonly_paths=paths)
+            sandbox = detect(
+                settings.lean_sandbox,
+                command=command,
+                cwd=settings.lean_cwd,
+                readonly_paths=settings.lean_readonly_paths,
+                tmp_size_mb=settings.lean_tmp_size_mb,
+                uid=settings.lean_sandbox_uid,
+                gid=settings.lean_sandbox_gid,
+                max_file_mb=settings.lean_max_file_mb,
+                max_processes=settings.lean_max_processes,
+                pass_env=settings.lean_pass_env,
+            )
         return cls(
             command,
             workers=settings.lean_workers,
@@ -549,13 +559,15 @@ class ReplPool:
         worker: LeanWorker | None = None
         warm = False
         try:
+            launch = self._launch()
             worker = await LeanWorker.spawn(
-                self._argv(),
+                launch.argv,
                 header=header,
                 slot=slot,
                 cwd=self.cwd,
-                env=self._child_env(),
-                preexec_fn=self._preexec(slot),
+                env=launch.env,
+                preexec_fn=self._preexec(slot, launch),
+                **launch.popen_kwargs(),
             )
             await worker.import_header(self.header_timeout_s)
         except HeaderFailed as exc:
@@ -623,45 +635,23 @@ class ReplPool:
         if queue is not None and not queue:
             del self._queues[header]
 
-    def _argv(self) -> list[str]:
-        if self.sandbox is None:
-            return list(self.command)
-        return self.sandbox.argv(self.command, cwd=self.cwd)
+    def _launch(self) -> Launch:
+        """How the next process starts: argv, a cleared environment (the REPL never needs the
+        service's variables, which hold secrets), credentials and rlimits of the sandbox."""
+        confinement = self.sandbox if self.sandbox is not None else Unconfined()
+        env = {**self.env, "LEAN_NUM_THREADS": str(self.threads)}
+        return confinement.launch(self.command, cwd=self.cwd, env=env)
 
-    def _child_env(self) -> dict[str, str]:
-        # The REPL never needs the service's own settings, which may hold secrets.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
-        env.update(self.env)
-        env["LEAN_NUM_THREADS"] = str(self.threads)
-        return env
-
-    def _preexec(self, slot: int) -> Callable[[], None] | None:
-        """rlimits and CPU affinity for the child, applied between fork and exec."""
-        wanted = list(self.sandbox.rlimits()) if self.sandbox is not None else []
+    def _preexec(self, slot: int, launch: Launch) -> Callable[[], None] | None:
+        """rlimits, CPU affinity and the sandbox's hooks, applied between fork and exec."""
+        more = []
         if self.address_space_mb > 0:
-            wanted.append((resource.RLIMIT_AS, self.address_space_mb << 20))
-        limits = []
-        for kind, value in wanted:
-            hard = resource.getrlimit(kind)[1]
-            if hard != resource.RLIM_INFINITY:
-                value = min(value, hard)
-            limits.append((kind, value))
+            more.append((resource.RLIMIT_AS, self.address_space_mb << 20))
         cpus: set[int] = set()
         if self._cpus and self.threads < len(self._cpus):
             first = slot * self.threads
             cpus = {self._cpus[(first + i) % len(self._cpus)] for i in range(self.threads)}
-        if not limits and not cpus:
-            return None
-        setrlimit, setaffinity = resource.setrlimit, getattr(os, "sched_setaffinity", None)
-
-        def apply() -> None:
-            for kind, value in limits:
-                setrlimit(kind, (value, value))
-            if cpus and setaffinity is not None:
-                with contextlib.suppress(OSError):
-                    setaffinity(0, cpus)
-
-        return apply
+        return launch.preexec(more, cpus)
 
     def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -121,8 +121,22 @@ class LeanWorker:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        user: int | None = None,
+        group: int | None = None,
+        extra_groups: Sequence[int] | None = None,
     ) -> LeanWorker:
-        """Start one process in a session of its own, so its whole group can be killed."""
+        """Start one process in a session of its own, so its whole group can be killed.
+
+        ``user``/``group``/``extra_groups`` switch credentials between fork and exec (the
+        sandbox's unprivileged uid); ``preexec_fn`` runs after that switch.
+        """
+        credentials: dict[str, Any] = {}
+        if user is not None:
+            credentials["user"] = user
+        if group is not None:
+            credentials["group"] = group
+        if extra_groups is not None:
+            credentials["extra_groups"] = list(extra_groups)
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
@@ -133,6 +147,7 @@ class LeanWorker:
             start_new_session=True,
             preexec_fn=preexec_fn,
             limit=STREAM_LIMIT,
+            **credentials,
         )
         return cls(process, header=header, slot=slot)
 

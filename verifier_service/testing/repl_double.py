@@ -24,6 +24,13 @@ How a command is answered:
    ``-- double:grow N`` (MiB kept resident), ``-- double:sleep S``, ``-- double:spawn`` (starts a
    child process that outlives the command, as an ``IO.Process.spawn`` in a proof would).
    Global: ``--delay S`` per proof command, ``--header-delay S``, ``--crash-after N`` commands.
+4. **Sandbox probes**: ``-- double:probe KIND ARG`` really attempts something a hostile proof
+   would, from inside the (sandboxed) process, and answers an info message
+   ``probe KIND ARG: ESCAPED|blocked: detail``. Kinds: ``env NAME``, ``procenv NAME`` (any
+   ``/proc/*/environ``), ``read PATH``, ``write PATH``, ``remount PATH`` (read-write),
+   ``unix PATH`` and ``tcp HOST:PORT`` (connect), ``kill PID [SIG]``, ``forks N``,
+   ``fill PATH MIB``, ``caps`` (any effective capability), ``root`` (uid 0). See
+   :func:`run_probe`; ``sieve-verifier selftest --sandbox`` and the sandbox tests use them.
 
 The module uses only the standard library, so it starts fast and runs anywhere Python does.
 """
@@ -73,8 +80,12 @@ EXACT_FAILURE = "`exact?` could not close the goal. Try `apply?` to see partial 
 
 
 def command(*args: str) -> list[str]:
-    """The argv that starts the double, e.g. ``command("--delay", "0.05")`` for a pool."""
-    return [sys.executable, "-m", MODULE, *args]
+    """The argv that starts the double, e.g. ``command("--delay", "0.05")`` for a pool.
+
+    It runs this file as a script (it needs only the standard library), so it is this copy that
+    runs whatever the child's ``PYTHONPATH`` (the pool clears the environment).
+    """
+    return [sys.executable, str(Path(__file__).resolve()), *args]
 
 
 def default_transcripts() -> Path | None:
@@ -429,6 +440,9 @@ class ReplDouble:
             if marker.group("kind") == "error":
                 data = marker.group("arg").strip() or "unsolved goals"
                 messages.append(_message("error", lines, *marker.span(), data))
+            elif marker.group("kind") == "probe":
+                result = run_probe(marker.group("arg"))
+                messages.append(_message("info", lines, *marker.span(), result))
         for match in re.finditer(r"^[ \t]*exact\?[ \t]*$", code, re.MULTILINE):
             messages.append(_message("error", lines, *match.span(), EXACT_FAILURE))
         new = Env(dict(self.envs[env].decls) if env is not None else {})
@@ -556,6 +570,157 @@ def _declarations(text: str) -> dict[str, list[str]]:
         axioms = DEFAULT_AXIOMS
     axioms = [*declared_axioms, *axioms]
     return {m.group("name"): list(axioms) for m in _DECL.finditer(code) if m.group("name")}
+
+
+# --- sandbox probes ------------------------------------------------------------------------------
+
+
+def run_probe(spec: str) -> str:
+    """Attempt one escape (``KIND ARG``) from this process; say whether it worked.
+
+    Each probe really tries: the answer is ``ESCAPED`` only when the attempt succeeded, and a
+    probe that raises counts as ``blocked`` (the error is the detail).
+    """
+    kind, _, arg = spec.strip().partition(" ")
+    probe = _PROBES.get(kind)
+    if probe is None:
+        return f"probe {spec.strip()}: unknown probe"
+    try:
+        escaped, detail = probe(arg.strip())
+    except Exception as exc:  # the attempt failed: that is what a sandbox is for
+        escaped, detail = False, f"{type(exc).__name__}: {exc}"
+    return f"probe {spec.strip()}: {'ESCAPED' if escaped else 'blocked'}: {detail}"
+
+
+def _probe_env(name: str) -> tuple[bool, str]:
+    value = os.environ.get(name)
+    return value is not None, "set" if value is not None else "not set"
+
+
+def _probe_procenv(name: str) -> tuple[bool, str]:
+    needle = name.encode() + b"="
+    readable, found = 0, []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                data = environ.read()
+        except OSError:
+            continue
+        readable += 1
+        if data.startswith(needle) or b"\0" + needle in data:
+            found.append(entry)
+    return bool(found), f"{readable} environ files readable; {name} in pids {found[:5]}"
+
+
+def _probe_read(path: str) -> tuple[bool, str]:
+    with open(path, "rb") as file:
+        data = file.read(64)
+    return True, f"read {len(data)} bytes"
+
+
+def _probe_write(path: str) -> tuple[bool, str]:
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("written from inside the sandbox\n")
+    return True, f"wrote {path}"
+
+
+def _probe_remount(path: str) -> tuple[bool, str]:
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    ms_remount, ms_bind = 32, 4096
+    if libc.mount(None, path.encode(), None, ms_remount | ms_bind, None) == 0:
+        return True, f"{path} remounted read-write"
+    return False, os.strerror(ctypes.get_errno())
+
+
+def _probe_unix(path: str) -> tuple[bool, str]:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(3)
+        sock.connect(path)
+    return True, f"connected to {path}"
+
+
+def _probe_tcp(address: str) -> tuple[bool, str]:
+    import socket
+
+    host, _, port = address.rpartition(":")
+    socket.create_connection((host, int(port)), timeout=3).close()
+    return True, f"connected to {address}"
+
+
+def _probe_kill(arg: str) -> tuple[bool, str]:
+    pid, _, signum = arg.partition(" ")
+    os.kill(int(pid), int(signum or 0))
+    return True, f"signalled {pid}"
+
+
+def _probe_forks(arg: str) -> tuple[bool, str]:
+    wanted = int(arg or 200)
+    children: list[int] = []
+    error = ""
+    for _ in range(wanted):
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            error = f"; then {exc.strerror}"
+            break
+        if pid == 0:  # the child: stay alive a moment, so the forks overlap
+            time.sleep(2)
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return len(children) == wanted, f"{len(children)} of {wanted} forks succeeded{error}"
+
+
+def _probe_fill(arg: str) -> tuple[bool, str]:
+    path, _, size = arg.partition(" ")
+    wanted = int(size or 64)
+    chunk, written, error = b"\0" * (1 << 20), 0, ""
+    try:
+        with open(path, "wb") as file:
+            for _ in range(wanted):
+                file.write(chunk)
+                file.flush()
+                written += 1
+    except OSError as exc:
+        error = f"; then {exc.strerror}"
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    return written == wanted, f"wrote {written} of {wanted} MiB{error}"
+
+
+def _probe_caps(_arg: str) -> tuple[bool, str]:
+    with open("/proc/self/status", encoding="ascii") as status:
+        caps = next(line.split()[1] for line in status if line.startswith("CapEff:"))
+    return int(caps, 16) != 0, f"CapEff {caps}"
+
+
+def _probe_root(_arg: str) -> tuple[bool, str]:
+    return os.geteuid() == 0, f"uid {os.getuid()} euid {os.geteuid()}"
+
+
+_PROBES = {
+    "env": _probe_env,
+    "procenv": _probe_procenv,
+    "read": _probe_read,
+    "write": _probe_write,
+    "remount": _probe_remount,
+    "unix": _probe_unix,
+    "tcp": _probe_tcp,
+    "kill": _probe_kill,
+    "forks": _probe_forks,
+    "fill": _probe_fill,
+    "caps": _probe_caps,
+    "root": _probe_root,
+}
 
 
 # --- the process ----------------------------------------------------------------------------------
