@@ -16,9 +16,16 @@
 # Mathlib renamed lemmas and deprecated syntax such as `∑ k in s, f k`, so reproduce the paper's
 # numbers with `--build-arg LEAN_VERSION=v4.9.0`.
 #
-# Sizes: toolchain ~2 GB, Mathlib with its build ~6 GB: expect an image of 7-9 GB. Lean and
-# Mathlib are built in the first stage and copied in early layers, so changing the Python code
-# rebuilds only the last layers.
+# Sizes: toolchain ~2 GB, Mathlib with its build ~6 GB: expect an image of 7-9 GB. The build
+# needs about 30 GB of free disk (build stage, layers and the final image) and about 7 GB of RAM
+# for the import check (CHECK_MATHLIB_IMPORT=0 skips it). Lean and Mathlib are built in the first
+# stage and copied in early layers, so changing the Python code rebuilds only the last layers.
+#
+# Running it: bubblewrap needs seccomp=unconfined, systempaths=unconfined and, on hosts with
+# AppArmor, the profile docker/apparmor/sieve-verifier (docker-compose.yml sets all three). The
+# image sets SIEVE_LEAN_SANDBOX=bwrap: without a working sandbox the service refuses to start and
+# says why. SIEVE_LEAN_SANDBOX=uid (start the container as root; the entrypoint keeps only the
+# capabilities to run Lean as the `lean` user) is for clusters without user namespaces.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -30,9 +37,13 @@ FROM ${PYTHON_IMAGE} AS lean
 ARG LEAN_VERSION=v4.19.0
 ARG MATHLIB_REV=""
 ARG REPL_REV=""
-# The REPL's end-of-line flush fix (upstream commit 4fc1e6d): REPL tags up to v4.9.0 lack it,
-# and without it a reply can stall in the pipe until the next command arrives. `auto` applies it
-# to those tags; `yes`/`no` force the choice (e.g. for a REPL_REV that is a branch or commit).
+# REPL_REV and MATHLIB_REV must be an existing tag, branch or commit of their repository. The
+# REPL has no tags v4.11.0, v4.12.0, v4.13.0 or v4.20.0: for those Lean versions set REPL_REV to
+# a commit built for that toolchain. Both are checked before anything is built.
+# The REPL's end-of-line flush fix (upstream commit 4fc1e6d): older REPL revisions lack it, and
+# without it a reply can stall in the pipe until the next command arrives. `auto` applies it when
+# 4fc1e6d is not an ancestor of the REPL revision (v4.9.0-rc1 and v4.10.0-rc1 included);
+# `yes`/`no` force the choice.
 ARG REPL_EOL_FLUSH_FIX=auto
 # Import Mathlib once through the REPL at build time: proves that toolchain, REPL and Mathlib
 # fit together before anyone deploys the image. Needs ~7 GB of RAM for a minute; 0 skips it.
@@ -53,11 +64,27 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl git build-essential unzip jq \
  && rm -rf /var/lib/apt/lists/*
 
+# Fail early, before hours of work, when a revision does not exist. A tag or branch is looked up
+# with ls-remote; a commit hash is checked when it is fetched (fetch-rev says the same).
+RUN check_rev() { \
+      local what=$1 url=$2 rev=$3; \
+      if [[ "${rev}" =~ ^[0-9a-f]{7,40}$ ]]; then return 0; fi; \
+      if ! git ls-remote --exit-code --tags --heads "${url}" "${rev}" > /dev/null; then \
+        echo "error: ${what}=${rev} is not a tag or branch of ${url}. ${what} must be an existing tag, branch or commit (the REPL has no tags v4.11.0, v4.12.0, v4.13.0, v4.20.0)." >&2; \
+        exit 1; \
+      fi; \
+    } \
+ && check_rev REPL_REV "${REPL_URL}" "${REPL_REV:-${LEAN_VERSION}}" \
+ && check_rev MATHLIB_REV "${MATHLIB_URL}" "${MATHLIB_REV:-${LEAN_VERSION}}"
+
 # elan and the pinned toolchain, installed system-wide (ELAN_HOME=/opt/elan), not under /root.
+# Permissions are set in the same layer that makes each tree (a later `chmod -R` layer would copy
+# all of it again through overlayfs).
 RUN curl -sSfL "${ELAN_INIT_URL}" -o /tmp/elan-init.sh \
  && sh /tmp/elan-init.sh -y --no-modify-path --default-toolchain "leanprover/lean4:${LEAN_VERSION}" \
  && rm /tmp/elan-init.sh \
- && lean --version && lake --version
+ && lean --version && lake --version \
+ && chmod -R a+rX,go-w /opt/elan
 
 # Fetch one revision (tag, branch or full commit hash) of a repository, shallowly.
 RUN printf '%s\n' \
@@ -66,7 +93,9 @@ RUN printf '%s\n' \
       'url=$1 rev=$2 dir=$3' \
       'git init -q "$dir"' \
       'git -C "$dir" remote add origin "$url"' \
-      'git -C "$dir" fetch -q --depth 1 origin "$rev"' \
+      'if ! git -C "$dir" fetch -q --depth 1 origin "$rev"; then' \
+      '  echo "error: $rev is not a tag, branch or commit of $url" >&2; exit 1' \
+      'fi' \
       'git -C "$dir" -c advice.detachedHead=false checkout -q FETCH_HEAD' \
       > /usr/local/bin/fetch-rev \
  && chmod +x /usr/local/bin/fetch-rev \
@@ -80,28 +109,32 @@ RUN repl_rev="${REPL_REV:-${LEAN_VERSION}}" \
  && repl_desc="${repl_rev}@${repl_commit}" \
  && fix="${REPL_EOL_FLUSH_FIX}" \
  && if [[ "${fix}" == auto ]]; then \
-      oldest="$(printf '%s\n' "${repl_rev}" v4.9.0 | sort -V | head -n1)"; \
-      if [[ "${repl_rev}" == v4.* && "${oldest}" == "${repl_rev}" ]]; then fix=yes; else fix=no; fi; \
+      git fetch -q --unshallow origin \
+      && git cat-file -e '4fc1e6d^{commit}' \
+      && if git merge-base --is-ancestor 4fc1e6d HEAD; then fix=no; else fix=yes; fi; \
     fi \
  && if [[ "${fix}" == yes ]]; then \
-      git fetch -q --unshallow origin \
+      { git cat-file -e '4fc1e6d^{commit}' 2>/dev/null || git fetch -q --unshallow origin; } \
       && git -c user.name=sieve -c user.email=sieve@localhost cherry-pick 4fc1e6d \
       && repl_desc="${repl_desc}+4fc1e6d"; \
     fi \
  && lake build \
  && test -x .lake/build/bin/repl \
  && rm -rf .git \
+ && chmod -R a+rX,go-w /opt/repl \
  && echo "SIEVE_REPL_REV=${repl_desc}" >> /etc/sieve/build.env
 
 # Mathlib: prebuilt .olean files from its cache (never build Mathlib from source in an image:
-# hours), then `lake build` to confirm nothing is missing.
+# hours), then `lake build --no-build` to confirm nothing is missing: a cache miss fails here at
+# once instead of starting a build of several hours.
 RUN mathlib_rev="${MATHLIB_REV:-${LEAN_VERSION}}" \
  && fetch-rev "${MATHLIB_URL}" "${mathlib_rev}" /opt/mathlib4 \
  && cd /opt/mathlib4 \
  && mathlib_commit="$(git rev-parse --short=12 HEAD)" \
  && lake exe cache get \
- && lake build \
+ && lake build --no-build \
  && rm -rf /root/.cache/mathlib .git \
+ && chmod -R a+rX,go-w /opt/mathlib4 \
  && echo "SIEVE_MATHLIB_REV=${mathlib_rev}@${mathlib_commit}" >> /etc/sieve/build.env \
  && echo "SIEVE_LEAN_TOOLCHAIN=$(tr -d '[:space:]' < lean-toolchain)" >> /etc/sieve/build.env
 
@@ -122,13 +155,12 @@ RUN cd /opt/mathlib4 \
  && lake env true
 
 # The toolchain's own binaries first on PATH, so running Lean never goes through elan's proxies
-# (which may want to write under ELAN_HOME). Permissions are set here because a chmod in the
-# final stage would copy all ~8 GB into a new layer.
+# (which may want to write under ELAN_HOME).
 RUN mkdir -p /opt/lean/bin \
  && cd /opt/mathlib4 \
  && for tool in lean lake; do ln -s "$(elan which "${tool}")" "/opt/lean/bin/${tool}"; done \
  && /opt/lean/bin/lake --version \
- && chmod -R a+rX,go-w /opt/elan /opt/lean /opt/mathlib4 /opt/repl /etc/sieve
+ && chmod a+rX,go-w /opt/lean /opt/lean/bin /etc/sieve /etc/sieve/build.env
 
 # Smoke test, as an unprivileged user for whom all of /opt is read-only (as at run time): the
 # REPL answers a command and, by default, imports Mathlib.
@@ -167,9 +199,17 @@ COPY --from=lean /opt/repl /opt/repl
 COPY --from=lean /etc/sieve/build.env /etc/sieve/build.env
 COPY docker/entrypoint.sh /usr/local/bin/sieve-entrypoint
 
+# Two users: `sieve` (10000) runs the service; `lean` (10001) is the uid Lean runs as in
+# SIEVE_LEAN_SANDBOX=uid mode (and the one bwrap mode switches to if started as root), so a proof
+# can read neither the service's files nor its /proc/*/environ.
 RUN chmod 0755 /usr/local/bin/sieve-entrypoint \
- && useradd --system --create-home --home-dir /var/lib/sieve --shell /usr/sbin/nologin sieve \
- && chmod 0700 /var/lib/sieve
+ && groupadd --system --gid 10000 sieve \
+ && useradd --system --uid 10000 --gid 10000 --create-home --home-dir /var/lib/sieve \
+      --shell /usr/sbin/nologin sieve \
+ && chmod 0700 /var/lib/sieve \
+ && groupadd --system --gid 10001 lean \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin lean
 
 ENV ELAN_HOME=/opt/elan \
     PATH=/opt/lean/bin:/opt/elan/bin:${PATH} \
@@ -187,6 +227,9 @@ ENV SIEVE_HOST=0.0.0.0 \
     SIEVE_LEAN_REPL="lake env /opt/repl/.lake/build/bin/repl" \
     SIEVE_LEAN_CWD=/opt/mathlib4 \
     SIEVE_LEAN_READONLY_PATHS=/opt/elan,/opt/lean,/opt/mathlib4,/opt/repl \
+    SIEVE_LEAN_SANDBOX=bwrap \
+    SIEVE_LEAN_SANDBOX_UID=10001 \
+    SIEVE_LEAN_SANDBOX_GID=10001 \
     SIEVE_CHECKERS=lean4,math
 
 # The Python package, last: code changes rebuild only this layer.
@@ -196,7 +239,9 @@ COPY verifier_service ./verifier_service
 RUN pip install ".[verifier]" \
  && rm -rf /src
 
-USER sieve
+# Started as root (user: "0"), the entrypoint drops to `sieve` itself (keeping CAP_SETUID,
+# CAP_SETGID and CAP_KILL only when SIEVE_LEAN_SANDBOX=uid).
+USER 10000:10000
 WORKDIR /var/lib/sieve
 EXPOSE 8000
 

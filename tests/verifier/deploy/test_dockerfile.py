@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -125,6 +126,7 @@ def test_entrypoint_exports_recorded_versions_unless_set(tmp_path: Any) -> None:
         "PATH": "/usr/bin:/bin",
         "BUILD_ENV_FILE": str(build_env),
         "SIEVE_MATHLIB_REV": "set-by-operator",
+        "SERVICE_USER": "nobody",  # as root (CI) the entrypoint switches to this user
     }
     result = subprocess.run(
         ["sh", str(ENTRYPOINT), "env"], env=env, capture_output=True, text=True, check=True
@@ -136,7 +138,11 @@ def test_entrypoint_exports_recorded_versions_unless_set(tmp_path: Any) -> None:
 
 
 def test_entrypoint_runs_the_command_without_a_build_env(tmp_path: Any) -> None:
-    env = {"PATH": "/usr/bin:/bin", "BUILD_ENV_FILE": str(tmp_path / "absent")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "BUILD_ENV_FILE": str(tmp_path / "absent"),
+        "SERVICE_USER": "nobody",
+    }
     result = subprocess.run(
         ["sh", str(ENTRYPOINT), "sh", "-c", "exit 7"], env=env, capture_output=True, check=False
     )
@@ -155,3 +161,99 @@ def test_run_commands_are_valid_shell(dockerfile: Any) -> None:
         assert result.returncode == 0, f"{result.stderr}\nin: RUN {run[:200]}"
     entrypoint = subprocess.run(["sh", "-n", str(ENTRYPOINT)], capture_output=True, text=True)
     assert entrypoint.returncode == 0, entrypoint.stderr
+
+
+# --- the sandbox in the image (issue: the sandbox must hold inside Docker) --------------------
+
+DOCKERFILE_TEXT = (REPO_ROOT / "docker" / "verifier.Dockerfile").read_text()
+
+
+def test_image_refuses_to_run_proofs_unsandboxed(dockerfile: Any) -> None:
+    env = dockerfile.env(stage=dockerfile.final_stage)
+    assert env["SIEVE_LEAN_SANDBOX"] == "bwrap"
+    assert (env["SIEVE_LEAN_SANDBOX_UID"], env["SIEVE_LEAN_SANDBOX_GID"]) == ("10001", "10001")
+
+
+def test_service_and_lean_users(dockerfile: Any) -> None:
+    runs = " ".join(dockerfile.all("RUN", stage=dockerfile.final_stage))
+    assert "groupadd --system --gid 10000 sieve" in runs
+    assert "useradd --system --uid 10000 --gid 10000" in runs
+    assert "groupadd --system --gid 10001 lean" in runs
+    assert "useradd --system --uid 10001 --gid 10001" in runs
+    assert dockerfile.all("USER", stage=dockerfile.final_stage)[-1] == "10000:10000"
+
+
+def test_revisions_are_checked_before_anything_is_built(dockerfile: Any) -> None:
+    runs = dockerfile.all("RUN")
+    check = next(i for i, run in enumerate(runs) if "git ls-remote --exit-code" in run)
+    elan = next(i for i, run in enumerate(runs) if "elan-init.sh" in run)
+    assert check < elan, "a missing REPL_REV must fail before the toolchain is installed"
+    assert "must be an existing tag, branch or commit" in runs[check]
+    assert '"${REPL_REV:-${LEAN_VERSION}}"' in runs[check]
+    assert '"${MATHLIB_REV:-${LEAN_VERSION}}"' in runs[check]
+    assert "v4.11.0, v4.12.0, v4.13.0, v4.20.0" in runs[check]
+
+
+def test_end_of_line_fix_is_decided_by_ancestry(dockerfile: Any) -> None:
+    runs = " ".join(dockerfile.all("RUN"))
+    assert "git merge-base --is-ancestor 4fc1e6d HEAD" in runs
+    assert "sort -V" not in runs, "sort -V orders v4.9.0-rc1 and v4.10.0-rc1 wrongly"
+
+
+def test_mathlib_cache_miss_fails_fast(dockerfile: Any) -> None:
+    (run,) = [run for run in dockerfile.all("RUN") if "lake exe cache get" in run]
+    after = run.split("lake exe cache get", 1)[1]
+    assert "lake build --no-build" in after
+    assert re.search(r"lake build(?! --no-build)", after) is None, "never a full build"
+
+
+def test_permissions_are_set_where_each_tree_is_made(dockerfile: Any) -> None:
+    runs = dockerfile.all("RUN")
+    for tree, maker in [
+        ("/opt/elan", "elan-init.sh"),
+        ("/opt/repl", 'fetch-rev "${REPL_URL}"'),
+        ("/opt/mathlib4", "lake exe cache get"),
+    ]:
+        (run,) = [run for run in runs if maker in run]
+        assert f"chmod -R a+rX,go-w {tree}" in run, tree
+    for run in runs:  # no layer that only re-chmods trees made earlier
+        assert not re.fullmatch(r"\s*chmod -R [^&]*", run), run
+        if "chmod -R" in run:
+            trees = re.findall(r"chmod -R \S+ ([^&]+)", run)
+            assert all(len(t.split()) == 1 for t in trees), run
+
+
+def test_build_needs_are_stated() -> None:
+    assert "30 GB of free disk" in DOCKERFILE_TEXT
+    assert "7 GB of RAM" in DOCKERFILE_TEXT
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "30 GB" in readme and "7 GB" in readme
+
+
+def _entrypoint_status(mode: str) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "BUILD_ENV_FILE": "/nonexistent",
+        "SERVICE_USER": "nobody",
+        "SIEVE_LEAN_SANDBOX": mode,
+    }
+    done = subprocess.run(
+        ["sh", str(ENTRYPOINT), "cat", "/proc/self/status"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return dict(line.split(":\t", 1) for line in done.stdout.splitlines() if ":\t" in line)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv is not installed")
+def test_entrypoint_started_as_root_never_runs_the_service_as_root() -> None:
+    status = _entrypoint_status("bwrap")
+    assert status["Uid"].split()[0] == "65534"
+    for field in ("CapEff", "CapPrm", "CapAmb", "CapBnd"):
+        assert int(status[field], 16) == 0, field
+    # uid mode keeps exactly CAP_SETUID, CAP_SETGID and CAP_KILL, for starting and killing Lean
+    status = _entrypoint_status("uid")
+    assert status["Uid"].split()[0] == "65534"
+    wanted = (1 << 5) | (1 << 6) | (1 << 7)
+    assert int(status["CapEff"], 16) == wanted and int(status["CapAmb"], 16) == wanted
+    assert int(status["CapBnd"], 16) == wanted

@@ -562,3 +562,53 @@ def test_refusing_to_start_is_a_clean_cli_error(monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 2
     assert "install bubblewrap" in result.output
     assert "Traceback" not in result.output
+
+
+def test_uid_mode_the_way_the_image_runs_it(kit: Kit, host: Host) -> None:
+    """The container started as root with SIEVE_LEAN_SANDBOX=uid: the entrypoint runs the
+    service as an ordinary user holding only CAP_SETUID/SETGID/KILL (ambient); Lean, started as
+    another uid, must hold none of them and reach nothing of the service."""
+    if not ROOT or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv, as the image's entrypoint does")
+    if not kit.python_for_nobody:
+        pytest.skip(f"no Python that uid {NOBODY} can run")
+    secret = host.root / "service-only"
+    secret.write_text("the service's own file\n")
+    os.chown(secret, NOBODY, NOBODY)
+    secret.chmod(0o600)
+    probes = [
+        "env HF_TOKEN",
+        "env REDIS_PASSWORD",
+        "procenv HF_TOKEN",
+        "read /proc/{parent}/environ",
+        f"read {secret}",
+        "kill {parent}",
+        "forks 200",
+        "caps",
+        "root",
+    ]
+    spec = {
+        "mode": "uid",
+        "options": {"uid": 10001, "gid": 10001, "max_processes": 64},
+        "command": kit.double,
+        "cwd": str(kit.root),
+        "probes": probes,
+    }
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PYTHONPATH": str(kit.root / "pkg"),
+        "SERVICE_USER": "nobody",
+        "SIEVE_LEAN_SANDBOX": "uid",
+        "BUILD_ENV_FILE": "/nonexistent",
+        **SECRETS,
+    }
+    entrypoint = REPO_ROOT / "docker" / "entrypoint.sh"
+    driver = [kit.python, str(kit.root / "sandbox_driver.py"), json.dumps(spec)]
+    done = subprocess.run(
+        ["sh", str(entrypoint), *driver], env=env, capture_output=True, text=True, timeout=180,
+        cwd=kit.root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["returncode"] == 0, outcome["stderr"]
+    _assert_all_blocked(outcome["probes"], _parse(outcome["results"]))
