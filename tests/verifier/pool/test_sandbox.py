@@ -555,6 +555,10 @@ def test_refusing_to_start_is_a_clean_cli_error(monkeypatch: pytest.MonkeyPatch)
 
     from verifier_service.cli import app
 
+    import logging.config
+
+    # serve() configures logging for uvicorn (verifier_service stops propagating): not here
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
     monkeypatch.setattr(shutil, "which", lambda name, **kwargs: None)
     monkeypatch.setenv("SIEVE_LEAN_SANDBOX", "bwrap")
     monkeypatch.setenv("SIEVE_LEAN_REPL", "lake env repl")
