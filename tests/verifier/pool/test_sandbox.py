@@ -551,11 +551,11 @@ def test_settings_reach_the_sandbox(kit: Kit, monkeypatch: pytest.MonkeyPatch) -
 
 def test_refusing_to_start_is_a_clean_cli_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """``sieve-verifier serve`` with bwrap asked for and missing: exit 2 with the reason."""
+    import logging.config
+
     from typer.testing import CliRunner
 
     from verifier_service.cli import app
-
-    import logging.config
 
     # serve() configures logging for uvicorn (verifier_service stops propagating): not here
     monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
