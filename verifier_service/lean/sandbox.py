@@ -88,7 +88,8 @@ NOBODY = 65534
 TRIAL_TIMEOUT_S = 60.0
 
 _CAP_SETGID, _CAP_SETUID, _CAP_KILL = 6, 7, 5
-_PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 
 _DOCKER_FIX = (
     "Inside Docker or Kubernetes bubblewrap needs seccomp=unconfined, systempaths=unconfined and "
@@ -142,17 +143,20 @@ def _can_switch_uid() -> bool:
 
 
 def _drop_privileges_hook() -> Callable[[], None]:
-    """A child-side hook: clear ambient capabilities and set ``no_new_privs`` before exec.
+    """A child-side hook: clear ambient capabilities, set ``no_new_privs`` and die with the
+    service (SIGKILL when it goes), before exec.
 
     A service that holds CAP_SETUID as an ambient capability (the image's ``uid`` mode) would
     otherwise pass it on through exec; ``no_new_privs`` makes setuid binaries and file
-    capabilities inert for Lean and everything it starts.
+    capabilities inert for Lean and everything it starts. The parent-death signal is set here,
+    after the uid switch, because changing credentials clears it.
     """
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     prctl = libc.prctl
 
     def hook() -> None:
         prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)  # SIGKILL
         if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
 

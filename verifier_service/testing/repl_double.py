@@ -29,7 +29,8 @@ How a command is answered:
    ``probe KIND ARG: ESCAPED|blocked: detail``. Kinds: ``env NAME``, ``procenv NAME`` (any
    ``/proc/*/environ``), ``read PATH``, ``write PATH``, ``remount PATH`` (read-write),
    ``unix PATH`` and ``tcp HOST:PORT`` (connect), ``kill PID [SIG]``, ``forks N``,
-   ``fill PATH MIB``, ``caps`` (any effective capability), ``root`` (uid 0). See
+   ``fill PATH MIB``, ``caps`` (any effective capability), ``rlimits`` (processes or file size
+   unbounded), ``tmpsize MIB`` (``/tmp`` larger), ``root`` (uid 0). See
    :func:`run_probe`; ``sieve-verifier selftest --sandbox`` and the sandbox tests use them.
 
 The module uses only the standard library, so it starts fast and runs anywhere Python does.
@@ -703,6 +704,22 @@ def _probe_caps(_arg: str) -> tuple[bool, str]:
     return int(caps, 16) != 0, f"CapEff {caps}"
 
 
+def _probe_rlimits(_arg: str) -> tuple[bool, str]:
+    import resource
+
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    fsize = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    unbounded = resource.RLIM_INFINITY in (nproc, fsize)
+    show = {resource.RLIM_INFINITY: "unlimited"}
+    return unbounded, f"processes {show.get(nproc, nproc)}, file size {show.get(fsize, fsize)}"
+
+
+def _probe_tmpsize(arg: str) -> tuple[bool, str]:
+    stat = os.statvfs("/tmp")
+    mib = stat.f_blocks * stat.f_frsize >> 20
+    return mib > int(arg or 1024) + 1, f"/tmp holds {mib} MiB"
+
+
 def _probe_root(_arg: str) -> tuple[bool, str]:
     return os.geteuid() == 0, f"uid {os.getuid()} euid {os.geteuid()}"
 
@@ -719,6 +736,8 @@ _PROBES = {
     "forks": _probe_forks,
     "fill": _probe_fill,
     "caps": _probe_caps,
+    "rlimits": _probe_rlimits,
+    "tmpsize": _probe_tmpsize,
     "root": _probe_root,
 }
 

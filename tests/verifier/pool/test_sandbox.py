@@ -616,3 +616,74 @@ def test_uid_mode_the_way_the_image_runs_it(kit: Kit, host: Host) -> None:
     outcome = json.loads(done.stdout)
     assert outcome["returncode"] == 0, outcome["stderr"]
     _assert_all_blocked(outcome["probes"], _parse(outcome["results"]))
+
+
+# --- sieve-verifier selftest --sandbox, against the double ------------------------------------
+
+
+def _selftest_settings(kit: Kit, mode: str) -> VerifierSettings:
+    return VerifierSettings(
+        lean_repl=" ".join(kit.double),
+        lean_cwd=str(kit.root),
+        lean_sandbox=mode,
+        lean_prewarm_headers=[],
+        lean_tmp_size_mb=64,
+    )
+
+
+@pytest.mark.usefixtures("bwrap_works")
+async def test_selftest_sandbox_holds_under_bwrap(kit: Kit) -> None:
+    from verifier_service.selftest.sandbox import run_sandbox_selftest
+
+    if ROOT and not kit.python_for_nobody:
+        pytest.skip(f"no Python that uid {NOBODY} can run")
+    report = await run_sandbox_selftest(_selftest_settings(kit, "bwrap"))
+    assert report.problem is None, report.problem
+    assert report.mode == "bwrap"
+    outcomes = {r.probe.name: r.outcome for r in report.results}
+    assert len(outcomes) == 10 and set(outcomes.values()) == {"blocked"}, outcomes
+    assert report.ok
+
+
+async def test_selftest_sandbox_sees_every_escape_without_a_sandbox(kit: Kit) -> None:
+    from verifier_service.selftest.sandbox import run_sandbox_selftest
+
+    report = await run_sandbox_selftest(_selftest_settings(kit, "none"))
+    assert report.problem is None, report.problem
+    outcomes = {r.probe.name: r.outcome for r in report.results}
+    # the environment is cleared in every mode; everything else gets through
+    assert outcomes.pop("environment") == "blocked"
+    expected = {"capabilities", "root"} if not ROOT else set()
+    assert {k for k, v in outcomes.items() if v != "ESCAPED"} == expected, outcomes
+    assert not report.ok
+
+
+async def test_selftest_sandbox_in_uid_mode_flags_the_network_without_failing(kit: Kit) -> None:
+    from verifier_service.selftest.sandbox import run_sandbox_selftest
+
+    if not ROOT or not kit.python_for_nobody:
+        pytest.skip("uid mode needs root and a Python uid 65534 can run")
+    settings = _selftest_settings(kit, "uid").model_copy(
+        update={"lean_sandbox_uid": NOBODY, "lean_sandbox_gid": NOBODY}
+    )
+    report = await run_sandbox_selftest(settings)
+    assert report.problem is None, report.problem
+    outcomes = {r.probe.name: r.outcome for r in report.results}
+    assert outcomes["TCP"] == "ESCAPED" and outcomes["Unix socket"] == "ESCAPED"
+    assert {k for k, v in outcomes.items() if v != "blocked"} <= {"TCP", "Unix socket", "/tmp size"}
+    assert report.ok, "uid mode promises no network isolation; the table says so instead"
+
+
+async def test_selftest_sandbox_against_real_lean() -> None:
+    """The ``#eval`` IO probes, with real Lean, where ``SIEVE_LEAN_REPL`` is set."""
+    from verifier_service.selftest.sandbox import run_sandbox_selftest
+
+    settings = VerifierSettings()
+    if not settings.lean_repl or "repl_double" in settings.lean_repl:
+        pytest.skip("needs a real Lean REPL: set SIEVE_LEAN_REPL (and SIEVE_LEAN_CWD)")
+    if settings.lean_sandbox in ("auto", "none"):
+        pytest.skip("set SIEVE_LEAN_SANDBOX=bwrap or uid to check a sandbox against real Lean")
+    report = await run_sandbox_selftest(settings)
+    assert report.problem is None, report.problem
+    assert {r.outcome for r in report.results} <= {"blocked", "ESCAPED"}, report.results
+    assert report.ok, [(r.probe.name, r.outcome, r.detail) for r in report.results]
