@@ -8,6 +8,9 @@ Redis, not with uvicorn workers.
 ``check`` checks one file through the same checkers and rules as the service, without HTTP or
 cache; its exit status is 0 for ``valid``, 1 for ``invalid`` and 2 for ``timeout``/``error``
 (or input the checker refuses).
+
+``selftest`` sends bundled known-valid and hostile proofs to a running service and exits 0 only
+if every verdict is the known one (see :mod:`verifier_service.selftest`).
 """
 
 from __future__ import annotations
@@ -229,6 +232,72 @@ def check(
     else:
         _print_result(console, result, verdict, version)
     raise typer.Exit(EXIT_CODES[verdict])
+
+
+@app.command()
+def selftest(
+    url: Annotated[str, typer.Option(help="Base URL of the running verifier.")] = (
+        "http://localhost:8000"
+    ),
+    api_key: Annotated[
+        str | None, typer.Option(envvar="SIEVE_API_KEY", help="Bearer token [SIEVE_API_KEY].")
+    ] = None,
+    header_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Header for the cases (default: Mathlib)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Lean budget per proof, seconds.")] = 120.0,
+    wait_ready: Annotated[
+        float, typer.Option(help="Seconds to wait for /ready (workers import Mathlib first).")
+    ] = 600.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Send known-valid and hostile proofs to URL; exit 0 only if every verdict is right.
+
+    Exit 1 when a verdict is wrong, 2 when the server cannot be asked.
+    """
+    from verifier_service.selftest import DEFAULT_HEADER, SelftestError, run_selftest
+
+    header = _read(header_file) if header_file is not None else DEFAULT_HEADER
+    console = Console()
+    try:
+        report = run_selftest(
+            url, api_key=api_key, header=header, timeout_s=timeout, ready_timeout_s=wait_ready
+        )
+    except SelftestError as exc:
+        Console(stderr=True).print(f"[bold red]selftest could not run:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if json_output:
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        _print_selftest(console, report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_selftest(console: Console, report: Any) -> None:
+    from rich.markup import escape
+
+    table = Table("", "case", "what it tries", "expected", "got", "reasons", header_style="bold")
+    for result in report.results:
+        mark = "[bold green]ok[/]" if result.right else "[bold red]WRONG[/]"
+        verdict = Verdict(result.verdict) if result.verdict in Verdict._value2member_map_ else None
+        style = VERDICT_STYLES.get(verdict, "bold") if verdict else "bold"
+        table.add_row(
+            mark,
+            escape(result.case.name),
+            escape(result.case.kind),
+            result.case.expect.value,
+            f"[{style}]{escape(result.verdict)}[/]",
+            escape(", ".join(result.reasons)),
+        )
+    console.print(table)
+    right = len(report.results) - len(report.wrong)
+    summary = (
+        f"{right}/{len(report.results)} verdicts right; hostile proofs tried "
+        f"{len(report.hostile)}, accepted {len(report.hostile_accepted)}; "
+        f"{report.seconds:.1f} s  [dim]{escape(report.url)} {escape(report.checker_version)}[/]"
+    )
+    console.print(("[bold green]PASS[/] " if report.ok else "[bold red]FAIL[/] ") + summary)
 
 
 def _read(path: Path) -> str:

@@ -507,6 +507,9 @@ class VerificationService:
         if misses:
             await self._run_misses(misses, jobs, outcomes, client)
 
+        for i, job in jobs.items():  # positions in the client's own text (a cached outcome too)
+            if outcomes[i] is not None:
+                outcomes[i] = self.checkers[job.checker].present(job, outcomes[i])
         results = [
             ProofResult(item.id, outcome if outcome is not None else Outcome.error("lost"), hit)
             for item, outcome, hit in zip(items, outcomes, cached, strict=True)

@@ -44,6 +44,11 @@ class Job:
     answer: str | None = None
     timeout_s: float = 60.0
     policy: Policy = field(default_factory=Policy)
+    #: Lines removed from the top of the submitted code (a header block moved into ``header``):
+    #: outcomes are computed, and cached, for ``code``; :meth:`Checker.present` adds these lines
+    #: back to their positions. Not part of the cache key, so a proof posted as one file and as
+    #: header + code shares one entry.
+    line_offset: int = 0
 
     def cache_material(self) -> dict[str, Any]:
         """Everything that decides the verdict except the time budget."""
@@ -106,3 +111,8 @@ class Checker(ABC):
     @abstractmethod
     async def check(self, job: Job) -> Outcome:
         """Check one job. Must not raise for a bad proof; system faults become ``error``."""
+
+    def present(self, job: Job, outcome: Outcome) -> Outcome:
+        """``outcome`` (fresh or cached) as this job's client should see it; must not change
+        ``outcome`` itself, which the cache may hold."""
+        return outcome

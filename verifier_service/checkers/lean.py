@@ -7,13 +7,17 @@ A check runs in stages, cheapest first, and each stage can only make a verdict w
 2. **Lean**: a worker warm for the job's header runs the code on env 0 under the job's budget.
    Errors and ``sorry`` make the proof ``invalid``; a budget overrun is ``timeout``; a crashed or
    unavailable REPL is ``error`` (the proof is not to blame, so the verdict is not cached).
-3. **Axioms**: ``#print axioms`` of the proved theorem, under its own short timeout that is not
-   charged to the proof; an axiom outside ``policy.axioms`` makes the proof ``invalid``.
+3. **Axioms**: ``#print axioms`` of every theorem, lemma and example (the statement's first),
+   in one command under its own short timeout that is not charged to the proof; an axiom
+   outside ``policy.axioms`` anywhere makes the proof ``invalid``.
 
 Header normalisation (:mod:`verifier_service.lean.header`) happens in :meth:`LeanChecker.prepare`,
-so the job's header is the pool key and part of the cache key. Positions in ``messages`` refer to
-the submitted code: leading imports leave blank lines behind, and an ``example`` renamed to a
-theorem for ``#print axioms`` has its columns moved back.
+so the job's header is the pool key and part of the cache key. The code's header block moves
+into the header, and the blank lines it leaves at the top are dropped (``Job.line_offset``
+counts them), so a whole file and the same proof posted as header + code are one job and one
+cache entry. Positions in ``messages`` refer to the submitted code: :meth:`LeanChecker.present`
+adds the dropped lines back, and an ``example`` renamed to a theorem for ``#print axioms`` has
+its columns moved back.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
-from verifier_service.lean.header import normalise, normalise_header, parse_header, split_code
+from verifier_service.lean.header import (
+    normalise,
+    normalise_header,
+    parse_header,
+    split_code,
+    strip_leading_lines,
+)
 from verifier_service.lean.pool import (
     HeaderFailed,
     PoolUnavailable,
@@ -37,15 +47,16 @@ from verifier_service.lean.pool import (
 from verifier_service.lean.replies import (
     MalformedReply,
     ReplReply,
-    axioms_from_messages,
+    parse_axioms,
     parse_reply,
 )
 from verifier_service.settings import VerifierSettings
 from verifier_service.soundness import (
-    Target,
+    Targets,
     Violation,
     allowed_axioms,
     find_target,
+    find_targets,
     no_lean_errors,
     no_sorry,
     statement_tokens,
@@ -167,6 +178,7 @@ class LeanChecker(Checker):
             if find_target(statement, statement=statement) is None:
                 raise InvalidInput("statement", "must declare a theorem, lemma, example or def")
         canonical_header, body = normalise(header, code)
+        body, line_offset = strip_leading_lines(body)
         return Job(
             checker=self.name,
             code=body,
@@ -175,6 +187,15 @@ class LeanChecker(Checker):
             answer=None,  # not used by Lean; dropping it lets equal proofs share a cache entry
             timeout_s=float(timeout_s),
             policy=policy,
+            line_offset=line_offset,
+        )
+
+    def present(self, job: Job, outcome: Outcome) -> Outcome:
+        """Positions in the submitted code: the lines the header block took are added back."""
+        if not job.line_offset or not outcome.messages:
+            return outcome
+        return dataclasses.replace(
+            outcome, messages=[_shift_lines(m, job.line_offset) for m in outcome.messages]
         )
 
     async def check(self, job: Job) -> Outcome:
@@ -188,9 +209,9 @@ class LeanChecker(Checker):
 
     async def _check(self, pool: ReplPool, job: Job) -> Outcome:
         if len(job.code) + len(job.header) > INLINE_ANALYSIS_CHARS:
-            violations, target = await asyncio.to_thread(_analyse, job)
+            violations, targets = await asyncio.to_thread(_analyse, job)
         else:
-            violations, target = _analyse(job)
+            violations, targets = _analyse(job)
         if violations:
             return _invalid(violations, [v.to_message() for v in violations])
         stage = "lease"
@@ -202,7 +223,7 @@ class LeanChecker(Checker):
                 stage = "proof"
                 started = time.perf_counter()
                 env = worker.header_env if worker.header_env is not None else 0
-                code = target.code_to_run(job.code) if target else job.code
+                code = targets.code_to_run(job.code)
                 raw = await worker.send({"cmd": code, "env": env}, timeout_s=job.timeout_s)
                 elapsed = time.perf_counter() - started
                 try:
@@ -217,15 +238,15 @@ class LeanChecker(Checker):
                     logger.error("lean4: the REPL refused a proof: %s", reply.repl_message)
                     worker.kill()
                     return Outcome.error("repl_error", time_s=elapsed)
-                messages = _client_messages(reply, target)
+                messages = _client_messages(reply, targets)
                 violations = [*no_lean_errors(reply), *no_sorry(reply, job.policy)]
                 if violations:
                     return _invalid(violations, messages, time_s=elapsed)
-                if target is None:  # nothing claimed, nothing to ask Lean about
+                if targets.main is None:  # nothing claimed, nothing to ask Lean about
                     return Outcome(Verdict.VALID, messages=messages, time_s=elapsed)
                 stage = "axioms"
                 axioms_raw = await worker.send(
-                    {"cmd": target.print_axioms, "env": reply.env}, timeout_s=AXIOMS_TIMEOUT_S
+                    {"cmd": targets.print_axioms, "env": reply.env}, timeout_s=AXIOMS_TIMEOUT_S
                 )
         except HeaderFailed as exc:
             elapsed = time.perf_counter() - started
@@ -250,48 +271,66 @@ class LeanChecker(Checker):
         except MalformedReply as exc:
             logger.error("lean4: malformed REPL reply during %s: %s", stage, exc)
             return Outcome.error("malformed_reply")
-        return _judge_axioms(target, axioms_raw, messages, job.policy, elapsed)
+        return _judge_axioms(targets, axioms_raw, messages, job.policy, elapsed)
 
 
-def _analyse(job: Job) -> tuple[list[Violation], Target | None]:
-    """The static rules and the theorem to check: pure, and CPU-bound on large code."""
+def _analyse(job: Job) -> tuple[list[Violation], Targets]:
+    """The static rules and the declarations to check: pure, and CPU-bound on large code."""
     violations = static_violations(job.header, job.code, job.statement)
-    target = find_target(job.code, header=job.header, statement=job.statement)
-    return violations, target
+    targets = find_targets(job.code, header=job.header, statement=job.statement)
+    return violations, targets
 
 
 def _judge_axioms(
-    target: Target,
+    targets: Targets,
     raw: Mapping[str, Any],
     messages: list[dict[str, Any]],
     policy: Policy,
     elapsed: float,
 ) -> Outcome:
+    """Read one ``#print axioms`` answer per target (line ``k + 1`` answers for target ``k``)
+    and refuse any axiom the policy does not allow, in any of them."""
     try:
         reply = parse_reply(raw)
     except MalformedReply:
         reply = ReplReply(repl_message="malformed reply")
-    answer = axioms_from_messages(reply.messages) if reply.repl_message is None else None
-    if answer is None:
-        # The theorem compiled, so Lean must be able to say what it rests on; if it cannot,
+    answers: dict[int, tuple[str, ...]] = {}
+    if reply.repl_message is None:
+        for message in reply.messages:
+            answer = None if message.is_error else parse_axioms(message.data)
+            if answer is not None:  # by its line; a reply without positions, by its order
+                line = message.pos.line if message.pos is not None else len(answers) + 1
+                answers.setdefault(line, answer.axioms)
+    missing = [t.name for k, t in enumerate(targets.all, start=1) if k not in answers]
+    if missing:
+        # The theorems compiled, so Lean must be able to say what they rest on; if it cannot,
         # something is wrong on our side, not with the proof.
-        logger.error("lean4: no axioms answer for %s: %s", target.name, raw)
+        logger.error("lean4: no axioms answer for %s: %s", ", ".join(missing), raw)
         return Outcome.error("axioms_unavailable", time_s=elapsed)
-    violations = allowed_axioms(answer.axioms, policy)
+    axioms = list(dict.fromkeys(a for k in range(1, len(targets.all) + 1) for a in answers[k]))
+    violations = allowed_axioms(axioms, policy)
     verdict = Verdict.INVALID if violations else Verdict.VALID
     return Outcome(
         verdict,
         reasons=[v.reason for v in violations],
         messages=messages,
-        axioms=list(answer.axioms),
+        axioms=axioms,
         time_s=elapsed,
     )
 
 
-def _client_messages(reply: ReplReply, target: Target | None) -> list[dict[str, Any]]:
+def _client_messages(reply: ReplReply, targets: Targets) -> list[dict[str, Any]]:
     """The proof's messages as Lean sent them, with positions in the submitted code."""
-    raw = [dict(message.raw) for message in reply.messages]
-    return [target.restore_positions(m) for m in raw] if target else raw
+    return [targets.restore_positions(dict(message.raw)) for message in reply.messages]
+
+
+def _shift_lines(message: Mapping[str, Any], lines: int) -> dict[str, Any]:
+    shifted = dict(message)
+    for key in ("pos", "endPos"):
+        pos = shifted.get(key)
+        if isinstance(pos, Mapping) and isinstance(pos.get("line"), int):
+            shifted[key] = {**pos, "line": pos["line"] + lines}
+    return shifted
 
 
 def _invalid(

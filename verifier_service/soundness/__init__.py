@@ -1,9 +1,10 @@
 """What makes a Lean proof count: the soundness rules, and the static ones bundled.
 
-:func:`static_violations` runs every rule that needs no Lean (forbidden commands in header and
-code, the statement check); a proof that breaks one is ``invalid`` without running Lean. The
-rules on Lean's answers (:func:`no_lean_errors`, :func:`no_sorry`, :func:`allowed_axioms`) run
-after. See :mod:`.rules` for each rule and :mod:`.target` for which theorem is checked.
+:func:`static_violations` runs every rule that needs no Lean (the allowlist of commands,
+attributes and options in header and code, the statement check); a proof that breaks one is
+``invalid`` without running Lean. The rules on Lean's answers (:func:`no_lean_errors`,
+:func:`no_sorry`, :func:`allowed_axioms`) run after. See :mod:`.rules` for each rule,
+:mod:`.allowlist` for the lists, and :mod:`.target` for which declarations are checked.
 """
 
 from __future__ import annotations
@@ -12,23 +13,35 @@ from collections.abc import Collection
 
 from verifier_service.soundness.rules import (
     DEFAULT_FORBIDDEN,
+    NATIVE_AXIOM,
     Violation,
     allowed_axioms,
+    is_native_axiom,
     no_forbidden_commands,
     no_lean_errors,
     no_sorry,
     statement_tokens,
     statement_unchanged,
 )
-from verifier_service.soundness.target import EXAMPLE_NAME, Target, find_target
+from verifier_service.soundness.target import (
+    EXAMPLE_NAME,
+    Target,
+    Targets,
+    find_target,
+    find_targets,
+)
 
 __all__ = [
     "DEFAULT_FORBIDDEN",
     "EXAMPLE_NAME",
+    "NATIVE_AXIOM",
     "Target",
+    "Targets",
     "Violation",
     "allowed_axioms",
     "find_target",
+    "find_targets",
+    "is_native_axiom",
     "no_forbidden_commands",
     "no_lean_errors",
     "no_sorry",

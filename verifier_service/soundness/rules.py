@@ -5,12 +5,16 @@ holds). A proof is ``valid`` only if every rule holds:
 
 1. :func:`no_lean_errors` and :func:`no_sorry`: no message of severity ``error``; no ``sorry``
    (the ``sorries`` list, or the warning in either spelling), unless the policy allows it.
-2. :func:`statement_unchanged`: the code begins with the given statement, token for token.
-3. :func:`allowed_axioms`: ``#print axioms`` of the proved theorem lists only allowed axioms.
-4. :func:`no_forbidden_commands`: defence in depth against commands that can make Lean accept
-   what is not proved (``#exit``, ``debug.skipKernelTC``, ``axiom``, ...), run code while
-   elaborating (``#eval``, ``run_cmd``, ...) or change what the statement's symbols mean
-   (notation, macros, instances).
+2. :func:`statement_unchanged`: the code proves the given statement, token for token, with
+   only helper lemmas (and repeats of the header) before it.
+3. :func:`allowed_axioms`: ``#print axioms`` of every theorem, lemma and example lists only
+   allowed axioms (``native_decide``'s, in either Lean's spelling, only if the policy trusts
+   the compiler).
+4. :func:`no_forbidden_commands`: every command, attribute and option is on the allowlist
+   (:mod:`.allowlist`), and no token is on the denylist: nothing that makes Lean accept what is
+   not proved (``#exit``, ``debug.skipKernelTC``, ``axiom``, ...), runs code while elaborating or
+   registers code to run later (``#eval``, ``@[norm_num]``, ``binder_predicate``, ...), filters
+   messages (``#guard_msgs``) or changes what the statement's symbols mean (notation, instances).
 
 Rules 2 and 4 need no Lean: they read the source with :mod:`.source`, which never mistakes a
 comment or a string for code.
@@ -24,12 +28,37 @@ from typing import Any
 
 from verifier_service.checkers.base import Policy
 from verifier_service.lean.replies import ReplReply, is_sorry_warning
-from verifier_service.soundness.source import Command, Token, TokenKind, command_at, tokenize
+from verifier_service.soundness.allowlist import (
+    ALLOWED_COMMANDS,
+    ALLOWED_HASH_COMMANDS,
+    REFUSED_HASH_COMMANDS,
+    REFUSED_PREFIXES,
+    REFUSED_WORDS,
+    THEOREM_WORDS,
+    attribute_allowed,
+    option_allowed,
+    option_harmless,
+)
+from verifier_service.soundness.source import (
+    COMMAND_WORDS,
+    Command,
+    Token,
+    TokenKind,
+    attribute_names,
+    attribute_spans,
+    body_commands,
+    command_at,
+    command_head,
+    starts_with,
+    tokenize,
+)
 
 __all__ = [
     "DEFAULT_FORBIDDEN",
+    "NATIVE_AXIOM",
     "Violation",
     "allowed_axioms",
+    "is_native_axiom",
     "no_forbidden_commands",
     "no_lean_errors",
     "no_sorry",
@@ -90,44 +119,40 @@ def no_sorry(reply: ReplReply, policy: Policy) -> list[Violation]:
 # --- 3. axioms --------------------------------------------------------------------------------
 
 SORRY_AXIOM = "sorryAx"
+#: ``native_decide`` up to Lean 4.28: the proof trusts the compiler through this axiom.
+NATIVE_AXIOM = "Lean.ofReduceBool"
+#: Lean >= 4.29 instead adds one axiom per use, ``<theorem>._native.native_decide.<n>``.
+_NATIVE_PART = "._native."
+
+
+def is_native_axiom(axiom: str) -> bool:
+    """An axiom that stands for code run by the compiler (``native_decide``, either spelling)."""
+    return axiom in (NATIVE_AXIOM, "Lean.trustCompiler") or _NATIVE_PART in axiom
 
 
 def allowed_axioms(axioms: Iterable[str], policy: Policy) -> list[Violation]:
-    """Every axiom the theorem depends on is allowed (``sorryAx`` too when sorry is)."""
+    """Every axiom the theorem depends on is allowed (``sorryAx`` too when sorry is).
+
+    A policy that allows ``Lean.ofReduceBool`` trusts the compiler, so it also allows the
+    per-theorem axioms Lean >= 4.29 writes for ``native_decide``; no other policy does.
+    """
     allowed = set(policy.axioms) | ({SORRY_AXIOM} if policy.allow_sorry else set())
+    native_allowed = NATIVE_AXIOM in allowed
     found: list[Violation] = []
     for axiom in dict.fromkeys(axioms):
-        if axiom not in allowed:
+        if axiom not in allowed and not (native_allowed and is_native_axiom(axiom)):
             found.append(Violation(f"forbidden_axiom:{axiom}", f"depends on axiom {axiom}"))
     return found
 
 
-# --- 4. forbidden commands --------------------------------------------------------------------
+# --- 4. the allowlist: commands, attributes, options -----------------------------------------
 
-#: Words refused wherever they occur as a token (never inside comments or strings).
-_FORBIDDEN_WORDS = frozenset(
-    {
-        # makes Lean stop checking, or trusts unchecked code
-        "#exit", "axiom", "unsafe", "implemented_by", "extern",
-        # runs arbitrary code (IO) while elaborating
-        "#eval", "#eval!", "#guard", "run_cmd", "run_tac", "run_elab", "run_meta", "by_elab",
-        "initialize", "builtin_initialize", "simproc", "dsimproc", "simproc_decl",
-        "dsimproc_decl",
-        # can change what the statement's symbols mean
-        "notation", "notation3", "infix", "infixl", "infixr", "prefix", "postfix", "macro",
-        "macro_rules", "elab", "elab_rules", "syntax", "declare_syntax_cat", "instance",
-    }
-)  # fmt: skip
-
-#: Attributes refused inside ``@[...]`` / ``attribute [...]`` (they are plain words elsewhere).
-_FORBIDDEN_ATTRIBUTES = frozenset(
-    {"default_instance", "command_elab", "term_elab", "tactic", "init", "builtin_init"}
-)
-
-#: Every reason suffix :func:`no_forbidden_commands` can report; pass a subset to allow some.
+#: Reason suffixes of the denylist (:data:`~.allowlist.REFUSED_WORDS` and friends); pass
+#: ``forbidden`` without some of them to allow those. Refusals by the allowlist (an unknown
+#: command, attribute or option) are always reported.
 DEFAULT_FORBIDDEN: frozenset[str] = (
-    _FORBIDDEN_WORDS
-    | {f"@[{name}]" for name in _FORBIDDEN_ATTRIBUTES}
+    REFUSED_WORDS
+    | REFUSED_HASH_COMMANDS
     | {"open private", "debug.skipKernelTC", "string_interpolation"}
 )
 
@@ -135,84 +160,124 @@ DEFAULT_FORBIDDEN: frozenset[str] = (
 def no_forbidden_commands(
     source: str, *, forbidden: Collection[str] = DEFAULT_FORBIDDEN, where: str = "code"
 ) -> list[Violation]:
-    """No forbidden command or attribute anywhere in ``source``.
+    """Everything in ``source`` is on the allowlist (:mod:`.allowlist`), and nothing is on the
+    denylist.
 
-    Detection works on tokens, so ``-- #exit`` and ``"axiom"`` are not flagged while
-    ``set_option`` and ``debug.skipKernelTC`` on different lines, or spelled with ``«»``, are.
-    A string literal containing ``{`` is refused as ``string_interpolation``: interpolated
-    strings hold code, which a lexer that cannot tell them from plain strings could miss.
-    Reasons are ``forbidden_command:<what>``, one per kind of offence (the first occurrence).
+    - every command begins with an allowed keyword (after attributes and modifiers): an
+      unknown command, such as a Mathlib command that defines syntax, is refused by default;
+    - every attribute is an allowed one (``@[simp]`` is, ``@[norm_num ...]`` is not);
+    - every ``set_option`` names an allowed option;
+    - no token is a refused word (Lean can start a command mid-line, where no layout rule sees
+      it), ``debug.skipKernelTC`` in any spelling (``set_option``, ``«»`` escapes, the name
+      literal `` `debug.skipKernelTC `` that meta code could set, a string), or ``open private``.
+
+    Detection works on tokens, so ``-- #exit`` and ``"axiom"`` are not flagged. A string literal
+    containing ``{`` is refused as ``string_interpolation``: interpolated strings hold code,
+    which a lexer that cannot tell them from plain strings could miss. Reasons are
+    ``forbidden_command:<what>`` (``forbidden_option:<name>`` for an option), one per kind of
+    offence, at its first occurrence.
     """
     tokens = tokenize(source)
     found: dict[str, Token] = {}
-    attribute_depth = 0  # > 0 inside ``@[...]`` or ``attribute [...]``
-    for i, tok in enumerate(tokens):
-        what = _offence(tokens, i, attribute_depth > 0)
-        if what is not None and what in forbidden and what not in found:
+
+    def refuse(what: str, tok: Token, *, always: bool = False) -> None:
+        if (always or what in forbidden) and what not in found:
             found[what] = tok
-        if (
-            tok.text == "["
-            and i
-            and (tokens[i - 1].text == "@" or tokens[i - 1].value == "attribute")
-        ):
-            attribute_depth = 1
-        elif attribute_depth and tok.text == "[":
-            attribute_depth += 1
-        elif attribute_depth and tok.text == "]":
-            attribute_depth -= 1
+
+    for i, tok in enumerate(tokens):
+        what = _refused_word(tokens, i)
+        if what is not None:
+            refuse(what, tok)
+    for start, end in attribute_spans(tokens):
+        for name in attribute_names(tokens, start, end):
+            if not attribute_allowed(name.value):
+                refuse(f"@[{name.value}]", name, always=True)
+    for i, tok in enumerate(tokens):
+        if tok.value == "set_option" and i + 1 < len(tokens):
+            option = tokens[i + 1]
+            if "skipKernelTC" not in option.value and not option_allowed(option.value):
+                refuse(f"set_option {option.value}", option, always=True)
+    for command in body_commands(tokens):
+        head = command_head(command)
+        if command.kind in ("import", "open", "set_option", "continuation") or head is None:
+            continue
+        word = head.value
+        if word in ALLOWED_COMMANDS or word in ALLOWED_HASH_COMMANDS or word == "prelude":
+            continue
+        if word in DEFAULT_FORBIDDEN:
+            refuse(word, head)
+        else:
+            refuse(word, head, always=True)
     return [
         Violation(
-            f"forbidden_command:{what}",
+            _reason(what),
             f"`{what}` is not allowed in the {where}",
             tok.line,
             tok.column,
         )
-        for what, tok in found.items()
+        for what, tok in sorted(found.items(), key=lambda item: item[1].start)
     ]
 
 
-def _offence(tokens: Sequence[Token], i: int, in_attribute: bool) -> str | None:
+def _reason(what: str) -> str:
+    if what.startswith("set_option "):
+        return f"forbidden_option:{what.removeprefix('set_option ')}"
+    return f"forbidden_command:{what}"
+
+
+def _refused_word(tokens: Sequence[Token], i: int) -> str | None:
     tok = tokens[i]
-    if tok.kind is TokenKind.STRING and "{" in tok.text and not tok.text.startswith("r"):
-        # ``s!"{...}"``, ``throwError "{...}"``: the braces hold code, and a string inside them
-        # would make this lexer (which does not know which strings interpolate) see the rest
-        # as text. Refusing every string with a brace keeps it in step with Lean.
-        return "string_interpolation"
-    if tok.kind not in (TokenKind.IDENT, TokenKind.COMMAND):
+    if tok.kind is TokenKind.STRING:
+        if "skipKernelTC" in tok.text:
+            return "debug.skipKernelTC"
+        if "{" in tok.text and not tok.text.startswith("r"):
+            # ``s!"{...}"``, ``throwError "{...}"``: the braces hold code, and a string inside
+            # them would make this lexer (which does not know which strings interpolate) see
+            # the rest as text. Refusing every string with a brace keeps it in step with Lean.
+            return "string_interpolation"
+        return None
+    if tok.kind is TokenKind.COMMAND:
+        return tok.value if tok.value in REFUSED_HASH_COMMANDS else None
+    if tok.kind not in (TokenKind.IDENT, TokenKind.NAME):
         return None
     word = tok.value
-    if word in _FORBIDDEN_WORDS:
-        return word
     if word.endswith("skipKernelTC"):
         return "debug.skipKernelTC"
+    if tok.kind is TokenKind.NAME:
+        return None
+    if word in REFUSED_WORDS:
+        return word
+    if "." not in word and word.startswith(REFUSED_PREFIXES):
+        return word
     if word == "private" and i and tokens[i - 1].value == "open":
         return "open private"
-    if in_attribute and word in _FORBIDDEN_ATTRIBUTES:
-        return f"@[{word}]"
     return None
 
 
 # --- 2. the statement -------------------------------------------------------------------------
 
-#: Options that only bound resources or change printing: repeating them before the statement
-#: cannot change what it means.
-_HARMLESS_OPTIONS = frozenset(
-    {"maxHeartbeats", "maxRecDepth", "synthInstance.maxHeartbeats", "synthInstance.maxSize"}
-)
-_HARMLESS_OPTION_PREFIXES = ("pp.", "trace.", "linter.", "profiler")
-
 
 def statement_unchanged(body: str, statement: str | None, header: str = "") -> list[Violation]:
-    """The code begins with ``statement`` unchanged.
+    """The code proves ``statement`` unchanged, with only helper lemmas before it.
 
     Comparison is token by token, so comments, whitespace and line breaks do not matter, except
-    where Lean reads them (``h.1`` is not ``h .1``). A ``sorry``
-    ending the statement (``... := by sorry``, as some data sets write it) is ignored. Before
-    the statement the code may only repeat the header: ``open`` of namespaces the header opens
-    and ``set_option`` lines the header has or that only bound resources or printing
-    (``maxHeartbeats``, ``pp.*``); any other command there could change what the statement
-    means and counts as a change. A statement that stops before ``:=`` must be followed by
-    ``:=`` (or ``|``), so the code cannot extend the statement's type.
+    where Lean reads them (``h.1`` is not ``h .1``). A ``sorry`` ending the statement
+    (``... := by sorry``, as some data sets write it) is ignored. A statement that stops before
+    ``:=`` must be followed by ``:=`` (or ``|``), so the code cannot extend the statement's type.
+
+    Before the statement the code may have:
+
+    - ``theorem``, ``lemma`` and ``example`` declarations (helper lemmas, as current provers
+      write them), and ``#print``/``#check`` lines between them. A proof of a proposition
+      cannot change what the statement means (proof irrelevance), and the target's
+      ``#print axioms`` covers the lemmas it uses; a helper may not declare a name the
+      statement mentions, so it cannot shadow one;
+    - ``open`` of namespaces the header opens, and ``set_option`` lines the header has or that
+      only bound resources or printing (``maxHeartbeats``, ``maxRecDepth``, ``pp.*``).
+
+    Anything else there (``def``, ``instance``, ``notation``, ``variable``, ``open`` of something
+    new, an option that changes elaboration) could change what the statement means and counts as
+    a change.
     """
     if statement is None:
         return []
@@ -221,22 +286,18 @@ def statement_unchanged(body: str, statement: str | None, header: str = "") -> l
         return []
     tokens = tokenize(body)
     context = _HeaderContext.of(header)
+    mentioned = {tok.value for tok in want if tok.kind is TokenKind.IDENT}
     i = 0
-    while not _starts_with(tokens, i, want):
-        if i >= len(tokens):
-            return [Violation("statement_changed", "the code does not contain the statement")]
-        command = command_at(tokens, i)
-        if not context.is_harmless(command):
-            tok = tokens[i]
-            return [
-                Violation(
-                    "statement_changed",
-                    "the code does not begin with the statement",
-                    tok.line,
-                    tok.column,
-                )
-            ]
+    for command in body_commands(tokens):
+        if starts_with(tokens, i, want):
+            break
+        problem = _before_statement(command, tokens, i, context, mentioned)
+        if problem is not None:
+            tok, detail = problem
+            return [Violation("statement_changed", detail, tok.line, tok.column)]
         i += len(command.tokens)
+    else:
+        return [Violation("statement_changed", "the code does not contain the statement")]
     after = i + len(want)
     if not _ends_with_assignment(want) and not _assignment_at(tokens, after):
         tok = tokens[after] if after < len(tokens) else tokens[-1]
@@ -251,27 +312,56 @@ def statement_unchanged(body: str, statement: str | None, header: str = "") -> l
     return []
 
 
+def _before_statement(
+    command: Command,
+    tokens: list[Token],
+    i: int,
+    context: _HeaderContext,
+    mentioned: set[str],
+) -> tuple[Token, str] | None:
+    """Why ``command``, found before the statement, could change what it means (or ``None``)."""
+    first = command.tokens[0]
+    if command.kind in ("open", "set_option"):
+        if context.is_harmless(command):
+            return None
+        return first, f"`{command.canonical}` before the statement can change what it means"
+    head = command_head(command)
+    if command.kind == "continuation":
+        inner = 0
+    elif head is not None and head.value in ALLOWED_HASH_COMMANDS:  # only prints
+        inner = 1
+    elif head is not None and head.value in THEOREM_WORDS:
+        inner = command.tokens.index(head) + 1
+        name = command.tokens[inner] if inner < len(command.tokens) else None
+        if (
+            head.value != "example"
+            and name is not None
+            and name.kind is TokenKind.IDENT
+            and (name.value in mentioned or name.value.rsplit(".", 1)[-1] in mentioned)
+        ):
+            return name, f"the helper `{name.value}` declares a name the statement uses"
+    else:
+        what = head.text if head is not None else first.text
+        return first, f"`{what}` before the statement can change what it means"
+    # Inside a helper (at any bracket depth): a command word there may be one Lean runs.
+    for k in range(inner, len(command.tokens)):
+        tok = command.tokens[k]
+        if tok.kind is not TokenKind.IDENT or tok.value not in COMMAND_WORDS:
+            continue
+        if tok.value in ("open", "set_option"):
+            nested = command_at(tokens, i + k)
+            if context.is_harmless(nested):
+                continue
+        return tok, f"`{tok.value}` before the statement can change what it means"
+    return None
+
+
 def statement_tokens(statement: str) -> list[Token]:
     """The tokens of a statement, without a trailing placeholder ``sorry``."""
     tokens = tokenize(statement)
     if tokens and tokens[-1].value == "sorry":
         tokens.pop()
     return tokens
-
-
-def _same(tokens: Sequence[Token], i: int, want: Sequence[Token], k: int) -> bool:
-    a, b = tokens[i + k], want[k]
-    if a.kind is not b.kind or a.value != b.value:
-        return False
-    # Spacing changes meaning only around a dot (``h.1`` projects, ``h .1`` applies).
-    near_dot = a.text == "." or (k > 0 and want[k - 1].text == ".")
-    return k == 0 or not near_dot or a.spaced == b.spaced
-
-
-def _starts_with(tokens: Sequence[Token], i: int, want: Sequence[Token]) -> bool:
-    if i + len(want) > len(tokens):
-        return False
-    return all(_same(tokens, i, want, k) for k in range(len(want)))
 
 
 def _ends_with_assignment(want: Sequence[Token]) -> bool:
@@ -324,11 +414,7 @@ class _HeaderContext:
     def is_harmless(self, command: Command) -> bool:
         if command.kind == "set_option":
             name = command.words[1] if len(command.words) > 1 else ""
-            return (
-                name in _HARMLESS_OPTIONS
-                or name.startswith(_HARMLESS_OPTION_PREFIXES)
-                or _without_in(command) in self.commands
-            )
+            return option_harmless(name) or _without_in(command) in self.commands
         if command.kind == "open":
             if _without_in(command) in self.commands:
                 return True

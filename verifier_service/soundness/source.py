@@ -13,6 +13,7 @@ Character classes follow Lean's ``isIdFirst`` / ``isIdRest`` / ``isLetterLike``.
 
 from __future__ import annotations
 
+import functools
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -20,15 +21,29 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from verifier_service.soundness.allowlist import (
+    ALLOWED_COMMANDS,
+    ALLOWED_HASH_COMMANDS,
+    CONTINUATION_WORDS,
+    DECLARATION_WORDS,
+    MODIFIERS,
+    REFUSED_HASH_COMMANDS,
+)
+
 __all__ = [
     "Command",
     "Token",
     "TokenKind",
+    "attribute_names",
+    "attribute_spans",
     "blank_comments",
+    "body_commands",
     "command_at",
+    "command_head",
     "comment_spans",
     "line_col",
     "split_commands",
+    "starts_with",
     "tokenize",
 ]
 
@@ -70,15 +85,21 @@ class Token(NamedTuple):
 
 def tokenize(source: str) -> list[Token]:
     """All tokens of ``source``, comments skipped."""
-    return list(_Lexer(source).tokens())
+    return list(_lex(source)[0])
 
 
 def comment_spans(source: str) -> list[tuple[int, int]]:
     """``(start, end)`` offsets of every comment (line, block, doc) in ``source``."""
+    return list(_lex(source)[1])
+
+
+@functools.lru_cache(maxsize=16)
+def _lex(source: str) -> tuple[tuple[Token, ...], tuple[tuple[int, int], ...]]:
+    """Tokens and comment spans of ``source``. Every rule reads the same header and code, so the
+    last few are kept (a lexer pass over a large project header costs a fraction of a second)."""
     lexer = _Lexer(source)
-    for _ in lexer.tokens():
-        pass
-    return lexer.comments
+    tokens = tuple(lexer.tokens())
+    return tokens, tuple(lexer.comments)
 
 
 def blank_comments(source: str) -> str:
@@ -324,3 +345,212 @@ def _command_end(tokens: list[Token], i: int) -> int:
     while j < n and not (tokens[j].column == 0 and tokens[j].line != tokens[j - 1].line):
         j += 1
     return j
+
+
+# --- commands of a proof body -----------------------------------------------------------------
+
+_OPENERS = frozenset("([{⟨⦃⟦")
+_CLOSERS = frozenset(")]}⟩⦄⟧")
+#: Words that end a declaration's signature: what follows is its value.
+_SIGNATURE_ENDS = frozenset({"|", "where"})
+
+
+def body_commands(tokens: list[Token]) -> list[Command]:
+    """Group a proof's ``tokens`` into the commands Lean will see, as far as a lexer can tell.
+
+    Unlike :func:`split_commands` (enough for headers), a command also ends where a command
+    word (``theorem``, ``open``, ``def``, ...) or a known ``#`` command starts outside brackets,
+    even in the middle of a line, since Lean starts a new command there; and a line at column 0
+    continues a declaration whose signature is not finished (``theorem foo (x : ℝ) :\\nx ≥ 0``).
+    A command word inside a tactic block (``open Real in simp``) also splits: every rule then
+    judges it as the command it could be. Modifiers and attributes (``@[simp] private``) belong
+    to the command they precede. A piece that starts with no command word (the tactics after a
+    ``set_option ... in`` inside a proof) has kind ``"continuation"``.
+    """
+    commands: list[Command] = []
+    i, n = 0, len(tokens)
+    while i < n:
+        kind = _command_kind(tokens, i)
+        if kind in ("import", "open", "set_option"):
+            j = _command_end(tokens, i)
+        else:
+            j = _body_command_end(tokens, i)
+            if not _starts_command(tokens, i):
+                kind = "continuation"
+        commands.append(Command(kind, tuple(tokens[i:j])))
+        i = j
+    return commands
+
+
+def command_head(command: Command) -> Token | None:
+    """The keyword of ``command`` after its attributes and modifiers (``theorem`` of
+    ``@[simp] private theorem foo``), or ``None`` if there is none."""
+    k = _skip_prefix(list(command.tokens), 0)
+    return command.tokens[k] if k < len(command.tokens) else None
+
+
+def attribute_spans(tokens: list[Token]) -> list[tuple[int, int]]:
+    """``(start, end)`` token indices of the inside of every ``@[...]`` and ``attribute [...]``."""
+    spans = []
+    for i, tok in enumerate(tokens):
+        before = tokens[i - 1] if i else None
+        if tok.text == "[" and before is not None and before.value in ("@", "attribute"):
+            spans.append((i + 1, _matching(tokens, i)))
+    return spans
+
+
+def attribute_names(tokens: list[Token], start: int, end: int) -> list[Token]:
+    """The attribute names inside ``tokens[start:end]``: the first identifier of each
+    comma-separated entry, after ``local``, ``scoped`` or ``-``."""
+    names: list[Token] = []
+    depth, expecting = 0, True
+    for tok in tokens[start:end]:
+        if tok.text in _OPENERS:
+            depth += 1
+        elif tok.text in _CLOSERS:
+            depth -= 1
+        elif depth == 0 and tok.text == ",":
+            expecting = True
+        elif expecting and depth == 0 and tok.kind is TokenKind.IDENT:
+            if tok.value in ("local", "scoped"):
+                continue
+            names.append(tok)
+            expecting = False
+    return names
+
+
+def _matching(tokens: list[Token], i: int) -> int:
+    """The index of the bracket closing ``tokens[i]`` (or the end)."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j].text in _OPENERS:
+            depth += 1
+        elif tokens[j].text in _CLOSERS:
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(tokens)
+
+
+def _is_bracket(tokens: list[Token], i: int) -> bool:
+    return i < len(tokens) and tokens[i].text == "[" and not tokens[i].spaced
+
+
+def _modifies_a_command(tokens: list[Token], i: int) -> bool:
+    """Is the modifier at ``i`` one of a command (``private def``), not of a structure field or
+    constructor (``| protected id : ...``)?"""
+    k = _skip_prefix(tokens, i)
+    return k < len(tokens) and (
+        (tokens[k].kind is TokenKind.IDENT and tokens[k].value in _START_WORDS)
+        or tokens[k].kind is TokenKind.COMMAND
+    )
+
+
+def _is_attribute_start(tokens: list[Token], i: int) -> bool:
+    return (
+        tokens[i].text == "@"
+        and i + 1 < len(tokens)
+        and tokens[i + 1].text == "["
+        and not tokens[i + 1].spaced
+    )
+
+
+def _skip_prefix(tokens: list[Token], i: int) -> int:
+    """Past the attributes and modifiers that begin the command at ``i``."""
+    n = len(tokens)
+    while i < n:
+        if _is_attribute_start(tokens, i):
+            i = _matching(tokens, i + 1) + 1
+        elif tokens[i].kind is TokenKind.IDENT and tokens[i].value in MODIFIERS:
+            i += 1
+            if tokens[i - 1].value == "scoped" and _is_bracket(tokens, i):  # ``scoped[Ns]``
+                i = _matching(tokens, i) + 1
+        else:
+            break
+    return i
+
+
+#: Words that start a command wherever they stand outside brackets.
+_START_WORDS = COMMAND_WORDS | ALLOWED_COMMANDS | MODIFIERS | {"prelude"}
+#: ``#`` commands that start a command wherever they stand (elsewhere ``#s`` is notation).
+_HASH_COMMANDS = ALLOWED_HASH_COMMANDS | REFUSED_HASH_COMMANDS
+
+
+def _starts_command(tokens: list[Token], i: int) -> bool:
+    """Does ``tokens[i]`` begin a command (rather than continue one)?"""
+    tok = tokens[i]
+    if _is_attribute_start(tokens, i) or tok.kind is TokenKind.COMMAND:
+        return True
+    if tok.kind is not TokenKind.IDENT:
+        return False
+    if tok.value in MODIFIERS:
+        return _modifies_a_command(tokens, i)
+    if tok.value in _START_WORDS:
+        return True
+    # An unknown word at the start of a line is taken for a command (and refused as one).
+    first_on_line = i == 0 or tokens[i - 1].line != tok.line
+    return first_on_line and tok.column == 0 and tok.value not in CONTINUATION_WORDS
+
+
+def _body_command_end(tokens: list[Token], i: int) -> int:
+    n = len(tokens)
+    starts, hashes = _START_WORDS, _HASH_COMMANDS
+    k = _skip_prefix(tokens, i)
+    if k >= n:
+        return n
+    in_signature = tokens[k].value in DECLARATION_WORDS
+    depth = 0
+    j = k + 1
+    while j < n:
+        tok = tokens[j]
+        if depth == 0:
+            if (
+                tok.kind is TokenKind.IDENT
+                and tok.value in starts
+                and (tok.value not in MODIFIERS or _modifies_a_command(tokens, j))
+            ):
+                return j
+            if tok.kind is TokenKind.COMMAND and tok.value in hashes:
+                return j
+            if _is_attribute_start(tokens, j):
+                return j
+            new_line = tokens[j - 1].line != tok.line
+            if (
+                new_line
+                and tok.column == 0
+                and not in_signature
+                and (tok.kind in (TokenKind.IDENT, TokenKind.COMMAND))
+                and tok.value not in CONTINUATION_WORDS
+            ):
+                return j
+            if in_signature and (
+                tok.value in _SIGNATURE_ENDS
+                or (
+                    tok.text == ":"
+                    and j + 1 < n
+                    and tokens[j + 1].text == "="
+                    and not tokens[j + 1].spaced
+                )
+            ):
+                in_signature = False
+        if tok.text in _OPENERS:
+            depth += 1
+        elif tok.text in _CLOSERS:
+            depth = max(0, depth - 1)
+        j += 1
+    return n
+
+
+def starts_with(tokens: list[Token], i: int, want: list[Token]) -> bool:
+    """Do ``tokens`` from ``i`` on begin with ``want``, token for token? Spacing counts only
+    around a dot, where Lean reads it (``h.1`` projects, ``h .1`` applies)."""
+    if i + len(want) > len(tokens):
+        return False
+    for k, b in enumerate(want):
+        a = tokens[i + k]
+        if a.kind is not b.kind or a.value != b.value:
+            return False
+        near_dot = a.text == "." or (k > 0 and want[k - 1].text == ".")
+        if k and near_dot and a.spaced != b.spaced:
+            return False
+    return True

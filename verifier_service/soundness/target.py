@@ -1,19 +1,21 @@
-"""Which theorem a proof proves, and how to ask Lean for its axioms.
+"""Which declarations a proof proves, and how to ask Lean for their axioms.
 
-``#print axioms`` needs the theorem's full name. With a statement it is the statement's
-declaration (a ``theorem``, ``lemma``, ``example``, or a ``def``/``abbrev`` as in a few ProofNet
-problems that ask for a construction); without one, the last ``theorem``/``lemma``/``example``
-of the code. The name is
-qualified by the namespaces open at that point (``namespace X`` ... ``theorem foo`` is
-``X.foo``; ``theorem _root_.foo`` is ``foo``), counting those the header opens.
+``#print axioms`` needs each declaration's full name. The *main* target is the statement's
+declaration when a statement is given (a ``theorem``, ``lemma``, ``example``, or a
+``def``/``abbrev`` as in a few ProofNet problems that ask for a construction), else the last
+``theorem``/``lemma``/``example`` of the code. Every other ``theorem``, ``lemma`` and ``example``
+(helper lemmas, or all of them without a statement) is checked too: an axiom anywhere in the
+submission is refused, whether or not the main theorem uses it.
 
-If the header or the code opens or changes namespaces, the name is asked for as
-``_root_.Full.Name``, which Lean resolves to exactly that declaration.
+Names are qualified by the namespaces open at that point (``namespace X`` ... ``theorem foo`` is
+``X.foo``; ``theorem _root_.foo`` is ``foo``), counting those the header opens. If the header or
+the code opens or changes namespaces, the name is asked for as ``_root_.Full.Name``, which Lean
+resolves to exactly that declaration.
 
-An ``example`` has no name, so :meth:`Target.code_to_run` renames it to a theorem called
-:data:`EXAMPLE_NAME` (an example is checked as a theorem: it must state a proposition) and
-:meth:`Target.restore_positions` moves the columns Lean reports on that line back to where they
-are in the submitted code.
+An ``example`` has no name, so :meth:`Targets.code_to_run` renames each to a theorem
+(:data:`EXAMPLE_NAME`, then ``..._2``, ...; an example is checked as a theorem: it must state a
+proposition) and :meth:`Targets.restore_positions` moves the columns Lean reports on those lines
+back to where they are in the submitted code.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from verifier_service.soundness.source import Token, TokenKind, tokenize
+from verifier_service.soundness.source import Token, TokenKind, starts_with, tokenize
 
-__all__ = ["EXAMPLE_NAME", "Target", "find_target"]
+__all__ = ["EXAMPLE_NAME", "Target", "Targets", "find_target", "find_targets"]
 
 EXAMPLE_NAME = "sieve_checked_example"
 _THEOREMS = frozenset({"theorem", "lemma", "example"})
@@ -36,7 +38,7 @@ _SCOPE_WORDS = frozenset({"namespace", "section", "end", "open", "export"})
 
 @dataclass(frozen=True)
 class Target:
-    """The declaration whose axioms decide the verdict."""
+    """One declaration whose axioms decide the verdict."""
 
     #: Full name to ``#print axioms`` (escaped as in the source).
     name: str
@@ -54,55 +56,120 @@ class Target:
     def print_axioms(self) -> str:
         return f"#print axioms {'_root_.' if self.rooted else ''}{self.name}"
 
+
+@dataclass(frozen=True)
+class Targets:
+    """Every declaration to ask ``#print axioms`` about, the main one first."""
+
+    main: Target | None
+    all: tuple[Target, ...] = ()
+
+    @property
+    def print_axioms(self) -> str:
+        """One command asking for every target's axioms, one line each (line ``k + 1`` answers
+        for ``all[k]``)."""
+        return "\n".join(target.print_axioms for target in self.all)
+
     def code_to_run(self, body: str) -> str:
-        """``body``, with the example renamed to a theorem when the target is one."""
-        if not self.is_example:
-            return body
-        kw = self.keyword
-        return body[: kw.start] + self._replacement + body[kw.end :]
+        """``body``, with every example renamed to a theorem."""
+        parts: list[str] = []
+        done = 0
+        for target in self._examples:
+            kw = target.keyword
+            parts += [body[done : kw.start], _replacement(target)]
+            done = kw.end
+        parts.append(body[done:])
+        return "".join(parts)
 
     def restore_positions(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """A message of :meth:`code_to_run`'s code, with positions in the submitted code."""
         fixed = dict(message)
-        if not self.is_example:
+        if not self._examples:
             return fixed
-        shift = len(self._replacement) - len(self.keyword.text)
         for key in ("pos", "endPos"):
             pos = fixed.get(key)
-            if (
-                isinstance(pos, Mapping)
-                and pos.get("line") == self.keyword.line
-                and isinstance(pos.get("column"), int)
-                and pos["column"] > self.keyword.column
-            ):
-                column = max(self.keyword.column, pos["column"] - shift)
-                fixed[key] = {**pos, "column": column}
+            if not (isinstance(pos, Mapping) and isinstance(pos.get("column"), int)):
+                continue
+            column = pos["column"]
+            shift = 0  # of the renamed keywords before this one on the line, in run columns
+            for target in self._examples:
+                kw = target.keyword
+                if kw.line != pos.get("line"):
+                    continue
+                grow = len(_replacement(target)) - len(kw.text)
+                run_column = kw.column + shift
+                if pos["column"] > run_column:
+                    column = max(kw.column, pos["column"] - shift - grow)
+                shift += grow
+            fixed[key] = {**pos, "column": column}
         return fixed
 
     @property
-    def _replacement(self) -> str:
-        return f"theorem {EXAMPLE_NAME}"
+    def _examples(self) -> list[Target]:
+        return sorted((t for t in self.all if t.is_example), key=lambda t: t.keyword.start)
+
+
+def _replacement(target: Target) -> str:
+    return f"theorem {target.name.rsplit('.', 1)[-1]}"
 
 
 def find_target(body: str, *, header: str = "", statement: str | None = None) -> Target | None:
-    """The declaration to check: the first one when a statement is given (the code begins with
-    the statement), else the last theorem, lemma or example. ``None`` if there is none."""
+    """The main declaration (see the module docstring); ``None`` if there is none."""
+    return find_targets(body, header=header, statement=statement).main
+
+
+def find_targets(body: str, *, header: str = "", statement: str | None = None) -> Targets:
+    """Every theorem, lemma and example of ``body``, and the statement's declaration, with the
+    main target (the statement's, else the last theorem) first."""
     scopes: list[tuple[str, list[str]]] = []
     header_tokens, body_tokens = tokenize(header), tokenize(body)
     _walk(header_tokens, scopes, None)
     found: list[Target] = []
     _walk(body_tokens, scopes, found)
+    found = _number_examples(found)
+    rooted = any(tok.value in _SCOPE_WORDS for tok in (*header_tokens, *body_tokens))
+    found = [dataclasses.replace(t, rooted=rooted or "." in t.name) for t in found]
+    theorems = [t for t in found if t.keyword.value in _THEOREMS]
     if statement is not None:
-        target = found[0] if found else None
+        main = _at_statement(found, body_tokens, statement)
     else:
-        theorems = [t for t in found if t.keyword.value in _THEOREMS]
-        target = theorems[-1] if theorems else None
-    if target is None:
+        main = theorems[-1] if theorems else None
+    if main is None:
+        return Targets(None, ())
+    rest = [t for t in theorems if t is not main and t.name != main.name]
+    return Targets(main, (main, *dict.fromkeys(rest)))
+
+
+def _at_statement(found: list[Target], tokens: list[Token], statement: str) -> Target | None:
+    """The declaration the statement's text begins at (the first one, if it is not found)."""
+    want = tokenize(statement)
+    if want and want[-1].value == "sorry":
+        want.pop()
+    if not found:
         return None
-    rooted = "." in target.name or any(
-        tok.value in _SCOPE_WORDS for tok in (*header_tokens, *body_tokens)
-    )
-    return dataclasses.replace(target, rooted=rooted)
+    starts = [i for i in range(len(tokens)) if want and starts_with(tokens, i, want)]
+    if not starts:  # the statement rule refuses this proof; ask about the name it declares
+        declared: list[Target] = []
+        _walk(want, [], declared)
+        named = [t for t in found if declared and t.name.endswith(declared[0].name)]
+        return named[0] if named else found[0]
+    begin = tokens[starts[0]].start
+    for target in found:
+        if target.keyword.start >= begin:
+            return target
+    return found[0]
+
+
+def _number_examples(found: list[Target]) -> list[Target]:
+    out, k = [], 0
+    for target in found:
+        if target.is_example:
+            k += 1
+            suffix = "" if k == 1 else f"_{k}"
+            prefix = target.name[: -len(EXAMPLE_NAME)]
+            target = dataclasses.replace(target, name=f"{prefix}{EXAMPLE_NAME}{suffix}")
+        out.append(target)
+    return out
 
 
 def _walk(

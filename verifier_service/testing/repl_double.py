@@ -15,7 +15,8 @@ How a command is answered:
 2. **Synthetic rules** for everything else, so arbitrary proofs work: a command without ``env`` is a
    header (an import of an unknown module is an error, like Lean's ``unknown module prefix``);
    ``sorry`` yields a ``sorries`` entry and the ``declaration uses `sorry``` warning;
-   ``-- double:error [TEXT]`` or a line ``exact?`` yields an error; ``#print axioms NAME`` answers
+   ``-- double:error [TEXT]`` yields an error; a line ``exact?`` the suggestion Lean gives when
+   it finds a proof (published proofs keep them); ``#print axioms NAME`` answers
    from what the env's code used (``sorryAx``, ``Lean.ofReduceBool`` for ``native_decide``, declared
    ``axiom`` names; ``-- double:noaxioms`` for none); an unknown env or proof state gets the REPL's
    ``{"message": ...}``.
@@ -77,7 +78,7 @@ DEFAULT_AXIOMS = ["propext", "Classical.choice", "Quot.sound"]
 SORRY_AXIOMS = ["propext", "sorryAx"]
 NATIVE_AXIOMS = ["propext", "Classical.choice", "Lean.ofReduceBool", "Quot.sound"]
 SORRY_WARNING = "declaration uses `sorry`"
-EXACT_FAILURE = "`exact?` could not close the goal. Try `apply?` to see partial suggestions."
+EXACT_SUGGESTION = "Try this: exact trivial"
 
 
 def command(*args: str) -> list[str]:
@@ -287,6 +288,17 @@ class Env:
 
     #: Declaration name -> the axioms ``#print axioms`` reports (empty: none).
     decls: dict[str, list[str]] = field(default_factory=dict)
+    #: The scopes open at the end of the env's commands, innermost last: ``("namespace",
+    #: ["A", "B"])`` for ``namespace A.B``, ``("section", [])`` for ``section Foo``.
+    scopes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    @property
+    def namespace(self) -> list[str]:
+        return [part for kind, parts in self.scopes if kind == "namespace" for part in parts]
+
+    def declare(self, text: str) -> None:
+        _declare(self, text)
+
     #: ``(transcript index, recorded env)`` pairs this env is a replay of.
     origins: set[tuple[int, int]] = field(default_factory=set)
 
@@ -348,9 +360,9 @@ class ReplDouble:
         chosen = _shape(self.transcripts[first_t].steps[first_s])
         parent = self.envs.get(cmd.get("env", -1), Env())
         for env in new_envs.values():
-            self.envs[env] = Env(dict(parent.decls))
+            self.envs[env] = Env(dict(parent.decls), scopes=list(parent.scopes))
             if isinstance(cmd.get("cmd"), str):
-                self.envs[env].decls.update(_declarations(cmd["cmd"]))
+                self.envs[env].declare(cmd["cmd"])
         for state in new_states.values():
             self.states[state] = set()
         for t, s in in_context:
@@ -445,12 +457,18 @@ class ReplDouble:
                 result = run_probe(marker.group("arg"))
                 messages.append(_message("info", lines, *marker.span(), result))
         for match in re.finditer(r"^[ \t]*exact\?[ \t]*$", code, re.MULTILINE):
-            messages.append(_message("error", lines, *match.span(), EXACT_FAILURE))
-        new = Env(dict(self.envs[env].decls) if env is not None else {})
-        new.decls.update(_declarations(text))
+            messages.append(_message("info", lines, *match.span(), EXACT_SUGGESTION))
+        parent = self.envs[env] if env is not None else Env()
+        new = Env(dict(parent.decls), scopes=list(parent.scopes))
+        new.declare(text)
         for match in _PRINT_AXIOMS.finditer(code):
-            # Lean resolves ``_root_.foo`` to ``foo`` and prints the resolved name.
-            name = match.group("name").removeprefix("_root_.")
+            # Lean resolves ``_root_.foo`` to ``foo``, a plain name in the open namespaces
+            # first, and prints the resolved name.
+            name = match.group("name")
+            if name.startswith("_root_."):
+                name = name.removeprefix("_root_.")
+            elif (qualified := ".".join([*new.namespace, name])) in new.decls:
+                name = qualified
             span = match.span("cmd")
             if name not in new.decls:
                 messages.append(_message("error", lines, *span, f"Unknown constant `{name}`"))
@@ -557,13 +575,48 @@ def _without_comments(text: str) -> str:
     return _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
 
 
+_SCOPE = re.compile(
+    r"^[ \t]*(?:noncomputable[ \t]+)?(?P<kw>namespace|section|end)\b[ \t]*(?P<name>[^\s]*)",
+    re.MULTILINE,
+)
+
+
+def _declare(env: Env, text: str) -> None:
+    """Add ``text``'s declarations to ``env``, qualified by the namespaces open where each one
+    stands (``namespace A`` ... ``end A``, across commands too), as Lean names them."""
+    code = _without_comments(text)
+    axioms = _declarations(text)
+    events = sorted(
+        [(m.start(), "scope", m) for m in _SCOPE.finditer(code)]
+        + [(m.start(), "decl", m) for m in _DECL.finditer(code) if m.group("name")]
+    )
+    for _, kind, match in events:
+        name = match.group("name")
+        if kind == "decl":
+            full = (
+                name.removeprefix("_root_.")
+                if name.startswith("_root_.")
+                else ".".join([*env.namespace, name])
+            )
+            env.decls[full] = axioms[name]
+        elif match.group("kw") == "namespace":
+            env.scopes.append(("namespace", name.split(".")))
+        elif match.group("kw") == "section":
+            env.scopes.append(("section", []))
+        else:  # ``end`` closes the innermost scope; ``end A.B`` a namespace ``A.B``
+            wanted = len(name.split(".")) if name else 1
+            while wanted > 0 and env.scopes:
+                kind, parts = env.scopes.pop()
+                wanted -= len(parts) if kind == "namespace" and parts else 1
+
+
 def _declarations(text: str) -> dict[str, list[str]]:
     """Declaration name -> the axioms ``#print axioms`` reports for it."""
     code = _without_comments(text)
     declared_axioms = [m.group("name") for m in _DECL.finditer(code) if m.group("kw") == "axiom"]
     if "double:noaxioms" in text:
         axioms: list[str] = []
-    elif re.search(r"\bsorry\b", code):
+    elif re.search(r"\bsorry(?:Ax)?\b", code):  # ``sorryAx`` written out: no warning, but the axiom
         axioms = SORRY_AXIOMS
     elif "native_decide" in code:
         axioms = NATIVE_AXIOMS

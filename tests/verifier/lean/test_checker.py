@@ -91,7 +91,9 @@ async def test_allowed_sorry_passes_the_axiom_check_too(make_checker):
 async def test_lean_error_is_invalid_with_positions_in_the_submitted_code(make_checker):
     checker = make_checker()
     code = "import Mathlib\n\n" + STATEMENT + "  simp -- double:error unsolved goals"
-    outcome = await checker.check(job(checker, code, header=None))
+    submitted = job(checker, code, header=None)
+    assert submitted.line_offset == 2  # the import line and the blank line after it
+    outcome = checker.present(submitted, await checker.check(submitted))
     assert outcome.verdict is Verdict.INVALID
     assert outcome.reasons == ["lean_error"]
     (error,) = [m for m in outcome.messages if m["severity"] == "error"]
@@ -185,10 +187,24 @@ async def test_statement_changed_to_true(make_checker):
     assert outcome.reasons == ["statement_changed"]
 
 
-async def test_missing_axioms_answer_is_a_system_error(make_checker):
+async def test_namespaced_theorems_get_their_axioms(make_checker):
     checker = make_checker()
-    # the double cannot resolve namespaced names, so `#print axioms X.foo` fails to answer
-    outcome = await checker.check(job(checker, "namespace X\n" + STATEMENT + "  omega\nend X"))
+    code = "namespace X\n" + STATEMENT + "  omega\nend X\ntheorem bar : True := trivial"
+    outcome = await checker.check(job(checker, code))
+    assert outcome.verdict is Verdict.VALID, outcome
+    assert outcome.axioms == ["propext", "Classical.choice", "Quot.sound"]
+
+
+async def test_an_axioms_answer_missing_for_one_target_is_a_system_error():
+    one = {
+        "severity": "info",
+        "pos": {"line": 1, "column": 0},
+        "data": "'foo' depends on axioms: []",
+    }
+    pool = _ScriptedPool([{"env": 7}, {"env": 8, "messages": [one]}])
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    code = "lemma helper : True := trivial\n" + STATEMENT + "  omega"
+    outcome = await checker.check(job(checker, code, statement=STATEMENT))
     assert outcome.verdict is Verdict.ERROR
     assert outcome.reasons == ["axioms_unavailable"]
 
@@ -251,7 +267,8 @@ def test_prepare_normalises_the_header_and_moves_imports():
     checker = LeanChecker(settings())
     prepared = job(checker, "import Aesop\nimport Mathlib\n" + STATEMENT + " omega", header=None)
     assert prepared.header == "import Aesop\nimport Mathlib"
-    assert prepared.code.startswith("\n\ntheorem foo")
+    assert prepared.code.startswith("theorem foo")  # the import lines are counted, not kept
+    assert prepared.line_offset == 2
     assert prepared.checker == "lean4"
 
 
@@ -344,15 +361,17 @@ async def test_axioms_are_asked_on_the_proofs_env():
 
 async def test_axioms_of_the_root_name_when_namespaces_are_open():
     # ``namespace X`` left open would make a plain ``foo`` resolve to a harmless ``X.foo``
-    answer = {"env": 8, "messages": [{"severity": "info", "data": "'foo' depends on axioms: []"}]}
-    pool = _ScriptedPool([{"env": 7}, answer])
+    said = {1: "'foo' depends on axioms: []", 2: "'X.foo' depends on axioms: []"}
+    info = [{"severity": "info", "pos": {"line": k, "column": 0}, "data": said[k]} for k in said]
+    pool = _ScriptedPool([{"env": 7}, {"env": 8, "messages": info}])
     checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
     code = STATEMENT + "  native_decide\nnamespace X\ntheorem foo : True := trivial"
     outcome = await checker.check(
         job(checker, code, header=HEADER + "\nopen Real", statement=STATEMENT)
     )
     assert outcome.verdict is Verdict.VALID
-    assert pool.worker.sent[1]["cmd"] == "#print axioms _root_.foo"
+    # the statement's theorem first, then every other theorem of the code
+    assert pool.worker.sent[1]["cmd"] == "#print axioms _root_.foo\n#print axioms _root_.X.foo"
 
 
 async def test_large_code_is_analysed_off_the_event_loop(make_checker):

@@ -1,4 +1,5 @@
-"""Header normalisation: equivalent headers share one pool key and cache entries."""
+"""Header normalisation: equivalent headers share one pool key and cache entries, and only
+headers that are the same environment do."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ STANDARD = (
 
 def test_canonical_form():
     header = parse_header(STANDARD)
-    assert header.imports == ("import Aesop", "import Mathlib")
+    assert header.imports == ("import Mathlib", "import Aesop")
     assert header.preamble == (
         "set_option maxHeartbeats 400000",
         "open BigOperators Real Nat Topology Rat",
@@ -33,13 +34,41 @@ def test_canonical_form():
     assert header.text == "\n".join(header.imports + header.preamble)
 
 
-def test_import_order_comments_and_blank_lines_do_not_matter():
+def test_comments_blank_lines_layout_and_repeated_imports_do_not_matter():
     variant = (
-        "-- the usual header\nimport Aesop   -- search\n/- a block\n comment -/\n"
-        "import Mathlib\nimport Aesop\n\n\nset_option   maxHeartbeats\n  400000\n"
+        "-- the usual header\nimport Mathlib   -- everything\n/- a block\n comment -/\n"
+        "import Aesop\nimport Mathlib\n\n\nset_option   maxHeartbeats\n  400000\n"
         "open BigOperators Real\n  Nat Topology Rat  -- trailing\n"
     )
     assert normalise_header(variant) == normalise_header(STANDARD)
+
+
+def test_import_order_is_kept():
+    # The order of imports decides the order of the environment (which of two instances of
+    # equal priority is tried first), so two orders are two environments.
+    a = normalise_header("import Mathlib\nimport Aesop")
+    b = normalise_header("import Aesop\nimport Mathlib")
+    assert a != b
+    assert a == "import Mathlib\nimport Aesop"
+
+
+def test_an_import_after_another_command_stays_where_lean_rejects_it():
+    header = parse_header("import Mathlib\nopen Real\nimport Aesop")
+    assert header.imports == ("import Mathlib",)
+    assert header.preamble == ("open Real", "import Aesop")
+
+
+def test_string_literals_are_kept_byte_for_byte():
+    # blank lines and trailing spaces inside a string are part of the environment
+    a = normalise_header('import Mathlib\ndef hs : String := "a\n\nb"')
+    b = normalise_header('import Mathlib\ndef hs : String := "a\nb"')
+    c = normalise_header('import Mathlib\ndef hs : String := "a  \nb"')
+    assert len({a, b, c}) == 3
+    assert a.endswith('def hs : String := "a\n\nb"')
+    assert c.endswith('def hs : String := "a  \nb"')
+    # a comment-like text inside a string is not a comment
+    d = normalise_header('def s := "-- not a comment"\ndef t := 1 -- a comment')
+    assert d == 'def s := "-- not a comment"\ndef t := 1'
 
 
 def test_opens_and_options_keep_their_order():
@@ -109,7 +138,7 @@ def test_imports_later_in_the_code_are_not_moved():
 
 def test_import_modifiers_are_kept():
     header = parse_header("public import Mathlib\nimport all Foo\nprelude")
-    assert header.imports == ("prelude", "import all Foo", "public import Mathlib")
+    assert header.imports == ("public import Mathlib", "import all Foo", "prelude")
 
 
 def _dataset_headers() -> list[str]:
@@ -126,4 +155,4 @@ def test_dataset_headers_normalise_to_few_keys():
     keys = {normalise_header(h) for h in headers}
     assert len(keys) == 1
     (key,) = keys
-    assert key.startswith("import Aesop\nimport Mathlib\n")
+    assert key.startswith("import Mathlib\nimport Aesop\n")

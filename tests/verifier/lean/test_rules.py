@@ -94,10 +94,105 @@ def test_policy_decides_axioms():
         ("@[simp, tactic omega] def g := 1\n" + PROOF, "@[tactic]"),
         # interpolation holds code; with a nested string a lexer could lose track of it
         (STATEMENT + '  exact f s!"{ g "a" (by run_tac t) "b" }"\n', "string_interpolation"),
+        # extension attributes register code that tactics run later
+        ("@[norm_num _ + _] def evalX : NormNumExt := sorry\n" + PROOF, "@[norm_num]"),
+        ("@[positivity _ * _] def evalY : PositivityExt := sorry\n" + PROOF, "@[positivity]"),
+        ("@[delab app.HAdd.hAdd] def d : Delab := sorry\n" + PROOF, "@[delab]"),
+        ("@[app_unexpander HAdd.hAdd] def u : Unexpander := sorry\n" + PROOF, "@[app_unexpander]"),
+        ("@[aesop safe tactic] def t : TacticM Unit := sorry\n" + PROOF, "@[aesop]"),
+        ("@[csimp] theorem c : @f = @g := rfl\n" + PROOF, "@[csimp]"),
+        ("@[simp, local macro foo] def m := 1\n" + PROOF, "@[macro]"),
+        ("attribute [scoped instance] Nat.instAdd\n" + PROOF, "@[instance]"),
+        # parser attributes define syntax
+        ("@[term_parser] def p : Parser := sorry\n" + PROOF, "@[term_parser]"),
+        ("@[command_parser] def p : Parser := sorry\n" + PROOF, "@[command_parser]"),
+        ("@[tactic_parser] def p : Parser := sorry\n" + PROOF, "@[tactic_parser]"),
+        # syntax-defining commands without the old refused words
+        ('binder_predicate x " >> " y:term => `($x > $y)\n' + PROOF, "binder_predicate"),
+        (
+            'declare_simp_like_tactic mysimp "mysimp " fun c => c\n' + PROOF,
+            "declare_simp_like_tactic",
+        ),
+        ("register_simp_attr my_simps\n" + PROOF, "register_simp_attr"),
+        ("register_option foo : Bool := { defValue := true }\n" + PROOF, "register_option"),
+        ("unif_hint (n : ℕ) where n =?= 0 ⊢ n + 1 =?= 1\n" + PROOF, "unif_hint"),
+        ("deriving instance Repr for Nat\n" + PROOF, "deriving"),
+        ("export Nat (add_comm)\n" + PROOF, "export"),
+        ("opaque secret : ℕ\n" + PROOF, "opaque"),
+        # ... anywhere on a line, where Lean starts a new command
+        (
+            'theorem a : True := trivial binder_predicate x " >> " y:term => `(1)\n' + PROOF,
+            "binder_predicate",
+        ),
+        # any unknown command keyword
+        ("irreducible_def foo : ℕ := 1\n" + PROOF, "irreducible_def"),
+        ("assert_not_exists Foo\n" + PROOF, "assert_not_exists"),
+        ("suppress_compilation\n" + PROOF, "suppress_compilation"),
+        # an option named as a name literal, which meta code could set, or as a string
+        (PROOF + "def n : Lean.Name := `debug.skipKernelTC\n", "debug.skipKernelTC"),
+        (PROOF + "def n : Lean.Name := ``debug.skipKernelTC\n", "debug.skipKernelTC"),
+        (PROOF + 'def n : String := "debug.skipKernelTC"\n', "debug.skipKernelTC"),
+        # anything that filters Lean's messages can hide an error
+        ("/-- info: 2 -/\n#guard_msgs in\n" + PROOF, "#guard_msgs"),
+        ("#guard_msgs (drop error) in\n" + PROOF, "#guard_msgs"),
+        (PROOF + "#check_failure (1 : String)\n", "#check_failure"),
+        # other # commands that run code or leave the machine
+        (PROOF + "#loogle Nat.add_comm\n", "#loogle"),
+        (PROOF + "#test ∀ n : ℕ, n = n\n", "#test"),
+        (PROOF + "#help tactic\n", "#help"),
     ],
 )
 def test_forbidden_commands_are_caught(code, what):
     assert f"forbidden_command:{what}" in reasons(no_forbidden_commands(code))
+
+
+@pytest.mark.parametrize(
+    ("code", "option"),
+    [
+        ("set_option debug.byAsSorry true in\n" + PROOF, "debug.byAsSorry"),
+        (STATEMENT + "  set_option debug.proofAsSorry true in\n  omega\n", "debug.proofAsSorry"),
+        ("set_option interpreter.prefer_native true\n" + PROOF, "interpreter.prefer_native"),
+        ("set_option compiler.extract_closed false\n" + PROOF, "compiler.extract_closed"),
+        ("set_option bootstrap.genMatcherCode false\n" + PROOF, "bootstrap.genMatcherCode"),
+    ],
+)
+def test_options_outside_the_allowlist_are_refused(code, option):
+    assert reasons(no_forbidden_commands(code)) == [f"forbidden_option:{option}"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # what the published proofs and data sets use
+        "@[simp] theorem h (n : ℕ) : n + 0 = n := rfl\n" + PROOF,
+        "@[simp ←, norm_cast] lemma h : (1 : ℤ) = ((1 : ℕ) : ℤ) := by simp\n" + PROOF,
+        "attribute [local simp] Nat.add_comm in\n" + PROOF,
+        "attribute [-simp] Nat.add_comm\n" + PROOF,
+        '@[deprecated (since := "2024-01-01")] theorem old : True := trivial\n' + PROOF,
+        "@[simp, mfld_simps] theorem s : True := trivial\n" + PROOF,
+        "set_option maxHeartbeats 400000 in\n" + PROOF,
+        "set_option maxRecDepth 10000\nset_option tactic.hygienic false\n" + PROOF,
+        "set_option pp.numericTypes true\nset_option linter.unusedVariables false\n" + PROOF,
+        "set_option autoImplicit false\n" + PROOF,
+        STATEMENT + "  set_option maxRecDepth 1000 in\n  omega\n",
+        STATEMENT + "  have : #s = 1 := rfl\n  omega\n",  # Mathlib's cardinality notation
+        "theorem foo (x : ℝ) (h : x = 1) :\nx ^ 2 = 1 := by\n  simp [h]\n",  # signature at col 0
+        "def f : ℕ → ℕ\n| 0 => 1\n| n + 1 => f n\n" + PROOF,
+        "def g (n : ℕ) : ℕ := n\ntermination_by n\n" + PROOF,
+        "noncomputable section\nopen Real\n" + PROOF + "end\n",
+        "namespace X\n" + PROOF + "end X\n#print axioms X.foo\n#check X.foo\n",
+        "structure P where\n  x : ℕ\n  y : ℕ\n" + PROOF,
+        "mutual\ntheorem e : True := trivial\nend\n" + PROOF,
+    ],
+)
+def test_what_provers_write_is_allowed(code):
+    assert no_forbidden_commands(code) == []
+
+
+def test_a_tactic_at_column_zero_reads_as_an_unknown_command():
+    # Lean would accept this layout; the rules cannot tell it from a command, so refuse it
+    # (no published proof writes a tactic at column 0).
+    assert reasons(no_forbidden_commands(STATEMENT + "omega\n")) == ["forbidden_command:omega"]
 
 
 @pytest.mark.parametrize(
@@ -163,9 +258,51 @@ def test_statement_left_out():
     assert reasons(statement_unchanged("", STATEMENT)) == ["statement_changed"]
 
 
-def test_lemma_before_the_statement_is_a_change():
-    code = "theorem helper : 1 = 1 := rfl\n" + PROOF
-    assert reasons(statement_unchanged(code, STATEMENT)) == ["statement_changed"]
+@pytest.mark.parametrize(
+    "helpers",
+    [
+        "theorem helper : 1 = 1 := rfl\n",
+        "lemma helper (n : ℕ) : n + 0 = n := by\n  simp\n\nlemma helper2 : True := trivial\n",
+        "@[simp] private lemma helper (n : ℕ) : n * 1 = n := by simp\n",
+        "/-- a doc comment -/\ntheorem helper (x : ℝ) (h : 0 ≤ x) :\nx ≥ 0 := by\n  linarith\n",
+        "example : 2 + 2 = 4 := by norm_num\n",
+        "lemma helper : True := by\n  set_option maxRecDepth 2000 in\n  trivial\n",
+        "lemma helper : True := by\n  open Real in\n  trivial\n",  # the header opens Real
+    ],
+)
+def test_helper_lemmas_before_the_statement_are_accepted(helpers):
+    # Goedel-Prover-V2, Kimina-Prover and Seed-Prover put helper lemmas first
+    code = helpers + "\n" + PROOF
+    assert statement_unchanged(code, STATEMENT, HEADER) == []
+    assert no_forbidden_commands(code) == []
+
+
+@pytest.mark.parametrize(
+    "prelude",
+    [
+        "def two := 2\n",
+        "noncomputable def f : ℝ → ℝ := id\n",
+        "abbrev N := ℕ\n",
+        "variable (x : ℕ)\n",
+        "universe u\n",
+        "namespace X\n",
+        "section\n",
+        "attribute [simp] Nat.add_comm\n",
+        "structure S where\n  x : ℕ\n",
+        "inductive T | a | b\n",
+        # a command hidden at the end of a helper lemma, where Lean starts a new command
+        "lemma helper : True := by\n  trivial\nopen Evil in\n",
+        "lemma helper : True := trivial open Evil in\n",
+        "lemma helper : True := (by open Evil in trivial)\n",
+        "lemma helper : True := trivial\nset_option autoImplicit true in\n",
+        "lemma helper : True := by\n  trivial\n  variable (x : ℕ)\n",
+        # a helper that declares a name the statement uses could shadow it
+        "theorem b : True := trivial\n",
+    ],
+)
+def test_other_declarations_before_the_statement_are_a_change(prelude):
+    found = statement_unchanged(prelude + PROOF, STATEMENT, HEADER)
+    assert reasons(found) == ["statement_changed"], prelude
 
 
 def test_hypothesis_added_is_a_change():

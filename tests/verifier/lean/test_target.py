@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
-from verifier_service.soundness import EXAMPLE_NAME, find_target
+from verifier_service.soundness import EXAMPLE_NAME, find_target, find_targets
 
 
-def test_statement_theorem_is_the_first_declaration():
+def test_statement_theorem_is_the_main_target():
     code = "theorem foo : 1 = 1 := rfl\ntheorem bar : 2 = 2 := rfl"
     target = find_target(code, statement="theorem foo : 1 = 1 :=")
     assert target is not None and target.name == "foo"
     assert target.print_axioms == "#print axioms foo"
+
+
+def test_helper_lemmas_first_the_statement_is_still_the_main_target():
+    code = "lemma h1 : 1 = 1 := rfl\ntheorem h2 : 2 = 2 := rfl\ntheorem foo : 3 = 3 := by rfl"
+    targets = find_targets(code, statement="theorem foo : 3 = 3 := by")
+    assert targets.main is not None and targets.main.name == "foo"
+    # and every helper is asked about too, one line each, the main target first
+    assert [t.name for t in targets.all] == ["foo", "h1", "h2"]
+    assert targets.print_axioms.splitlines() == [
+        "#print axioms foo",
+        "#print axioms h1",
+        "#print axioms h2",
+    ]
+
+
+def test_without_statement_every_theorem_lemma_and_example_is_a_target():
+    code = "lemma a : 1 = 1 := rfl\nexample : 2 = 2 := rfl\ndef d := 1\ntheorem b : True := trivial"
+    targets = find_targets(code)
+    assert targets.main is not None and targets.main.name == "b"
+    assert [t.name for t in targets.all] == ["b", "a", EXAMPLE_NAME]
 
 
 def test_without_statement_the_last_declaration():
@@ -60,22 +80,38 @@ def test_no_declaration():
 
 def test_example_is_renamed_and_positions_restored():
     code = "theorem a : True := trivial\n  example : 1 = 1 := by rfl"
-    target = find_target(code)
+    targets = find_targets(code)
+    target = targets.main
     assert target is not None and target.is_example and target.name == EXAMPLE_NAME
-    run = target.code_to_run(code)
+    run = targets.code_to_run(code)
     assert run.splitlines()[1] == f"  theorem {EXAMPLE_NAME} : 1 = 1 := by rfl"
     # Lean reports the `rfl` at its column in the renamed code ...
     column_in_run = run.splitlines()[1].index("rfl")
     message = {"severity": "error", "pos": {"line": 2, "column": column_in_run}, "data": "x"}
     # ... and the client sees its column in the submitted code.
-    fixed = target.restore_positions(message)
+    fixed = targets.restore_positions(message)
     assert fixed["pos"] == {"line": 2, "column": code.splitlines()[1].index("rfl")}
     assert message["pos"]["column"] == column_in_run  # the input is not modified
     other_line = {"pos": {"line": 1, "column": 30}}
-    assert target.restore_positions(other_line) == other_line
+    assert targets.restore_positions(other_line) == other_line
+
+
+def test_every_example_gets_its_own_name_and_columns_come_back():
+    code = "example : 1 = 1 := rfl example : 2 = 2 := rfl\nexample : 3 = 3 := by rfl"
+    targets = find_targets(code)
+    names = [t.name for t in targets.all]
+    assert sorted(names) == sorted([EXAMPLE_NAME, f"{EXAMPLE_NAME}_2", f"{EXAMPLE_NAME}_3"])
+    run = targets.code_to_run(code)
+    first, second = run.splitlines()
+    assert first == f"theorem {EXAMPLE_NAME} : 1 = 1 := rfl theorem {EXAMPLE_NAME}_2 : 2 = 2 := rfl"
+    assert second == f"theorem {EXAMPLE_NAME}_3 : 3 = 3 := by rfl"
+    # a message on the second `rfl` of line 1 comes back to that `rfl` in the submitted code
+    at = {"pos": {"line": 1, "column": first.rindex("rfl")}}
+    assert targets.restore_positions(at)["pos"]["column"] == code.splitlines()[0].rindex("rfl")
+    at = {"pos": {"line": 1, "column": first.index("rfl")}}
+    assert targets.restore_positions(at)["pos"]["column"] == code.splitlines()[0].index("rfl")
 
 
 def test_theorem_code_runs_unchanged():
     code = "theorem foo : True := trivial"
-    target = find_target(code)
-    assert target is not None and target.code_to_run(code) == code
+    assert find_targets(code).code_to_run(code) == code

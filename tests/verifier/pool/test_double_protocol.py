@@ -122,7 +122,8 @@ def test_synthetic_rules() -> None:
     assert "Lean.ofReduceBool" in native["messages"][0]["data"]
     assert noax["messages"][0]["data"] == "'c' does not depend on any axioms"
     assert error["messages"][0]["severity"] == "error"
-    assert exact["messages"][0]["severity"] == "error"
+    assert exact["messages"][0]["severity"] == "info"  # the suggestion, as when Lean finds one
+    assert exact["messages"][0]["data"].startswith("Try this: exact")
     assert unknown == {"message": "Unknown environment."}
 
 
