@@ -4,7 +4,8 @@
         tests/trainer/scale/launched.py OUT_DIR
 
 1. the smoke run, exactly as ``sieve-train --config configs/smoke_cpu.yaml`` (under
-   ``OUT_DIR/smoke``); one launch serves both checks, to keep the suite's time down;
+   ``OUT_DIR/smoke``), and its resumption for a third step; one launch serves all the checks,
+   to keep the suite's time down;
 2. :func:`run`: one α-DPG step on fixed samples, with the step's gradient and the saved
    checkpoint recorded (also run in one process, imported, as the baseline).
 
@@ -131,12 +132,13 @@ def run(out_dir: Path) -> None:
 
 
 def smoke(out_dir: Path) -> None:
+    """The smoke run's 2 steps, then one more resumed from its ``step_2`` (optimiser state
+    restored, sharded again under FSDP2)."""
     from trainer_client.train import cli
 
-    cli(
-        ["--config", "configs/smoke_cpu.yaml", "--output-dir", str(out_dir)],
-        standalone_mode=False,
-    )
+    args = ["--config", "configs/smoke_cpu.yaml", "--output-dir", str(out_dir)]
+    cli(args, standalone_mode=False)
+    cli([*args, "--resume", "latest", "--max-steps", "3"], standalone_mode=False)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,16 @@ def _load(path: Path):
     return AutoModelForCausalLM.from_pretrained(path)
 
 
-def _check_smoke(run_dir: Path, world_size: int) -> None:
+def _check_smoke(run_dir: Path, world_size: int, *, resumed: bool = False) -> None:
     model = _load(run_dir / "step_2")  # a plain model directory transformers loads
     assert type(model).__name__ == "LlamaForCausalLM"
     assert json.loads((run_dir / "step_2" / "config.json").read_text())["architectures"] == [
         "LlamaForCausalLM"
     ]
     metrics = _metrics(run_dir)
-    assert [m["step"] for m in metrics] == [1, 2]
+    assert [m["step"] for m in metrics] == ([1, 2, 3] if resumed else [1, 2])
+    if resumed:  # the third step continued from step_2's weights and optimiser state
+        assert _load(run_dir / "step_3") is not None
     assert all(m["dist/world_size"] == world_size for m in metrics)
     assert all(m["samples"] == 16 / world_size for m in metrics)  # 4 prompts × 4, split
 
@@ -89,7 +91,7 @@ def test_smoke_in_one_process(tmp_path):
 
 def test_smoke_in_two_processes(two_processes):
     _layout, out = two_processes
-    _check_smoke(out / "smoke" / "smoke", world_size=2)
+    _check_smoke(out / "smoke" / "smoke", world_size=2, resumed=True)
 
 
 def test_two_processes_give_the_gradient_of_one(one_process, two_processes):
