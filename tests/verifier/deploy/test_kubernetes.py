@@ -21,7 +21,7 @@ import yaml
 
 from verifier_service.settings import VerifierSettings
 
-from .conftest import DOCKERFILE, REPO_ROOT, SETTINGS_VARIABLES
+from .conftest import REPO_ROOT, SETTINGS_VARIABLES
 
 KUBERNETES = REPO_ROOT / "deploy" / "kubernetes"
 #: The schema version the manifests are written for (hostUsers, appArmorProfile, procMount).
@@ -250,11 +250,20 @@ def test_the_apparmor_profile_is_the_one_shipped() -> None:
     assert re.search(r"^\s*profile\s+sieve-verifier\b", APPARMOR_PROFILE.read_text(), re.M)
 
 
-def test_the_image_user_is_uid_10000() -> None:
-    text = DOCKERFILE.read_text()
-    if not re.search(r"useradd[^\n]*--uid", text):
+def test_the_image_user_is_uid_10000(dockerfile: Any) -> None:
+    """runAsUser must be the uid the image gives `sieve`, or the service cannot read its home."""
+    commands = [
+        command.strip()
+        for run in dockerfile.all("RUN", stage=dockerfile.final_stage)
+        for command in re.split(r"&&|;", run)
+        if re.match(r"\s*useradd\b", command)
+    ]
+    sieve = [c for c in commands if c.split()[-1] == "sieve"]
+    assert sieve, "the image creates no user `sieve`"
+    uids = [m.group(1) for c in sieve for m in [re.search(r"(?:--uid|-u)[ =](\d+)", c)] if m]
+    if not uids:
         pytest.skip("the Dockerfile does not pin the uid of `sieve` in this checkout yet")
-    assert re.search(rf"useradd[^\n]*--uid {IMAGE_UID}\b[^\n]*\bsieve\b", text)
+    assert uids == [str(IMAGE_UID)]
 
 
 # --- the other objects -------------------------------------------------------------------------
