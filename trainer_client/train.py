@@ -159,7 +159,7 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
 
     from trainer_client.checkpoint import latest_checkpoint
     from trainer_client.data import PromptRenderer
-    from trainer_client.distributed import make_accelerator
+    from trainer_client.distributed import is_fsdp2, make_accelerator
     from trainer_client.loop import Trainer
     from trainer_client.reference import ReferenceModel
     from trainer_client.tracking import Tracker
@@ -184,7 +184,9 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
         reference = ReferenceModel.from_pretrained(
             str(cfg.model.reference or base),
             batch_size=cfg.optim.micro_batch_size,
-            device=accelerator.device,
+            # Under FSDP2 the reference stays on the CPU until it is sharded: each GPU then
+            # receives its shard only, never the whole model.
+            device=None if is_fsdp2(accelerator) else accelerator.device,
             dtype=policy_dtype,
             **load,
         )
