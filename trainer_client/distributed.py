@@ -69,6 +69,8 @@ def make_accelerator(mixed_precision: str = "no") -> Any:
         plugin = FullyShardedDataParallelPlugin()
         if plugin.fsdp_version != 2:
             raise RuntimeError("on CPUs only FSDP2 is supported: set fsdp_version: 2")
+        if mixed_precision != "no":
+            plugin.set_mixed_precision(mixed_precision)
         accelerator.state.fsdp_plugin = plugin
         accelerator.state.distributed_type = DistributedType.FSDP
     return accelerator
