@@ -56,3 +56,24 @@ def test_full_weights_sampler_delegates_everything_but_sample():
     assert wrapped.sample(["a"], 2) == (["a"], 2)
     assert wrapped.state_dict() == {"calls": 7} and wrapped.calls == 7
     assert not hasattr(wrapped, "load_weights")  # so the update stage pushes no weights to it
+
+
+@pytest.mark.parametrize(
+    ("name", "processes", "fsdp"),
+    [("fsdp2_4gpu", 4, True), ("fsdp2_cpu", 2, True), ("ddp_cpu", 2, False)],
+)
+def test_the_accelerate_configs_load_as_accelerate_reads_them(name, processes, fsdp):
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    root = Path(__file__).resolve().parents[3]
+    config = load_config_from_file(str(root / "configs" / "accelerate" / f"{name}.yaml"))
+    assert config.num_processes == processes
+    if fsdp:
+        assert config.distributed_type == "FSDP"
+        assert config.fsdp_config["fsdp_version"] == 2
+        assert config.fsdp_config["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    else:
+        assert not config.fsdp_config
+    assert config.use_cpu == name.endswith("_cpu")
