@@ -260,6 +260,15 @@ def plan_memory(
     master = _BYTES.get(cfg.model.dtype, 4)  # "auto" keeps float32 master weights
     compute = {"no": master, "bf16": 2, "fp16": 2}[cfg.optim.mixed_precision]
     plan = MemoryPlan(gpus=gpus, shape=shape, gpu_memory_bytes=int(gpu_memory_gib * GiB))
+    if gpus > 1:
+        plan.notes.append(
+            f"assumes FSDP2 over {gpus} processes (configs/accelerate/fsdp2_4gpu.yaml); "
+            "DDP shards nothing: its per-GPU figure is the plan for --gpus 1"
+        )
+    plan.notes.append(
+        f"host memory at start: each process loads the policy and the reference on the CPU "
+        f"before they are sharded, about {2 * n * master / GiB:.0f} GiB per process"
+    )
     shard = f"1/{gpus} of {n / 1e9:.2f} B" if gpus > 1 else f"{n / 1e9:.2f} B"
     dtype = {4: "fp32", 2: "16-bit"}[master]
 
