@@ -251,11 +251,25 @@ def selftest(
         float, typer.Option(help="Seconds to wait for /ready (workers import Mathlib first).")
     ] = 600.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="Instead: check, here, that the Lean sandbox holds. Run it where the service "
+            "runs (docker compose exec verifier sieve-verifier selftest --sandbox); it uses "
+            "the SIEVE_LEAN_* settings and never the URL.",
+        ),
+    ] = False,
 ) -> None:
     """Send known-valid and hostile proofs to URL; exit 0 only if every verdict is right.
 
-    Exit 1 when a verdict is wrong, 2 when the server cannot be asked.
+    Exit 1 when a verdict is wrong, 2 when the server cannot be asked. With ``--sandbox``: start
+    one REPL as the service would and try escapes inside it; exit 0 only if none succeeds.
     """
+    if sandbox:
+        from verifier_service.selftest.sandbox import main_sandbox
+
+        raise typer.Exit(main_sandbox(_settings({}), Console()))
     from verifier_service.selftest import DEFAULT_HEADER, SelftestError, run_selftest
 
     header = _read(header_file) if header_file is not None else DEFAULT_HEADER

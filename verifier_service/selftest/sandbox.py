@@ -314,12 +314,13 @@ def _result(probe: Probe, reply: dict) -> ProbeResult:
 
 def print_report(report: SandboxReport, console) -> None:  # console: rich.console.Console
     """The table an operator reads."""
+    from rich.markup import escape
     from rich.table import Table
 
     details = ", ".join(f"{k}={v}" for k, v in report.sandbox.items() if k != "mode")
     console.print(f"Lean sandbox: [bold]{report.mode}[/]" + (f" ({details})" if details else ""))
     if report.problem is not None:
-        console.print(f"[bold red]cannot run the sandbox selftest:[/] {report.problem}")
+        console.print(f"[bold red]cannot run the sandbox selftest:[/] {escape(report.problem)}")
     table = Table("attempt", "what it tries", "result", "detail", header_style="bold")
     for result in report.results:
         if result.outcome == "blocked":
@@ -328,7 +329,9 @@ def print_report(report: SandboxReport, console) -> None:  # console: rich.conso
             shown = "[bold red]ESCAPED[/]" if result.outcome == "ESCAPED" else "[red]no answer[/]"
         else:
             shown = f"[yellow]reachable[/] (not isolated in {report.mode} mode)"
-        table.add_row(result.probe.name, result.probe.what, shown, result.detail)
+        table.add_row(
+            escape(result.probe.name), escape(result.probe.what), shown, escape(result.detail)
+        )
     if report.results:
         console.print(table)
     escaped = sum(r.failed(report.mode) for r in report.results)

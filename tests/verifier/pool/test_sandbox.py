@@ -674,6 +674,28 @@ async def test_selftest_sandbox_in_uid_mode_flags_the_network_without_failing(ki
     assert report.ok, "uid mode promises no network isolation; the table says so instead"
 
 
+def test_selftest_sandbox_command(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sieve-verifier selftest --sandbox``: a table, exit 0 when it holds, 1 when not."""
+    from typer.testing import CliRunner
+
+    from verifier_service.cli import app
+
+    if ROOT and not kit.python_for_nobody:
+        pytest.skip(f"no Python that uid {NOBODY} can run")
+    monkeypatch.setenv("SIEVE_LEAN_REPL", " ".join(kit.double))
+    monkeypatch.setenv("SIEVE_LEAN_CWD", str(kit.root))
+    monkeypatch.setenv("SIEVE_LEAN_PREWARM_HEADERS", "")
+    monkeypatch.setenv("SIEVE_LEAN_SANDBOX", "none")
+    result = CliRunner().invoke(app, ["selftest", "--sandbox"])
+    assert result.exit_code == 1, result.output
+    assert "ESCAPED" in result.output and "service environ" in result.output
+    if Sandbox().problem() is None:
+        monkeypatch.setenv("SIEVE_LEAN_SANDBOX", "bwrap")
+        result = CliRunner().invoke(app, ["selftest", "--sandbox"])
+        assert result.exit_code == 0, result.output
+        assert "sandbox holds" in result.output and "ESCAPED" not in result.output
+
+
 async def test_selftest_sandbox_against_real_lean() -> None:
     """The ``#eval`` IO probes, with real Lean, where ``SIEVE_LEAN_REPL`` is set."""
     from verifier_service.selftest.sandbox import run_sandbox_selftest
