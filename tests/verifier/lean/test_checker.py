@@ -383,3 +383,46 @@ async def test_large_code_is_analysed_off_the_event_loop(make_checker):
     assert outcome.reasons == ["forbidden_command:#exit"]
     valid = await checker.check(job(checker, STATEMENT + "  omega\n" + padding))
     assert valid.verdict is Verdict.VALID
+
+
+@pytest.mark.parametrize(
+    ("policy", "verdict", "reasons"),
+    [
+        (Policy(), Verdict.INVALID, ["forbidden_axiom:big._native.native_decide.ax_1_1"]),
+        (
+            Policy(axioms=("propext", "Classical.choice", "Quot.sound", "Lean.ofReduceBool")),
+            Verdict.VALID,
+            [],
+        ),
+    ],
+)
+async def test_lean_4_29_native_decide_axioms_need_a_policy_that_trusts_the_compiler(
+    policy, verdict, reasons
+):
+    # Lean >= 4.29 writes one axiom per native_decide instead of Lean.ofReduceBool
+    said = "'big' depends on axioms: [propext, big._native.native_decide.ax_1_1]"
+    answer = {"severity": "info", "pos": {"line": 1, "column": 0}, "data": said}
+    pool = _ScriptedPool([{"env": 7}, {"env": 8, "messages": [answer]}])
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    statement = "theorem big : 2 ^ 20 % 7 = 4 := by\n"
+    outcome = await checker.check(job(checker, statement + "  native_decide", policy=policy))
+    assert outcome.verdict is verdict
+    assert outcome.reasons == reasons
+    assert outcome.axioms == ["propext", "big._native.native_decide.ax_1_1"]
+
+
+async def test_an_unused_helper_with_sorry_or_native_decide_fails(make_checker):
+    checker = make_checker()
+    unused = "lemma unused : (1 : ℕ) = 2 := by\n  sorry\n\n"
+    outcome = await checker.check(job(checker, unused + STATEMENT + "  omega", statement=STATEMENT))
+    assert outcome.verdict is Verdict.INVALID and outcome.reasons == ["sorry"]
+    native = "lemma unused : 2 ^ 20 % 7 = 4 := by\n  native_decide\n\n"
+    outcome = await checker.check(job(checker, native + STATEMENT + "  omega", statement=STATEMENT))
+    assert outcome.reasons == ["forbidden_axiom:Lean.ofReduceBool"]
+
+
+async def test_without_a_statement_an_error_in_any_theorem_fails(make_checker):
+    checker = make_checker()
+    code = "theorem first : 1 = 2 := by\n  simp -- double:error unsolved goals\n\n" + STATEMENT
+    outcome = await checker.check(job(checker, code + "  omega"))
+    assert outcome.verdict is Verdict.INVALID and outcome.reasons == ["lean_error"]

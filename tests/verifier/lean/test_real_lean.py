@@ -13,6 +13,8 @@ import pytest
 
 from verifier_service.checkers.base import Policy
 from verifier_service.checkers.lean import LeanChecker
+from verifier_service.launcher import serve_subprocess
+from verifier_service.selftest import run_selftest
 from verifier_service.settings import VerifierSettings
 from verifier_service.verdicts import Outcome, Verdict
 
@@ -90,3 +92,16 @@ async def test_namespaced_theorem_and_example_get_their_axioms(checker):
     assert namespaced.verdict is Verdict.VALID, namespaced
     example = await check(checker, "example : 2 ^ 20 % 7 = 4 := by native_decide", None)
     assert example.reasons == ["forbidden_axiom:Lean.ofReduceBool"]
+
+
+def test_selftest_against_a_live_service_with_real_lean():
+    """``sieve-verifier selftest`` against ``serve`` with this machine's Lean: every verdict of
+    the bundled valid and hostile cases must be right."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("SIEVE_")}
+    env.setdefault("SIEVE_LEAN_WORKERS", "2")
+    env.setdefault("SIEVE_LEAN_PREWARM_HEADERS", HEADER)
+    env.pop("SIEVE_API_KEYS", None)
+    with serve_subprocess(env, ready_path="/health", startup_timeout_s=120) as url:
+        report = run_selftest(url, ready_timeout_s=1800, timeout_s=300)
+    assert report.ok, [r.to_dict() for r in report.wrong]
+    assert report.hostile_accepted == []
