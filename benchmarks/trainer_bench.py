@@ -3,8 +3,9 @@
 The workload: a random 2-layer Llama (hidden 128) with a 33-token character tokenizer, 8 prompts ×
 4 samples × 16 new tokens, one CPU thread. Both trainers start from the same weights and sample the
 same prompts. TRL's ``GRPOTrainer`` runs ``loss_type="dr_grpo"`` with β = 0.04 (its reference
-model and KL term), no std scaling and its other defaults (gradient checkpointing on; off with
-``--trl-no-checkpointing``), and scores rewards in process. Ours send every proof over HTTP to the
+model and KL term), no std scaling and its other defaults (bf16 autocast, even on a CPU, and
+gradient checkpointing; ``--trl-matched`` runs it in float32 without checkpointing, as ours
+runs), and scores rewards in process. Ours send every proof over HTTP to the
 real service (``math`` checker on loopback) when it can be started, else to an in-process fake
 (the script says which).
 
@@ -72,6 +73,12 @@ def main() -> None:
         action="store_true",
         help="turn off TRL's gradient checkpointing (GRPOConfig's default is on; ours is off)",
     )
+    parser.add_argument(
+        "--trl-matched",
+        action="store_true",
+        help="TRL in our settings: float32 (GRPOConfig defaults to bf16 autocast, on a CPU too) "
+        "and no gradient checkpointing",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -116,7 +123,8 @@ def main() -> None:
                     args.warmup,
                     rows,
                     our_steps,
-                    checkpointing=not args.trl_no_checkpointing,
+                    checkpointing=not (args.trl_no_checkpointing or args.trl_matched),
+                    bf16=not args.trl_matched,
                 )
             except ImportError as exc:
                 trl_note = f"not run: {exc}"
@@ -189,7 +197,7 @@ def _our_trainer(name, loss, tokenizer, problems, verifier, out, args, *, seed):
 
 
 def _run_trl(
-    tokenizer, problems, verifier, out, total, warmup, rows, after_each_step, *, checkpointing
+    tokenizer, problems, verifier, out, total, warmup, rows, after_each_step, *, checkpointing, bf16
 ) -> str:
     """Train TRL's GRPOTrainer for ``total`` steps, calling ``after_each_step`` between steps."""
     import trl
@@ -233,6 +241,7 @@ def _run_trl(
         loss_type="dr_grpo",
         scale_rewards="none",
         gradient_checkpointing=checkpointing,
+        bf16=bf16,
         learning_rate=LR,
         lr_scheduler_type="constant",
         warmup_steps=0,
@@ -257,7 +266,8 @@ def _run_trl(
     rows[TRL] = [{"time/step_s": t} for t in timings[warmup:]]
     return (
         f"trl {trl.__version__} GRPOTrainer, reward in process ({type(verifier).__name__}), "
-        f"gradient checkpointing {'on (its default)' if checkpointing else 'off'}"
+        f"gradient checkpointing {'on (its default)' if checkpointing else 'off'}, "
+        f"{'bf16 autocast (its default)' if bf16 else 'float32 (as ours)'}"
     )
 
 

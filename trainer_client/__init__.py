@@ -2,7 +2,8 @@
 
 Rooms: :mod:`~trainer_client.client` (the verifier's HTTP client), :mod:`~trainer_client.data`,
 :mod:`~trainer_client.sampler`, :mod:`~trainer_client.reference`, :mod:`~trainer_client.losses`,
-:mod:`~trainer_client.loop`, :mod:`~trainer_client.evaluation`.
+:mod:`~trainer_client.loop` (the ``Trainer``, wiring the step's stages in
+:mod:`~trainer_client.stages`: sample → verify → score → update), :mod:`~trainer_client.evaluation`.
 """
 
 from trainer_client.client import VerifierClient
