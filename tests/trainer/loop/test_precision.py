@@ -120,3 +120,19 @@ def test_nucleus_matches_transformers_warpers():
     least = logits.argmin(-1)
     kept = _nucleus(logits, 0.5, least)
     assert torch.isfinite(kept.gather(-1, least.unsqueeze(-1))).all()
+
+
+def test_fp16_loss_scale_survives_a_resume(tmp_path, tokenizer, problems, fresh_accelerate):
+    cfg = make_config(tmp_path, optim={"mixed_precision": "fp16"})
+    trainer = build(cfg, tokenizer, problems, "fp16")
+    scaler = trainer.precision.scaler
+    scaler.load_state_dict({**scaler.state_dict(), "scale": 1024.0})  # as after overflows
+    trainer.train_step()
+    scale = trainer.precision.loss_scale
+    ckpt = trainer.save()
+    trainer.close()
+    resumed = build(cfg, tokenizer, problems, "fp16")
+    assert resumed.precision.loss_scale != scale
+    resumed.load(ckpt)
+    assert resumed.precision.loss_scale == scale == 1024.0
+    resumed.close()
