@@ -217,9 +217,16 @@ def _exceeds(code: str, header: str | None, limit: int) -> bool:
 
 
 def default_concurrency(name: str, settings: VerifierSettings) -> int:
-    """Lean runs as many checks as the pool has workers; other checkers a few at a time."""
+    """Lean checks all go through to the pool; other checkers run a few at a time.
+
+    The Lean pool queues waiting proofs per header and hands out workers itself, keeping the
+    prewarmed headers' workers for them. A service-wide FIFO of ``lean_workers`` places in front
+    of it would let proofs of new headers, waiting for an import, hold every place while a proof
+    of a warm header waits behind them (head-of-line blocking under header churn). The pending
+    limit (``SIEVE_MAX_PENDING``) still bounds the total.
+    """
     if name == "lean4":
-        return max(1, settings.lean_workers)
+        return max(1, settings.max_pending)
     return DEFAULT_CONCURRENCY
 
 

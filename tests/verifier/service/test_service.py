@@ -426,3 +426,35 @@ async def test_unencodable_text_is_invalid_input_for_library_callers_too(field: 
     assert (info.value.index, info.value.field) == (1, field)
     assert "cannot be encoded" in info.value.message
     assert checker.calls == [] and checker.prepared == 1  # only the good item was prepared
+
+
+class _ImportingLean(FakeChecker):
+    """A ``lean4`` stand-in whose proofs of a ``new`` header wait for their header import."""
+
+    def __init__(self) -> None:
+        super().__init__(name="lean4")
+        self.imported = asyncio.Event()
+
+    async def check(self, job):
+        if job.header == "new":
+            await self.imported.wait()
+        return await super().check(job)
+
+
+async def test_lean_proofs_of_a_warm_header_do_not_queue_behind_new_headers():
+    # The pool, not a service-wide FIFO of `lean_workers` places, decides who gets a worker:
+    # proofs waiting for a new header's import must not hold the places of a warm proof.
+    checker = _ImportingLean()
+    service = VerificationService(
+        {"lean4": checker}, MemoryCache(), settings=VerifierSettings(lean_workers=1)
+    )
+    new = [ProofItem(id=f"n{i}", code=f"ok {i}", header="new") for i in range(3)]
+    churn = asyncio.create_task(service.verify(new))
+    await asyncio.sleep(0.05)
+    warm = await asyncio.wait_for(
+        service.verify([ProofItem(id="w", code="ok warm", header="warm")]), timeout=5
+    )
+    assert warm[0].outcome.verdict is Verdict.VALID
+    assert not churn.done()
+    checker.imported.set()
+    assert [r.outcome.verdict for r in await churn] == [Verdict.VALID] * 3
