@@ -186,8 +186,8 @@ def no_forbidden_commands(
 
     for i, tok in enumerate(tokens):
         what = _refused_word(tokens, i)
-        if what is not None:
-            refuse(what, tok)
+        if what is not None:  # a word refused by its prefix cannot be allowed by ``forbidden``
+            refuse(what, tok, always=what not in DEFAULT_FORBIDDEN)
     for start, end in attribute_spans(tokens):
         for name in attribute_names(tokens, start, end):
             if not attribute_allowed(name.value):
