@@ -325,7 +325,7 @@ def _run(
 ) -> EvalResult:
     # Heavy imports here, so `sieve-eval compare` and `--help` stay fast.
     from trainer_client.client import VerifierClient
-    from trainer_client.data import build_prompt, load_problems
+    from trainer_client.data import EVAL_SYSTEM_PROMPT, PromptRenderer, load_problems
     from trainer_client.evaluation.runner import (
         EvalPlan,
         PromptTooLong,
@@ -350,13 +350,16 @@ def _run(
         seed=seed,
         return_logprobs=False,
     )
+    # The paper's evaluation prompt: the chat template (when the tokenizer has one) after its
+    # system message.
+    prompt_fn = PromptRenderer(tokenizer=sampler.tokenizer, system=EVAL_SYSTEM_PROMPT)
     try:
         check_prompt_lengths(
             problems,
             sampler.tokenizer,
             context=_context_length(sampler.model),
             max_new_tokens=max_new_tokens,
-            prompts=[build_prompt(p) for p in problems],
+            prompts=[prompt_fn(p) for p in problems],
         )
     except PromptTooLong as exc:
         console.print(f"[bold red]prompt too long[/bold red]: {exc}")
@@ -373,6 +376,7 @@ def _run(
         "seed": seed,
         "verifier_url": verifier_url,
         "timeout_s": timeout_s,
+        "system_prompt": EVAL_SYSTEM_PROMPT,
         "command": " ".join(sys.argv),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -406,6 +410,7 @@ def _run(
             config=config,
             on_progress=on_progress,
             samples_out=sink,
+            prompt_fn=prompt_fn,
         )
     if result.errors:
         console.print(

@@ -109,8 +109,13 @@ def evaluate_problems(
     on_progress: Callable[[int, int, int], None] | None = None,
     samples_out: IO[str] | None = None,
     n_boot: int = 1000,
+    prompt_fn: Callable[[Problem], str] | None = None,
 ) -> EvalResult:
     """Evaluate ``problems`` with ``plan.n`` samples each; see the module docstring.
+
+    ``prompt_fn`` renders a problem's prompt (default :func:`~trainer_client.data.build_prompt`,
+    the plain text); ``sieve-eval`` passes the paper's evaluation prompt: the chat template with
+    :data:`~trainer_client.data.EVAL_SYSTEM_PROMPT`.
 
     ``on_progress(samples_done, verified, errors)`` is called after each verified batch;
     ``samples_out``, if given, receives one JSON line per sample (problem, completion, verdict).
@@ -123,7 +128,7 @@ def evaluate_problems(
     if len(set(names)) != len(names):
         raise ValueError("problems: names must be unique (they key the per-problem results)")
     tallies = [_Tally() for _ in problems]
-    prompts = [build_prompt(p) for p in problems]
+    prompts = [(prompt_fn or build_prompt)(p) for p in problems]
     done = verified = errors = 0
 
     def verify(batch: list[tuple[int, int, str]]) -> list[tuple[int, str, dict, Any]]:

@@ -186,3 +186,37 @@ def test_empty_completions_are_wrong_without_asking_the_verifier():
     )
     assert len(verifier.seen) == 3  # answers 0, 2, 4; the blank ones stay local
     assert (result.problems[0].n, result.problems[0].c) == (6, 3)
+
+
+def test_the_paper_evaluation_prompt_reaches_the_sampler():
+    # sieve-eval renders prompts with the chat template and the paper's system message; the
+    # sampler must be given exactly those texts, one per problem.
+    from trainer_client.data import EVAL_SYSTEM_PROMPT, PromptRenderer
+
+    class ChatTokenizer:
+        chat_template = "chat"
+        bos_token = None
+
+        def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+            assert add_generation_prompt and not tokenize
+            return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+    seen = []
+
+    class RecordingSampler(ScriptedSampler):
+        def sample(self, prompts, k):
+            seen.extend(prompts)
+            return super().sample(prompts, k)
+
+    renderer = PromptRenderer(tokenizer=ChatTokenizer(), system=EVAL_SYSTEM_PROMPT)
+    evaluate_problems(
+        problems(),
+        RecordingSampler(),
+        RuleVerifier({"a": 3, "b": 1000, "c": 1}),
+        plan=EvalPlan(n=2, batch_size=4),
+        label="chat",
+        n_boot=10,
+        prompt_fn=renderer,
+    )
+    expected = {f"<system>{EVAL_SYSTEM_PROMPT}<user>{p.statement}<assistant>" for p in problems()}
+    assert set(seen) == expected
