@@ -167,17 +167,18 @@ class LeanChecker(Checker):
                 "timeout_s",
                 f"must be at most {self.settings.lean_max_timeout_s:g} seconds, got {timeout_s:g}",
             )
+        statement_imports: list[str] = []
         if statement is not None:
             # A statement copied with its imports: they belong to the header, like the code's.
             statement_imports, statement = split_code(statement)
             statement = statement.lstrip("\n")
-            if statement_imports:
-                header = "\n".join([*statement_imports, header or ""])
             if not statement_tokens(statement):
                 raise InvalidInput("statement", "must contain a Lean statement")
             if find_target(statement, statement=statement) is None:
                 raise InvalidInput("statement", "must declare a theorem, lemma, example or def")
         canonical_header, body = normalise(header, code)
+        if statement_imports:  # first, as if the header had begun with them
+            canonical_header = normalise_header("\n".join([*statement_imports, canonical_header]))
         body, line_offset = strip_leading_lines(body)
         return Job(
             checker=self.name,

@@ -282,6 +282,21 @@ def test_prepare_moves_a_statements_imports_into_the_header():
     assert prepared.answer is None
 
 
+def test_a_statement_with_imports_and_a_whole_file_share_one_header():
+    checker = LeanChecker(settings())
+    block = "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen Real\n\n"
+    whole = job(
+        checker, block + STATEMENT + " omega", header=None, statement="import Mathlib\n" + STATEMENT
+    )
+    split = job(checker, STATEMENT + " omega", header=block, statement=STATEMENT)
+    assert (
+        whole.header
+        == split.header
+        == "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen Real"
+    )
+    assert whole.code == split.code
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
