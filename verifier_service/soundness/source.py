@@ -391,12 +391,29 @@ def command_head(command: Command) -> Token | None:
 
 def attribute_spans(tokens: list[Token]) -> list[tuple[int, int]]:
     """``(start, end)`` token indices of the inside of every ``@[...]`` and ``attribute [...]``."""
-    spans = []
+    closing = _closing_brackets(tokens)
+    spans: list[tuple[int, int]] = []
     for i, tok in enumerate(tokens):
         before = tokens[i - 1] if i else None
         if tok.text == "[" and before is not None and before.value in ("@", "attribute"):
-            spans.append((i + 1, _matching(tokens, i)))
+            if spans and i < spans[-1][1]:
+                continue  # nested in the previous one (Lean rejects that): read once, not twice
+            spans.append((i + 1, closing[i]))
     return spans
+
+
+def _closing_brackets(tokens: list[Token]) -> dict[int, int]:
+    """Opening bracket index -> its closing bracket's index (or the end), in one pass."""
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for j, tok in enumerate(tokens):
+        if tok.text in _OPENERS:
+            stack.append(j)
+        elif tok.text in _CLOSERS and stack:
+            closing[stack.pop()] = j
+    for j in stack:
+        closing[j] = len(tokens)
+    return closing
 
 
 def attribute_names(tokens: list[Token], start: int, end: int) -> list[Token]:
@@ -504,11 +521,15 @@ def _body_command_end(tokens: list[Token], i: int) -> int:
     while j < n:
         tok = tokens[j]
         if depth == 0:
-            if (
-                tok.kind is TokenKind.IDENT
-                and tok.value in starts
-                and (tok.value not in MODIFIERS or _modifies_a_command(tokens, j))
-            ):
+            if tok.kind is TokenKind.IDENT and tok.value in MODIFIERS:
+                after = _skip_prefix(tokens, j)
+                if after < n and _starts_command(tokens, after) and tokens[after].value in starts:
+                    return j
+                if after < n and tokens[after].kind is TokenKind.COMMAND:
+                    return j
+                j = max(after, j + 1)  # a field's modifiers (``| protected id``): skip them all
+                continue
+            if tok.kind is TokenKind.IDENT and tok.value in starts:
                 return j
             if tok.kind is TokenKind.COMMAND and tok.value in hashes:
                 return j

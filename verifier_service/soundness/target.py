@@ -21,6 +21,7 @@ back to where they are in the submitted code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,16 +87,15 @@ class Targets:
         fixed = dict(message)
         if not self._examples:
             return fixed
+        by_line = self._examples_by_line
         for key in ("pos", "endPos"):
             pos = fixed.get(key)
             if not (isinstance(pos, Mapping) and isinstance(pos.get("column"), int)):
                 continue
             column = pos["column"]
             shift = 0  # of the renamed keywords before this one on the line, in run columns
-            for target in self._examples:
+            for target in by_line.get(pos.get("line"), ()):  # type: ignore[call-overload]
                 kw = target.keyword
-                if kw.line != pos.get("line"):
-                    continue
                 grow = len(_replacement(target)) - len(kw.text)
                 run_column = kw.column + shift
                 if pos["column"] > run_column:
@@ -104,9 +104,16 @@ class Targets:
             fixed[key] = {**pos, "column": column}
         return fixed
 
-    @property
+    @functools.cached_property
     def _examples(self) -> list[Target]:
         return sorted((t for t in self.all if t.is_example), key=lambda t: t.keyword.start)
+
+    @functools.cached_property
+    def _examples_by_line(self) -> dict[int, list[Target]]:
+        lines: dict[int, list[Target]] = {}
+        for target in self._examples:
+            lines.setdefault(target.keyword.line, []).append(target)
+        return lines
 
 
 def _replacement(target: Target) -> str:
