@@ -44,6 +44,7 @@ from verifier_service.lean.pool import (
     ReplPool,
     ReplTimeout,
 )
+from verifier_service.lean.repl import UnencodableCommand
 from verifier_service.lean.replies import (
     MalformedReply,
     ReplReply,
@@ -259,6 +260,9 @@ class LeanChecker(Checker):
             return _invalid(
                 [Violation("header_error", str(exc))], list(exc.messages), time_s=elapsed
             )
+        except UnencodableCommand as exc:  # the API refuses such text; a library caller may not
+            logger.warning("lean4: %s command not sent: %s", stage, exc)
+            return Outcome.error("unencodable_text")
         except ReplTimeout:
             if stage == "proof":
                 return Outcome.timeout(job.timeout_s, time_s=time.perf_counter() - started)

@@ -224,6 +224,7 @@ async def test_unencodable_command_is_an_error_verdict_and_spares_the_worker():
             )
             outcome = await checker.check(job)
             assert outcome.verdict is Verdict.ERROR, outcome
+            assert outcome.reasons == ["unencodable_text"]
         good = checker.prepare(
             code=STATEMENT + "\n  omega",
             header=HEADER,
