@@ -18,7 +18,7 @@ variants take one step each, in rotating order, so machine noise hits all of the
 stand-in, so both wait for the same verifier.
 
     python benchmarks/trainer_bench.py [--steps 20] [--warmup 3] [--fake-verifier]
-        [--verifier-delay 0.05 --verifier-workers 8] [--generate-batch 16] [--no-trl]
+        [--verifier-delay 0.05 --verifier-workers 8] [--generate-batch N] [--no-trl]
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def main() -> None:
     parser.add_argument(
         "--generate-batch",
         type=int,
-        default=16,
-        help="sequences per generate call (sampling.batch_size): each is verified as it comes",
+        default=None,
+        help="at most this many sequences per generate call (sampling.batch_size; default: no "
+        "cap, the step's chunk plan chooses); each call's chunk is verified as it comes",
     )
     parser.add_argument("--no-trl", action="store_true", help="time our trainers only")
     parser.add_argument(
@@ -354,8 +355,9 @@ def _report(rows, kind, trl_note, tokenizer, args):
     print(f"TRL: {trl_note}")
     print(
         f"model: random 2-layer Llama, hidden 128, vocab {len(tokenizer)}; {PROMPTS} prompts × "
-        f"{K} samples × {NEW_TOKENS} new tokens; 1 CPU thread; generate calls of "
-        f"{args.generate_batch} sequences; median of {args.steps} steps after {args.warmup}"
+        f"{K} samples × {NEW_TOKENS} new tokens; 1 CPU thread; generate calls of at most "
+        f"{args.generate_batch or PROMPTS * K} sequences; median of {args.steps} steps after "
+        f"{args.warmup}"
     )
     print(
         f"{'trainer':<20}{'step s':>9}{'sample':>9}{'ref':>9}{'wait':>9}{'update':>9}"

@@ -98,7 +98,8 @@ class Trainer:
             _enable_checkpointing(model)
         model.train()
         _disable_dropout(model)
-        optimizer = build_optimizer(model, config)
+        # Fused AdamW, except over FSDP2's sharded (DTensor) parameters.
+        optimizer = build_optimizer(model, config, fused=not distributed.is_fsdp2(accelerator))
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         if reference is not None:
             reference.model = distributed.shard_reference(reference.model, accelerator)
