@@ -119,6 +119,8 @@ class Trainer:
             max_prompt_tokens=sampling.max_prompt_tokens,
             # log π comes from the training forward (one π for the pseudo-reward and gradient).
             return_logprobs=False,
+            # Under FSDP2 each draw runs on gathered weights: ``generate``, as it always was.
+            lean=not distributed.is_fsdp2(accelerator),
         )
         if sampler is None and distributed.is_fsdp2(accelerator):
             self.sampler = distributed.FullWeightsSampler(self.sampler)

@@ -15,6 +15,7 @@ samples without touching the global RNG the rest of training uses.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -205,7 +206,12 @@ def _nucleus(logits: torch.Tensor, top_p: float, sampled: torch.Tensor) -> torch
 
 
 class HFSampler:
-    """Sampling with ``transformers``' ``generate`` (the default backend)."""
+    """Sampling with ``transformers`` models (the default backend).
+
+    At temperature 1 without top-p a lean loop over the model's forward draws the tokens
+    ``generate`` would draw for the same seed, with less per-token overhead (``lean=False``:
+    always ``generate``); other settings go through ``generate``.
+    """
 
     def __init__(
         self,
@@ -219,6 +225,7 @@ class HFSampler:
         seed: int | None = None,
         max_prompt_tokens: int | None = None,
         return_logprobs: bool = True,
+        lean: bool = True,
     ) -> None:
         if tokenizer.pad_token_id is None:
             raise ValueError("tokenizer has no pad token; set tokenizer.pad_token first")
@@ -233,6 +240,9 @@ class HFSampler:
         #: When false, :attr:`Samples.policy_logprobs` is NaN: the caller takes them from its own
         #: forward pass (the loop's fast path at temperature 1, top-p 1).
         self.return_logprobs = return_logprobs
+        #: Sample with :meth:`_decode_lean` where it draws what ``generate`` would (T = 1, no
+        #: top-p); false: always ``generate``.
+        self.lean = lean
         self.calls = 0
 
     @classmethod
@@ -289,22 +299,14 @@ class HFSampler:
             ids = prompt_ids[start : start + per_call]
             mask = prompt_mask[start : start + per_call]
             with torch.no_grad(), _eval_mode(self.model), self._rng(device, call, number):
-                out = self.model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    do_sample=True,
-                    temperature=self.temperature,
-                    top_p=self.top_p,
-                    top_k=0,
-                    max_new_tokens=self.max_new_tokens,
-                    num_return_sequences=k,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=self.tokenizer.eos_token_id,
-                )
+                if self._lean():
+                    out = self._decode_lean(ids, mask, k)
+                else:
+                    out = self._generate(ids, mask, k)
                 samples = _assemble(
                     ids.repeat_interleave(k, dim=0),
                     mask.repeat_interleave(k, dim=0),
-                    out[:, prompt_width:],
+                    out,
                     eos_ids=_eos_ids(self.tokenizer),
                     k=k,
                 )
@@ -312,6 +314,82 @@ class HFSampler:
                 if self.return_logprobs:
                     samples.policy_logprobs = self._score(samples, prompt_width)
             yield samples
+
+    def _generate(self, ids: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+        """``[n*k, T]`` completions from ``generate`` (prompt columns dropped)."""
+        out = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=True,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=0,
+            max_new_tokens=self.max_new_tokens,
+            num_return_sequences=k,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        return out[:, ids.shape[1] :]
+
+    def _lean(self) -> bool:
+        """Whether :meth:`_decode_lean` draws what ``generate`` would: plain sampling (T = 1, no
+        top-p) from a decoder-only ``transformers`` model whose generation config adds no
+        logits processor of its own."""
+        if not self.lean or self.temperature != 1.0 or self.top_p != 1.0:
+            return False
+        config = getattr(self.model, "config", None)
+        gen = getattr(self.model, "generation_config", None)
+        if config is None or gen is None or getattr(config, "is_encoder_decoder", False):
+            return False
+        if not getattr(self.model, "_supports_cache_class", True):
+            return False
+        return all(getattr(gen, name, None) in neutral for name, neutral in _NEUTRAL_GENERATION)
+
+    def _decode_lean(self, ids: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+        """``generate``'s multinomial sampling, step for step, without its per-token machinery.
+
+        The same forward calls (a ``DynamicCache``, the 2-D attention mask grown by one column a
+        step, position ids from the mask), the same float32 softmax and ``torch.multinomial``
+        draw from the same random stream, finished rows padded, and a stop as soon as every row
+        has its EOS: the same tokens for the same seed (tested against ``generate``). On a small
+        model ``generate``'s logits processors, stopping criteria and input preparation cost
+        as much per token as the model; a model or setting this does not cover uses
+        ``generate`` (:meth:`_lean`).
+        """
+        from transformers import DynamicCache
+
+        ids = ids.repeat_interleave(k, dim=0)
+        mask = mask.repeat_interleave(k, dim=0)
+        eos = torch.tensor(_eos_ids(self.tokenizer), device=ids.device, dtype=ids.dtype)
+        pad = int(self.tokenizer.pad_token_id)
+        n = ids.shape[0]
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        cache = DynamicCache(config=self.model.config)
+        accepted = inspect.signature(self.model.forward).parameters
+        cache_key = "cache" if "cache" in accepted else "past_key_values"
+        unfinished = torch.ones(n, dtype=torch.long, device=ids.device)
+        inputs, tokens = ids, []
+        for _ in range(self.max_new_tokens):
+            logits = self.model(
+                input_ids=inputs,
+                attention_mask=mask,
+                position_ids=positions,
+                **{cache_key: cache},
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits
+            probs = torch.nn.functional.softmax(logits[:, -1].to(torch.float32), dim=-1)
+            chosen = torch.multinomial(probs, num_samples=1).squeeze(1)
+            if len(eos):
+                chosen = chosen * unfinished + pad * (1 - unfinished)
+                unfinished = unfinished & ~torch.isin(chosen, eos)
+            tokens.append(chosen)
+            if len(eos) and not bool(unfinished.any()):
+                break
+            inputs = chosen[:, None]
+            mask = torch.cat([mask, mask.new_ones(n, 1)], dim=-1)
+            positions = positions[:, -1:] + 1
+        return torch.stack(tokens, dim=1)
 
     @property
     def _pad_id(self) -> int:
@@ -617,6 +695,36 @@ def _pad_right(chunks: Sequence[torch.Tensor], pad: int, *, rows: bool = False) 
         torch.nn.functional.pad(chunk, (0, width - chunk.shape[1]), value=pad) for chunk in chunks
     ]
     return torch.cat(padded, dim=0)
+
+
+#: Generation-config fields whose values add no logits processor or stopping rule to
+#: ``generate``; a model whose config sets any other value samples through ``generate``.
+_NEUTRAL_GENERATION: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("repetition_penalty", (None, 1.0)),
+    ("encoder_repetition_penalty", (None, 1.0)),
+    ("no_repeat_ngram_size", (None, 0)),
+    ("encoder_no_repeat_ngram_size", (None, 0)),
+    ("bad_words_ids", (None,)),
+    ("min_length", (None, 0)),
+    ("min_new_tokens", (None, 0)),
+    ("min_p", (None,)),
+    ("typical_p", (None, 1.0)),
+    ("epsilon_cutoff", (None, 0.0)),
+    ("eta_cutoff", (None, 0.0)),
+    ("sequence_bias", (None,)),
+    ("suppress_tokens", (None,)),
+    ("begin_suppress_tokens", (None,)),
+    ("forced_bos_token_id", (None,)),
+    ("forced_eos_token_id", (None,)),
+    ("exponential_decay_length_penalty", (None,)),
+    ("renormalize_logits", (None, False)),
+    ("guidance_scale", (None, 1.0)),
+    ("watermarking_config", (None,)),
+    ("stop_strings", (None,)),
+    ("max_time", (None,)),
+    ("compile_config", (None,)),
+    ("cache_implementation", (None, "dynamic")),
+)
 
 
 def _eos_ids(tokenizer: Any) -> list[int]:

@@ -216,14 +216,15 @@ def test_chunks_go_to_the_verifier_as_they_are_generated(tmp_path, tokenizer, pr
     verifier = FakeVerifier(lenient)
     trainer = build(cfg, tokenizer, problems, verifier, tracker=False)
     generated = []
-    model = trainer.sampler.model
-    original = model.generate
+    sampler = trainer.sampler
+    for name in ("_generate", "_decode_lean"):  # one of them draws each chunk
+        original = getattr(sampler, name)
 
-    def counting_generate(*args, **kwargs):
-        generated.append(1)
-        return original(*args, **kwargs)
+        def counting(*args, _original=original, **kwargs):
+            generated.append(1)
+            return _original(*args, **kwargs)
 
-    model.generate = counting_generate
+        setattr(sampler, name, counting)
     submitted = []
     submit = trainer.verification.submit
 
