@@ -258,6 +258,14 @@ class _Confinement:
     def argv(self, command: Sequence[str], *, cwd: str | None = None) -> list[str]:
         return list(command)
 
+    def credentials(self) -> tuple[int | None, int | None]:
+        """The uid/gid to switch to between fork and exec; ``(None, None)`` keeps the service's."""
+        return None, None
+
+    def hooks(self) -> list[Callable[[], None]]:
+        """Child-side functions run after the credential switch, before exec."""
+        return []
+
     def launch(
         self,
         command: Sequence[str],
@@ -266,10 +274,16 @@ class _Confinement:
         env: Mapping[str, str] | None = None,
     ) -> Launch:
         """Everything needed to start ``command`` confined, in ``cwd``, with ``env`` added."""
+        uid, gid = self.credentials()
         return Launch(
             self.argv(command, cwd=cwd),
             child_env(env, pass_names=self.pass_env),
+            user=uid,
+            group=gid,
+            # a switched uid keeps none of the service's supplementary groups
+            extra_groups=[] if uid is not None else None,
             rlimits=self.rlimits(),
+            hooks=self.hooks(),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -344,7 +358,8 @@ class Sandbox(_Confinement):
     uid: int | None = None
     gid: int | None = None
 
-    def _outer_credentials(self) -> tuple[int | None, int | None]:
+    def credentials(self) -> tuple[int | None, int | None]:
+        """Unprivileged credentials to take before bwrap when the service runs as root."""
         if os.geteuid() != 0:
             return None, None  # already unprivileged: the user namespace maps to this uid
         uid = NOBODY if self.uid is None else self.uid
@@ -373,7 +388,7 @@ class Sandbox(_Confinement):
 
     def argv(self, command: Sequence[str], *, cwd: str | None = None) -> list[str]:
         """``command`` wrapped in ``bwrap``, starting in ``cwd``."""
-        uid, gid = self._outer_credentials()
+        uid, gid = self.credentials()
         inner_uid = uid if uid is not None else os.getuid()
         inner_gid = gid if gid is not None else os.getgid()
         mounts: list[str] = []
@@ -408,25 +423,8 @@ class Sandbox(_Confinement):
             prefix += ["--chdir", cwd]
         return [*prefix, "--", *command]
 
-    def launch(
-        self,
-        command: Sequence[str],
-        *,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> Launch:
-        uid, gid = self._outer_credentials()
-        return Launch(
-            self.argv(command, cwd=cwd),
-            child_env(env, pass_names=self.pass_env),
-            user=uid,
-            group=gid,
-            extra_groups=[] if uid is not None else None,
-            rlimits=self.rlimits(),
-        )
-
     def describe(self) -> dict[str, Any]:
-        uid, _ = self._outer_credentials()
+        uid, _ = self.credentials()
         return {
             "mode": self.mode,
             "uid": uid if uid is not None else os.getuid(),
@@ -455,7 +453,7 @@ class Sandbox(_Confinement):
         return self.command_problem(command, cwd=cwd)
 
     def _visibility_hint(self) -> str:
-        uid, _ = self._outer_credentials()
+        uid, _ = self.credentials()
         who = f" and readable by uid {uid} (SIEVE_LEAN_SANDBOX_UID)" if uid is not None else ""
         return (
             "The sandbox shows only the system directories, SIEVE_LEAN_READONLY_PATHS, "
@@ -479,22 +477,11 @@ class UidSandbox(_Confinement):
     uid: int = NOBODY
     gid: int = NOBODY
 
-    def launch(
-        self,
-        command: Sequence[str],
-        *,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> Launch:
-        return Launch(
-            list(command),
-            child_env(env, pass_names=self.pass_env),
-            user=self.uid,
-            group=self.gid,
-            extra_groups=[],
-            rlimits=self.rlimits(),
-            hooks=[_drop_privileges_hook()],
-        )
+    def credentials(self) -> tuple[int | None, int | None]:
+        return self.uid, self.gid
+
+    def hooks(self) -> list[Callable[[], None]]:
+        return [_drop_privileges_hook()]
 
     def describe(self) -> dict[str, Any]:
         return {
