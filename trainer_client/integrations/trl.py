@@ -39,7 +39,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trainer_client.client import Verifier, VerifierClient, verify_non_empty
-from trainer_client.data import CHECKERS, DEFAULT_HEADER, Problem, proof_request
+from trainer_client.data import CHECKERS
+from trainer_client.integrations._request import sample_request
 
 __all__ = ["SieveReward", "completion_text"]
 
@@ -135,27 +136,27 @@ class SieveReward:
     ) -> dict[str, Any]:
         text = completion_text(completion)
         if self.checker == "math":
-            answer = _column(
+            truth = _column(
                 columns, self.answer_column, "answer_column", i, self.checker, required=True
             )
-            request = {"id": id, "checker": "math", "code": text.strip(), "answer": str(answer)}
-            if self.proof_timeout_s is not None:
-                request["timeout_s"] = self.proof_timeout_s
-            return request
+            return sample_request("math", id, text, truth, timeout_s=self.proof_timeout_s)
         statement = _column(
             columns, self.statement_column, "statement_column", i, self.checker, required=True
         )
         header = _column(
             columns, self.header_column, "header_column", i, self.checker, required=False
         )
-        problem = Problem(
-            name=id,
-            statement=str(statement),
-            header=str(header) if header else DEFAULT_HEADER,
-        )
         # A chat reply is self-contained; a plain prompt may open the ```lean4 block itself.
         prompt_text = prompt if isinstance(prompt, str) else ""
-        return proof_request(problem, prompt_text, text, id=id, timeout_s=self.proof_timeout_s)
+        return sample_request(
+            "lean4",
+            id,
+            text,
+            statement,
+            header=header,
+            prompt=prompt_text,
+            timeout_s=self.proof_timeout_s,
+        )
 
     def _record(
         self, rewards: list[float | None], verdicts: list[str], columns: Mapping[str, Any]

@@ -48,7 +48,8 @@ from typing import Any
 import torch
 
 from trainer_client.client import VerifierClient, verify_non_empty
-from trainer_client.data import CHECKERS, DEFAULT_HEADER, Problem, proof_request
+from trainer_client.data import CHECKERS
+from trainer_client.integrations._request import sample_request
 from trainer_client.losses import alpha_dpg_advantages
 
 __all__ = [
@@ -148,17 +149,10 @@ def _request(
     if truth is None or not str(truth).strip():
         what = "the formal statement" if checker == "lean4" else "the reference answer"
         raise ValueError(f"ground_truth: empty; the {checker} checker needs {what}")
-    if checker == "math":
-        request = {"id": id, "checker": "math", "code": text.strip(), "answer": str(truth)}
-        if proof_timeout_s is not None:
-            request["timeout_s"] = proof_timeout_s
-        return request
-    header = info.get("header")
-    problem = Problem(
-        name=id, statement=str(truth), header=str(header) if header else DEFAULT_HEADER
-    )
     # verl hands over the response only; a reply holds its own ```lean4 block, or is the proof.
-    return proof_request(problem, "", text, id=id, timeout_s=proof_timeout_s)
+    return sample_request(
+        checker, id, text, truth, header=info.get("header"), timeout_s=proof_timeout_s
+    )
 
 
 _clients: dict[tuple, VerifierClient] = {}
