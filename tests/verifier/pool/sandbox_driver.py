@@ -1,8 +1,9 @@
 """Run the REPL double under one confinement and print what its probes found, as JSON.
 
-Standard library only (plus ``verifier_service.lean.sandbox``, itself standard library only), so
-the sandbox tests can run it as an ordinary unprivileged user with a system Python and a copy of
-those two files: that is the service started by a non-root user, as in the Docker image.
+Standard library only (plus ``verifier_service.lean.sandbox`` and the double it sits next to in the
+kit, both standard library only), so the sandbox tests can run it as an ordinary unprivileged user
+with a system Python and a copy of those files: that is the service started by a non-root user, as
+in the Docker image.
 
     python sandbox_driver.py '{"mode": "bwrap", "options": {...}, "command": [...],
                                "probes": ["env HF_TOKEN", ...]}'
@@ -14,20 +15,11 @@ import json
 import os
 import sys
 
+from repl_double import split_blocks  # the copy next to this file in the kit
+
 from verifier_service.lean.sandbox import Sandbox, UidSandbox, Unconfined
 
 CONFINEMENTS = {"bwrap": Sandbox, "uid": UidSandbox, "none": Unconfined}
-
-
-def blocks(text: str) -> list[dict]:
-    replies, block = [], []
-    for line in [*text.splitlines(), ""]:
-        if line.strip():
-            block.append(line)
-        elif block:
-            replies.append(json.loads("\n".join(block)))
-            block = []
-    return replies
 
 
 def main() -> int:
@@ -46,7 +38,7 @@ def main() -> int:
     probes = "\n".join(f"-- double:probe {probe}" for probe in spec["probes"])
     stdin = json.dumps({"cmd": ""}) + "\n\n" + json.dumps({"cmd": probes, "env": 0}) + "\n\n"
     done = launch.run(cwd=cwd, input=stdin.encode(), timeout_s=120)
-    replies = blocks(done.stdout.decode())
+    replies = [json.loads(block) for block in split_blocks(done.stdout.decode().splitlines())]
     messages = replies[1].get("messages", []) if len(replies) > 1 else []
     print(
         json.dumps(
