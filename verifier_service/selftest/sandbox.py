@@ -34,7 +34,7 @@ from verifier_service.lean.pool import ReplPool
 from verifier_service.lean.sandbox import describe
 from verifier_service.settings import VerifierSettings
 
-__all__ = ["PROBES", "Probe", "ProbeResult", "SandboxReport", "run_sandbox_selftest"]
+__all__ = ["Probe", "ProbeResult", "SandboxReport", "probes", "run_sandbox_selftest"]
 
 #: Modes that must stop every probe (``uid`` stops those whose ``modes`` include it).
 ALL = frozenset({"bwrap", "uid"})
@@ -221,11 +221,8 @@ def probes(*, canary: str, outside: Path, unix_socket: Path, tcp_port: int, pid:
     ]
 
 
-PROBES = probes  # the factory: what is attempted depends on what the run sets up
-
-
 @contextlib.contextmanager
-def _targets() -> Iterator[tuple[str, Path, Path, int, int]]:
+def _targets() -> Iterator[tuple[str, Path, Path, int]]:
     """A canary process holding a secret, a directory outside /tmp, a Unix socket, a TCP port."""
     canary = "SIEVE_SELFTEST_CANARY_" + secrets.token_hex(4).upper()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), canary: secrets.token_hex(16)}
@@ -240,7 +237,7 @@ def _targets() -> Iterator[tuple[str, Path, Path, int, int]]:
         unix_server.bind(str(unix_path))
         unix_path.chmod(0o777)
         unix_server.listen(8)
-        yield canary, outside, unix_path, tcp_server.getsockname()[1], holder.pid
+        yield canary, outside, unix_path, tcp_server.getsockname()[1]
     finally:
         holder.kill()
         holder.wait()
@@ -268,7 +265,7 @@ async def run_sandbox_selftest(
     sandbox = describe(pool.sandbox)
     report = SandboxReport(sandbox["mode"], sandbox)
     command = shlex.split(settings.lean_repl)
-    with _targets() as (canary, outside, unix_socket, port, _holder):
+    with _targets() as (canary, outside, unix_socket, port):
         attempts = probes(
             canary=canary,
             outside=outside,
