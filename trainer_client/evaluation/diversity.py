@@ -89,8 +89,12 @@ def proof_body(text: str) -> str:
 
 def tactics(text: str) -> list[str]:
     """First token of every non-empty proof line (focusing dots and ``<;>`` skipped)."""
+    return _body_tactics(proof_body(text))
+
+
+def _body_tactics(body: str) -> list[str]:
     found = []
-    for line in proof_body(text).splitlines():
+    for line in body.splitlines():
         line = _BULLETS.sub("", line.strip())
         match = _FIRST_TOKEN.match(line)
         if match:
@@ -104,7 +108,10 @@ def premises(text: str) -> list[str]:
     ``sq_nonneg (a - b)`` counts as ``sq_nonneg``; rewrite arrows and simp's ``-`` erasures are
     dropped; items that do not start with a name (``(by norm_num : (0:ℝ) < 2)``) are skipped.
     """
-    body = proof_body(text)
+    return _body_premises(proof_body(text))
+
+
+def _body_premises(body: str) -> list[str]:
     found = []
     for match in _PREMISE_LIST.finditer(body):
         for item in _split_items(body, match.end()):
@@ -162,8 +169,8 @@ def simpson_index(counts: Iterable[int] | Counter) -> float:
 
 def proof_diversity(proofs: Sequence[str]) -> Diversity:
     """The *verified* definition: pool :func:`tactics` and :func:`premises` of one problem's
-    verified ``proofs`` and measure their spread."""
-    return _diversity(proofs, tactics, premises)
+    verified ``proofs`` and measure their spread (each proof's body is parsed once for both)."""
+    return _diversity([proof_body(p) for p in proofs], _body_tactics, _body_premises)
 
 
 def response_diversity(responses: Sequence[str]) -> Diversity:
