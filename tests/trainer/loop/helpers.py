@@ -6,11 +6,14 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import torch
+
 from tests.trainer.models import tiny_gpt2
 from trainer_client.client import VerifyResult
 from trainer_client.config import TrainConfig
+from trainer_client.losses import compute_advantages, reinforce_loss
 
-__all__ = ["FakeVerifier", "lenient", "make_config", "tiny_gpt2"]
+__all__ = ["FakeVerifier", "assert_one_pi", "lenient", "make_config", "tiny_gpt2"]
 
 
 @dataclass
@@ -47,3 +50,23 @@ def make_config(tmp_path, **sections) -> TrainConfig:
     for section, values in sections.items():
         data[section] = {**data.get(section, {}), **values}
     return TrainConfig.from_dict(copy.deepcopy(data))
+
+
+def assert_one_pi(batch, tokens, before, grads, cfg: TrainConfig) -> None:
+    """The step's advantages and gradient are those of ``tokens``, the per-token ``log π`` of
+    ``before`` (the weights the samples were drawn from): one π for pseudo-reward and gradient.
+    ``grads`` are the step's gradients, recorded just before the optimiser stepped."""
+    s = batch.samples
+    expected = compute_advantages(
+        "alpha_dpg",
+        policy_logprobs=tokens.sum(1).detach(),
+        base_logprobs=batch.base_logprobs,
+        verified=batch.verified,
+        group_ids=s.group_ids,
+        alpha=cfg.loss.alpha,
+    )
+    assert torch.allclose(batch.advantages, expected.values.float(), atol=1e-5)
+    reinforce_loss(tokens, s.response_mask, batch.advantages, cfg.l_max).backward()
+    assert any(p.grad.abs().sum() > 0 for p in before.parameters())
+    for name, p in before.named_parameters():
+        assert torch.allclose(grads[name], p.grad, atol=1e-6, rtol=1e-4), name

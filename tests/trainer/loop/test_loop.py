@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config, tiny_gpt2
+from tests.trainer.loop.helpers import (
+    FakeVerifier,
+    assert_one_pi,
+    lenient,
+    make_config,
+    tiny_gpt2,
+)
 from trainer_client.checkpoint import latest_checkpoint
 from trainer_client.loop import PromptStream, Trainer
 from trainer_client.losses import compute_advantages
@@ -248,25 +254,12 @@ def test_chunks_go_to_the_verifier_as_they_are_generated(tmp_path, tokenizer, pr
     assert batch.samples.group_ids.tolist() == [g for g in range(4) for _ in range(4)]
 
     # On-policy: log π and the gradient are those of the weights the samples were drawn from.
-    from trainer_client.losses import reinforce_loss
     from trainer_client.sampler import token_logprobs
 
     s = batch.samples
     tokens = token_logprobs(before, s.sequences, s.attention_mask, s.response_mask)
     assert torch.allclose(batch.policy_logprobs, tokens.sum(1).detach(), atol=1e-4)
-    expected = compute_advantages(
-        "alpha_dpg",
-        policy_logprobs=tokens.sum(1).detach(),
-        base_logprobs=batch.base_logprobs,
-        verified=batch.verified,
-        group_ids=s.group_ids,
-        alpha=cfg.loss.alpha,
-    )
-    assert torch.allclose(batch.advantages, expected.values.float(), atol=1e-5)
-    reinforce_loss(tokens, s.response_mask, batch.advantages, cfg.l_max).backward()
-    assert any(p.grad.abs().sum() > 0 for p in before.parameters())
-    for name, p in before.named_parameters():
-        assert torch.allclose(grads[name], p.grad, atol=1e-6, rtol=1e-4), name
+    assert_one_pi(batch, tokens, before, grads, cfg)
 
 
 def test_a_slow_verifier_gives_the_same_step(tmp_path, tokenizer, problems):
