@@ -237,7 +237,7 @@ class Trainer:
             base_logprobs=None if base[0] is None else torch.cat(base),
             advantages=torch.cat([c.advantages for c in chunks]),
             objective_stats=score.average_stats(step.stats_sum),
-            loss=step.loss,
+            loss=float(step.loss),
             grad_norm=grad_norm,
             lr=lr,
             times={
@@ -440,7 +440,8 @@ class _Forward:
 @dataclass
 class _StepAccumulator:
     n_samples: int
-    loss: float = 0.0
+    #: The step's loss so far: a tensor on the model's device once a backward ran.
+    loss: torch.Tensor | float = 0.0
     stats_sum: dict[str, float] = field(default_factory=dict)
 
 

@@ -67,10 +67,12 @@ class UpdateStage:
         """Wrap a micro-batch's forward and backward: gradients sync only on the last one."""
         return nullcontext() if last else self.accelerator.no_sync(self.model)
 
-    def backward(self, loss: torch.Tensor) -> float:
-        """Backward of a micro-batch's loss (scaled in fp16); returns the unscaled loss."""
+    def backward(self, loss: torch.Tensor) -> torch.Tensor:
+        """Backward of a micro-batch's loss (scaled in fp16); returns the unscaled loss, detached
+        and on its device: reading it here would wait for the backward on a GPU, once per
+        micro-batch, so the caller sums the tensors and reads the step's loss once."""
         self.precision.backward(loss)
-        return float(loss.detach())
+        return loss.detach()
 
     def step(self, sampler: Any = None) -> tuple[float, float]:
         """Clip, step the optimiser and schedule; returns ``(grad norm, learning rate)``.
