@@ -613,21 +613,24 @@ class LogprobGap:
     """
 
     def __init__(self) -> None:
-        self._total = 0.0
-        self._tokens = 0
+        # Sums kept as tensors on the training device: read once a step, in :meth:`metric`,
+        # rather than waiting for the device after every micro-batch's forward.
+        self._total: torch.Tensor | float = 0.0
+        self._tokens: torch.Tensor | int = 0
 
     @torch.no_grad()
     def add(self, training_tokens: torch.Tensor, part: Samples) -> None:
         if part.sampler_token_logprobs is None:
             return
-        mask = part.response_mask.bool()
-        sampler = part.sampler_token_logprobs.to(training_tokens.device)
-        diff = (sampler - training_tokens.detach().float()).abs()[mask.to(training_tokens.device)]
-        self._total += float(diff.sum())
-        self._tokens += int(diff.numel())
+        device = training_tokens.device
+        mask = part.response_mask.to(device).bool()
+        sampler = part.sampler_token_logprobs.to(device)
+        diff = (sampler - training_tokens.detach().float()).abs()
+        self._total = self._total + torch.where(mask, diff, 0.0).sum()
+        self._tokens = self._tokens + mask.sum()
 
     def metric(self, batch: Any = None) -> dict[str, float]:
-        total, tokens = self._total, self._tokens
+        total, tokens = float(self._total), int(self._tokens)
         self._total, self._tokens = 0.0, 0
         return {"sampling/logprob_gap": total / tokens} if tokens else {}
 
