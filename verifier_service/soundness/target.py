@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from verifier_service.soundness.rules import statement_tokens
 from verifier_service.soundness.source import Token, TokenKind, starts_with, tokenize
 
 __all__ = ["EXAMPLE_NAME", "Target", "Targets", "find_target", "find_targets"]
@@ -149,18 +150,16 @@ def find_targets(body: str, *, header: str = "", statement: str | None = None) -
 
 def _at_statement(found: list[Target], tokens: list[Token], statement: str) -> Target | None:
     """The declaration the statement's text begins at (the first one, if it is not found)."""
-    want = tokenize(statement)
-    if want and want[-1].value == "sorry":
-        want.pop()
+    want = statement_tokens(statement)
     if not found:
         return None
-    starts = [i for i in range(len(tokens)) if want and starts_with(tokens, i, want)]
-    if not starts:  # the statement rule refuses this proof; ask about the name it declares
+    start = next((i for i in range(len(tokens)) if want and starts_with(tokens, i, want)), None)
+    if start is None:  # the statement rule refuses this proof; ask about the name it declares
         declared: list[Target] = []
         _walk(want, [], declared)
         named = [t for t in found if declared and t.name.endswith(declared[0].name)]
         return named[0] if named else found[0]
-    begin = tokens[starts[0]].start
+    begin = tokens[start].start
     for target in found:
         if target.keyword.start >= begin:
             return target
