@@ -61,6 +61,16 @@ class _Tally:
     errors: int = 0
     verified_code: list[str] = field(default_factory=list)
     responses: list[str] = field(default_factory=list)
+    diversity: dict[str, float] | None = None
+    paper_diversity: dict[str, float] | None = None
+
+    def finish(self) -> None:
+        """Measure both diversities once every sample is in, then drop the texts: holding every
+        response of every problem until the end would keep ``n × problems`` completions alive."""
+        if self.n:
+            self.diversity = proof_diversity(self.verified_code).to_dict()
+            self.paper_diversity = response_diversity(self.responses).to_dict()
+        self.verified_code, self.responses = [], []
 
 
 class PromptTooLong(ValueError):
@@ -156,6 +166,8 @@ def evaluate_problems(
                     tally.c += 1
                     verified += 1
                     tally.verified_code.append(str(request.get("code", text)))
+            if len(tally.responses) == plan.n:
+                tally.finish()
             if samples_out is not None:
                 row = {
                     "problem": problems[i].name,
@@ -176,6 +188,9 @@ def evaluate_problems(
             pending = pool.submit(verify, batch)
         if pending is not None:
             record(pending.result())
+    for tally in tallies:
+        if tally.responses:  # every problem has n samples; kept in case a sampler ever differs
+            tally.finish()
 
     results = [
         ProblemResult(
@@ -183,8 +198,8 @@ def evaluate_problems(
             n=t.n,
             c=t.c,
             errors=t.errors,
-            diversity=proof_diversity(t.verified_code).to_dict() if t.n else None,
-            paper_diversity=response_diversity(t.responses).to_dict() if t.n else None,
+            diversity=t.diversity,
+            paper_diversity=t.paper_diversity,
         )
         for p, t in zip(problems, tallies, strict=True)
     ]
