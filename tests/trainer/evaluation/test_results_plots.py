@@ -126,3 +126,19 @@ def test_plots_are_written_as_png(tmp_path):
     with pytest.raises(ValueError, match="curves"):
         plot_pass_at_k({}, tmp_path / "empty.png")
     assert not math.isnan(points["alpha=0.25"][0])
+
+
+@pytest.mark.parametrize("rule", ["concave", "paper"])
+def test_the_frontier_legend_names_its_rule(tmp_path, monkeypatch, rule):
+    import trainer_client.evaluation.plots as plots
+    from trainer_client.evaluation import PARETO_RULES
+
+    figures = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or save(fig, path))
+    points = {"base": (0.1, 0.5), "a": (0.4, 0.8), "b": (0.8, 0.6)}
+    assert_png(plot_precision_coverage(points, tmp_path / "pc.png", n=8, rule=rule))
+    (legend,) = [ax.get_legend() for ax in figures[0].axes]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert f"Pareto frontier ({PARETO_RULES[rule]})" in texts
+    assert {"base", "a", "b"} <= set(texts)
