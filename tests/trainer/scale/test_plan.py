@@ -122,3 +122,18 @@ def test_the_cli_prints_the_plan_without_loading_weights(monkeypatch):
     # The paper's recipe fits an 80 GB GPU on 4 GPUs.
     assert float(match.group(1)) < 80
     assert f"{plan_memory(load_config(PAPER), gpus=4).total_gib:.1f}" == match.group(1)
+
+
+def test_the_readme_quotes_the_paper_plan_as_it_is():
+    """README's "Will it fit?" figures are the plan's own, for both sampling backends."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    quoted = re.search(
+        r"`plan: (\d+\.\d) GiB per GPU on 4 GPUs` \(`(\d+\.\d) GiB` with `sampling\.backend=vllm`",
+        readme,
+    )
+    assert quoted, "README no longer quotes the paper recipe's plan"
+    hf = plan_memory(load_config(PAPER), gpus=4).total_gib
+    vllm = plan_memory(load_config(PAPER, ["sampling.backend=vllm"]), gpus=4).total_gib
+    assert quoted.groups() == (f"{hf:.1f}", f"{vllm:.1f}")
