@@ -62,20 +62,14 @@ class Precision:
     @property
     def loss_scale(self) -> float | None:
         """The current fp16 loss scale, or None without a scaler."""
-        scaler = (
-            self.scaler if self.scaler is not None else getattr(self.accelerator, "scaler", None)
-        )
+        scaler = self._active_scaler()
         return None if scaler is None else float(scaler.get_scale())
 
     def state_dict(self) -> dict[str, Any]:
-        scaler = (
-            self.scaler if self.scaler is not None else getattr(self.accelerator, "scaler", None)
-        )
+        scaler = self._active_scaler()
         return {} if scaler is None else {"grad_scaler": scaler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        scaler = (
-            self.scaler if self.scaler is not None else getattr(self.accelerator, "scaler", None)
-        )
+        scaler = self._active_scaler()
         if scaler is not None and state.get("grad_scaler"):
             scaler.load_state_dict(state["grad_scaler"])
