@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
 __all__ = [
+    "UNENCODABLE",
+    "UNENCODABLE_MESSAGE",
     "BatchTooLarge",
     "InvalidItem",
     "ProofItem",
@@ -70,7 +72,8 @@ ENABLE_HINTS = {
 
 
 #: Text no encoder can write (lone UTF-16 surrogates): it must never reach a checker's process.
-_UNENCODABLE = re.compile("[\ud800-\udfff]")
+#: The API's body parser and error encoder use the same pattern and message.
+UNENCODABLE = re.compile("[\ud800-\udfff]")
 UNENCODABLE_MESSAGE = "text that cannot be encoded as UTF-8 (a lone surrogate such as \\ud800)"
 
 
@@ -78,7 +81,7 @@ def _unencodable_field(item: ProofLike, fields: Sequence[str]) -> str | None:
     """The first of ``fields`` whose text UTF-8 cannot encode, or None."""
     for field in fields:
         value = getattr(item, field)
-        if isinstance(value, str) and _UNENCODABLE.search(value):
+        if isinstance(value, str) and UNENCODABLE.search(value):
             return field
     return None
 

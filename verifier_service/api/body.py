@@ -26,12 +26,12 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from verifier_service.api.errors import ApiError, encodable
+from verifier_service.service import UNENCODABLE, UNENCODABLE_MESSAGE
 
 __all__ = ["StrictJsonRoute", "parse_json_body"]
 
 #: A JSON escape that decodes to half a surrogate pair (paired halves are fine, lone ones are not).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _refuse(loc: list[str | int], msg: str, type_: str) -> ApiError:
@@ -73,12 +73,12 @@ def _refuse_unencodable(value: Any) -> None:
     while stack:
         node, loc = stack.pop()
         if isinstance(node, str):
-            if _SURROGATE.search(node):
+            if UNENCODABLE.search(node):
                 raise _unencodable(loc)
             continue
         if isinstance(node, dict):
             for key in node:
-                if _SURROGATE.search(key):
+                if UNENCODABLE.search(key):
                     raise _unencodable([*loc, encodable(key)])
             children = list(node.items())
         elif isinstance(node, list):
@@ -89,11 +89,7 @@ def _refuse_unencodable(value: Any) -> None:
 
 
 def _unencodable(loc: list[str | int]) -> ApiError:
-    return _refuse(
-        loc,
-        "text that cannot be encoded as UTF-8 (a lone surrogate such as \\ud800)",
-        "string_unencodable",
-    )
+    return _refuse(loc, UNENCODABLE_MESSAGE, "string_unencodable")
 
 
 def _wants_json(request: Request) -> bool:

@@ -10,7 +10,6 @@ in a field name) is written as an escape, so an error about bad input is never i
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI, Request
@@ -19,18 +18,22 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from verifier_service.api.encoding import json_response
-from verifier_service.service import BatchTooLarge, InvalidItem, QueueFull, QuotaExceeded
+from verifier_service.service import (
+    UNENCODABLE,
+    BatchTooLarge,
+    InvalidItem,
+    QueueFull,
+    QuotaExceeded,
+)
 
 __all__ = ["ApiError", "error_body", "install_error_handlers"]
 
 logger = logging.getLogger("verifier_service.api")
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 def encodable(text: str) -> str:
     """``text`` with every lone surrogate written as ``\\udxxx``, so it can be sent as UTF-8."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return UNENCODABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _safe(part: object) -> str | int:
