@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
@@ -92,11 +93,12 @@ def _unencodable(loc: list[str | int]) -> ApiError:
     return _refuse(loc, UNENCODABLE_MESSAGE, "string_unencodable")
 
 
-def _wants_json(request: Request) -> bool:
-    """Whether FastAPI may parse the body as JSON: no content type, ``*/json`` or ``*/…+json``."""
+def _wants_json(request: Request, strict_content_type: bool) -> bool:
+    """Whether FastAPI will parse the body as JSON: ``*/json`` or ``*/…+json``, or no content type
+    on a route that is not ``strict_content_type`` (FastAPI's default is strict)."""
     content_type = request.headers.get("content-type")
     if not content_type:
-        return True
+        return not strict_content_type
     message = email.message.Message()
     message["content-type"] = content_type
     if message.get_content_maintype() != "application":
@@ -109,16 +111,19 @@ class StrictJsonRoute(APIRoute):
     """An :class:`~fastapi.routing.APIRoute` whose JSON body goes through :func:`parse_json_body`.
 
     The parsed value is left where FastAPI looks for it (``request._json``), so the body is
-    decoded once and FastAPI's validation and error handling stay as they are.
+    decoded once and FastAPI's validation and error handling stay as they are. A body FastAPI
+    will not read as JSON is not parsed here either.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.body_field is None:
             return handler
+        strict = self.strict_content_type
+        strict_content_type = strict.value if isinstance(strict, DefaultPlaceholder) else strict
 
         async def strict_json_handler(request: Request) -> Response:
-            if _wants_json(request):
+            if _wants_json(request, strict_content_type):
                 raw = await request.body()
                 if raw:
                     request._json = parse_json_body(raw)

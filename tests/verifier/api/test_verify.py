@@ -117,6 +117,21 @@ async def test_bodies_that_are_not_a_json_request_are_json_errors(
     assert detail[0]["loc"][0] == "body"
 
 
+async def test_a_body_without_content_type_is_not_read_as_json(make_client: MakeClient):
+    # FastAPI's routes are strict about the content type; the strict body parser must agree, so
+    # such a body is refused alike whether or not it happens to parse, and never parsed for naught.
+    client, _ = await make_client()
+    types = set()
+    for content in (b'{"proofs": []}', b"{not json", b'{"proofs": ["\\ud800"]}'):
+        response = await client.post("/verify", content=content)
+        assert "content-type" not in response.request.headers
+        assert response.status_code == 422, response.text
+        (detail,) = response.json()["detail"]
+        assert detail["loc"] == ["body"]
+        types.add(detail["type"])
+    assert types == {"model_attributes_type"}
+
+
 async def test_batch_above_max_batch_size_is_413(make_client: MakeClient):
     client, _ = await make_client(max_batch_size=3)
     body = {"proofs": [proof(str(i), f"ok {i}") for i in range(4)]}
