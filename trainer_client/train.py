@@ -319,10 +319,7 @@ def build_random_base(cfg: TrainConfig, out: Path) -> Path:
     The vocabulary and special-token ids come from the tokenizer, so the two always agree. For
     smoke runs and benchmarks: nothing is downloaded.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from trainer_client.plan import config_from_architecture
+    from transformers import AutoTokenizer
 
     if cfg.model.architecture is None:
         raise ConfigError("model.name_or_path=random needs model.architecture (a config.json)")
@@ -334,21 +331,34 @@ def build_random_base(cfg: TrainConfig, out: Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-    architecture = {
-        **cfg.model.architecture,
-        "vocab_size": len(tokenizer),
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-    }
-    config = config_from_architecture(architecture)
-    torch.manual_seed(cfg.run.seed)
-    model = AutoModelForCausalLM.from_config(config)
+    model = random_model(cfg.model.architecture, tokenizer, seed=cfg.run.seed)
     tmp = out.with_name(out.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     tmp.rename(out)
     return out
+
+
+def random_model(architecture: dict[str, Any], tokenizer: Any, *, seed: int) -> Any:
+    """A causal LM of shape ``architecture`` (a ``config.json``'s fields, ``model_type`` picks
+    the class) with random weights seeded by ``seed``; vocabulary and special-token ids are the
+    tokenizer's."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainer_client.plan import config_from_architecture
+
+    config = config_from_architecture(
+        {
+            **architecture,
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        }
+    )
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config)
 
 
 # --- the verifier -----------------------------------------------------------------------------
