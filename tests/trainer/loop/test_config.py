@@ -77,24 +77,24 @@ def test_yaml_round_trip(tmp_path):
     assert again == cfg
 
 
-@pytest.mark.parametrize("name", ["paper_alpha_dpg.yaml", "demo_cpu.yaml"])
+@pytest.mark.parametrize("name", ["paper_alpha_dpg.yaml", "demo_cpu.yaml", "smoke_cpu.yaml"])
 def test_shipped_configs_load(name):
-    path = REPO / "configs" / name
-    if not path.exists():
-        pytest.skip(f"{path} not written yet")
-    cfg = load_config(path, env={})
+    cfg = load_config(REPO / "configs" / name, env={})
     assert cfg.run.max_steps > 0
 
 
 def test_paper_recipe():
-    path = REPO / "configs" / "paper_alpha_dpg.yaml"
-    if not path.exists():
-        pytest.skip(f"{path} not written yet")
-    cfg = load_config(path, env={})
+    """The values of README's table for ``configs/paper_alpha_dpg.yaml``."""
+    cfg = load_config(REPO / "configs" / "paper_alpha_dpg.yaml", env={})
+    assert cfg.model.name_or_path == "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
+    assert cfg.data.path.endswith("mff-lwb-10k-seen.parquet")
     assert cfg.sampling.prompts_per_step == 128 and cfg.sampling.k == 4
     assert cfg.run.max_steps == 200 and cfg.optim.lr == 2e-6
+    assert cfg.optim.warmup_ratio == 0.05 and cfg.optim.mixed_precision == "fp16"
     assert cfg.optim.max_grad_norm == 1.0 and cfg.optim.weight_decay == 0.0
     assert cfg.sampling.max_new_tokens == 1024 and cfg.loss.clip == 10.0
+    assert cfg.sampling.max_prompt_tokens == 1024 and cfg.sampling.temperature == 1.0
+    assert cfg.verifier.proof_timeout_s == 120
 
 
 @pytest.mark.parametrize("sampling", [{"temperature": 0.7}, {"top_p": 0.95}])
