@@ -245,8 +245,7 @@ def test_what_bubblewrap_needs_is_set() -> None:
 
 
 def test_the_apparmor_profile_is_the_one_shipped() -> None:
-    if not APPARMOR_PROFILE.exists():
-        pytest.skip(f"{APPARMOR_PROFILE.relative_to(REPO_ROOT)} is not in this checkout yet")
+    assert APPARMOR_PROFILE.exists(), f"{APPARMOR_PROFILE.relative_to(REPO_ROOT)} is missing"
     assert re.search(r"^\s*profile\s+sieve-verifier\b", APPARMOR_PROFILE.read_text(), re.M)
 
 
@@ -261,9 +260,7 @@ def test_the_image_user_is_uid_10000(dockerfile: Any) -> None:
     sieve = [c for c in commands if c.split()[-1] == "sieve"]
     assert sieve, "the image creates no user `sieve`"
     uids = [m.group(1) for c in sieve for m in [re.search(r"(?:--uid|-u)[ =](\d+)", c)] if m]
-    if not uids:
-        pytest.skip("the Dockerfile does not pin the uid of `sieve` in this checkout yet")
-    assert uids == [str(IMAGE_UID)]
+    assert uids == [str(IMAGE_UID)], "the Dockerfile must pin the uid of `sieve`"
 
 
 # --- the other objects -------------------------------------------------------------------------
