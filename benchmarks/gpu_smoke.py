@@ -228,9 +228,8 @@ def _run(
                 "peak_gib": torch.cuda.max_memory_allocated() / 2**30
                 if device == "cuda"
                 else math.nan,
-                "ref_logratio_max_abs": metrics.get(
-                    "policy/ref_logratio_max_abs", _logratio_max_abs(trainer)
-                ),
+                # Logged by the score stage whenever there is a reference (α-DPG always has).
+                "ref_logratio_max_abs": metrics.get("policy/ref_logratio_max_abs", math.nan),
                 "logprob_gap": metrics.get("sampling/logprob_gap", math.nan),
                 "pass_rate": metrics["pass_rate"],
             }
@@ -246,16 +245,6 @@ def _run(
         if device == "cuda":
             torch.cuda.empty_cache()
     return rows
-
-
-def _logratio_max_abs(trainer: Any) -> float:
-    """max |log π(y) − log a(y)| over the step's checked samples, as the loss uses them."""
-    batch = trainer.last_batch
-    if batch is None or batch.base_logprobs is None:
-        return math.nan
-    keep = ~batch.failed
-    diff = (batch.policy_logprobs[keep].double() - batch.base_logprobs[keep].double()).abs()
-    return float(diff.max()) if len(diff) else math.nan
 
 
 def _format(row: dict[str, float]) -> str:
