@@ -13,9 +13,10 @@ Character classes follow Lean's ``isIdFirst`` / ``isIdRest`` / ``isLetterLike``.
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -93,13 +94,37 @@ def comment_spans(source: str) -> list[tuple[int, int]]:
     return list(_lex(source)[1])
 
 
-@functools.lru_cache(maxsize=16)
-def _lex(source: str) -> tuple[tuple[Token, ...], tuple[tuple[int, int], ...]]:
-    """Tokens and comment spans of ``source``. Every rule reads the same header and code, so the
-    last few are kept (a lexer pass over a large project header costs a fraction of a second)."""
+_Lexed = tuple[tuple[Token, ...], tuple[tuple[int, int], ...]]
+
+#: Characters of source whose tokens :func:`_lex` keeps (tokens take about 70 bytes a character).
+LEX_CACHE_CHARS = 1_000_000
+_lexed: OrderedDict[str, _Lexed] = OrderedDict()
+_lexed_chars = 0
+_lexed_lock = threading.Lock()
+
+
+def _lex(source: str) -> _Lexed:
+    """Tokens and comment spans of ``source``. The header, the code and the statement are read
+    by the checker's ``prepare`` and again by every rule in ``check``, which for a batch runs
+    after all its items are prepared; so the most recent texts are kept by their size (up to
+    :data:`LEX_CACHE_CHARS`), not by their number, and a batch of proofs stays lexed once."""
+    global _lexed_chars
+    with _lexed_lock:
+        hit = _lexed.get(source)
+        if hit is not None:
+            _lexed.move_to_end(source)
+            return hit
     lexer = _Lexer(source)
-    tokens = tuple(lexer.tokens())
-    return tokens, tuple(lexer.comments)
+    lexed = tuple(lexer.tokens()), tuple(lexer.comments)
+    if len(source) > LEX_CACHE_CHARS:
+        return lexed
+    with _lexed_lock:
+        if source not in _lexed:
+            _lexed[source] = lexed
+            _lexed_chars += len(source)
+            while _lexed_chars > LEX_CACHE_CHARS:
+                _lexed_chars -= len(_lexed.popitem(last=False)[0])
+    return lexed
 
 
 def blank_comments(source: str) -> str:

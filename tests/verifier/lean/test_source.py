@@ -79,3 +79,16 @@ def test_commands():
         ("open", "open scoped D in"),
         ("other", "example"),
     ]
+
+
+def test_the_lexer_keeps_recent_texts_up_to_its_character_budget(monkeypatch):
+    from verifier_service.soundness import source
+
+    monkeypatch.setattr(source, "LEX_CACHE_CHARS", 100)
+    texts = [f"theorem t{i} : True := trivial -- {i:04d}" for i in range(10)]  # 40 chars each
+    for text in texts:
+        source._lex(text)
+    assert source._lexed_chars <= 100
+    assert source._lex(texts[-1]) is source._lex(texts[-1])  # kept
+    assert texts[0] not in source._lexed  # the oldest went first
+    assert tokenize(texts[0])[1].text == "t0"  # and is lexed again when asked for
