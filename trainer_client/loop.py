@@ -198,15 +198,16 @@ class Trainer:
             if chunk is None:
                 break
             pending = self.verification.submit(chunk, self.step)
+            batches = self._micro_batches(chunk.samples)
             t = time.perf_counter()
-            ref_tokens = score.reference_tokens(chunk.samples, self._micro_batches(chunk.samples))
+            ref_tokens = score.reference_tokens(chunk.samples, batches)
             reference_s += time.perf_counter() - t
-            chunks.append(_ChunkState.start(chunk, pending, ref_tokens))
+            chunks.append(_ChunkState.start(chunk, pending, batches, ref_tokens))
         t_sampled = time.perf_counter()
 
         # 3. score and 4. update, micro-batch by micro-batch, as the verdicts arrive.
         step = _StepAccumulator(n_samples=sum(len(c.chunk) for c in chunks))
-        micro = [(c, index) for c in chunks for index in self._micro_batches(c.chunk.samples)]
+        micro = [(c, index) for c in chunks for index in c.micro_batches]
         held: deque[_Forward] = deque()
         for number, (state, index) in enumerate(micro):
             last = number == len(micro) - 1
@@ -407,6 +408,8 @@ class _ChunkState:
 
     chunk: SampledChunk
     pending: PendingVerdicts
+    #: Row indices of its micro-batches: the reference pass and the policy's share them.
+    micro_batches: list[torch.Tensor]
     ref_tokens: torch.Tensor | None
     base_logprobs: torch.Tensor | None
     policy_logprobs: torch.Tensor
@@ -414,12 +417,17 @@ class _ChunkState:
 
     @classmethod
     def start(
-        cls, chunk: SampledChunk, pending: PendingVerdicts, ref_tokens: torch.Tensor | None
+        cls,
+        chunk: SampledChunk,
+        pending: PendingVerdicts,
+        micro_batches: list[torch.Tensor],
+        ref_tokens: torch.Tensor | None,
     ) -> _ChunkState:
         n = len(chunk)
         return cls(
             chunk=chunk,
             pending=pending,
+            micro_batches=micro_batches,
             ref_tokens=ref_tokens,
             base_logprobs=None if ref_tokens is None else ref_tokens.sum(dim=1).float().cpu(),
             policy_logprobs=torch.empty(n),
