@@ -22,6 +22,7 @@ comment or a string for code.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -177,7 +178,7 @@ def no_forbidden_commands(
     ``forbidden_command:<what>`` (``forbidden_option:<name>`` for an option), one per kind of
     offence, at its first occurrence.
     """
-    tokens = tokenize(source)
+    tokens, commands = _tokens_and_commands(source)
     found: dict[str, Token] = {}
 
     def refuse(what: str, tok: Token, *, always: bool = False) -> None:
@@ -197,7 +198,7 @@ def no_forbidden_commands(
             option = tokens[i + 1]
             if "skipKernelTC" not in option.value and not option_allowed(option.value):
                 refuse(f"set_option {option.value}", option, always=True)
-    for command in body_commands(tokens):
+    for command in commands:
         head = command_head(command)
         if command.kind in ("import", "open", "set_option", "continuation") or head is None:
             continue
@@ -217,6 +218,15 @@ def no_forbidden_commands(
         )
         for what, tok in sorted(found.items(), key=lambda item: item[1].start)
     ]
+
+
+@functools.lru_cache(maxsize=8)
+def _tokens_and_commands(source: str) -> tuple[list[Token], tuple[Command, ...]]:
+    """The tokens of ``source`` and its :func:`~.source.body_commands`: both rules on the code
+    (:func:`no_forbidden_commands`, :func:`statement_unchanged`) walk the same commands, which
+    cost about as much as a rule to find. Callers must not change the list."""
+    tokens = tokenize(source)
+    return tokens, tuple(body_commands(tokens))
 
 
 def _reason(what: str) -> str:
@@ -284,11 +294,11 @@ def statement_unchanged(body: str, statement: str | None, header: str = "") -> l
     want = statement_tokens(statement)
     if not want:
         return []
-    tokens = tokenize(body)
+    tokens, commands = _tokens_and_commands(body)
     context = _HeaderContext.of(header)
     mentioned = {tok.value for tok in want if tok.kind is TokenKind.IDENT}
     i = 0
-    for command in body_commands(tokens):
+    for command in commands:
         if starts_with(tokens, i, want):
             break
         problem = _before_statement(command, tokens, i, context, mentioned)
