@@ -278,6 +278,7 @@ _IMPORT = re.compile(
     r"^[ \t]*(?:public[ \t]+)?(?:meta[ \t]+)?import[ \t]+(?:all[ \t]+)?(\S+)", re.M
 )
 _COMMENT = re.compile(r"--[^\n]*|/-.*?-/", re.DOTALL)
+_NOT_NEWLINE = re.compile(r"[^\n]")
 _MARKER = re.compile(r"--\s*double:(?P<kind>[a-z]+)[ \t]*(?P<arg>[^\n]*)")
 _PRINT_AXIOMS = re.compile(r"^[ \t]*(?P<cmd>#print[ \t]+axioms[ \t]+(?P<name>\S+))", re.MULTILINE)
 
@@ -572,7 +573,7 @@ def _goal(code: str, declarations: list[re.Match[str]], offset: int) -> str:
 
 def _without_comments(text: str) -> str:
     """``text`` with comments blanked out, so offsets (and Lean positions) stay the same."""
-    return _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+    return _COMMENT.sub(lambda m: _NOT_NEWLINE.sub(" ", m.group()), text)
 
 
 _SCOPE = re.compile(
@@ -585,7 +586,7 @@ def _declare(env: Env, text: str) -> None:
     """Add ``text``'s declarations to ``env``, qualified by the namespaces open where each one
     stands (``namespace A`` ... ``end A``, across commands too), as Lean names them."""
     code = _without_comments(text)
-    axioms = _declarations(text)
+    axioms = _declarations(text, code)
     events = sorted(
         [(m.start(), "scope", m) for m in _SCOPE.finditer(code)]
         + [(m.start(), "decl", m) for m in _DECL.finditer(code) if m.group("name")]
@@ -610,9 +611,9 @@ def _declare(env: Env, text: str) -> None:
                 wanted -= len(parts) if kind == "namespace" and parts else 1
 
 
-def _declarations(text: str) -> dict[str, list[str]]:
-    """Declaration name -> the axioms ``#print axioms`` reports for it."""
-    code = _without_comments(text)
+def _declarations(text: str, code: str) -> dict[str, list[str]]:
+    """Declaration name -> the axioms ``#print axioms`` reports for it (``code`` is ``text``
+    with comments blanked)."""
     declared_axioms = [m.group("name") for m in _DECL.finditer(code) if m.group("kw") == "axiom"]
     if "double:noaxioms" in text:
         axioms: list[str] = []
