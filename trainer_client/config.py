@@ -219,6 +219,12 @@ class TrainConfig(_Section):
         return self.loss.l_max or self.sampling.max_new_tokens
 
     @property
+    def needs_reference(self) -> bool:
+        """Whether the run scores samples under the frozen base model ``a``: α-DPG's target
+        and ``rft``'s samples are built on it, and a KL penalty is measured against it."""
+        return self.loss.objective in ("alpha_dpg", "rft") or self.loss.kl_coef > 0
+
+    @property
     def run_dir(self) -> Path:
         return Path(self.run.output_dir) / self.run.name
 

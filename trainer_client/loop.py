@@ -44,6 +44,7 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "objective_samples_policy",
+    "sampling_seed",
 ]
 
 
@@ -89,8 +90,7 @@ class Trainer:
             config.sampling.prompts_per_step, config.sampling.k, accelerator.num_processes
         )
         objective = config.loss.objective
-        needs_reference = objective in ("alpha_dpg", "rft") or config.loss.kl_coef > 0
-        if needs_reference and reference is None:
+        if config.needs_reference and reference is None:
             reference = ReferenceModel.frozen_copy(model, batch_size=config.optim.micro_batch_size)
         self.reference = reference
         if config.model.gradient_checkpointing:
@@ -115,7 +115,7 @@ class Trainer:
             top_p=sampling.top_p,
             max_new_tokens=sampling.max_new_tokens,
             batch_size=sampling.batch_size,
-            seed=config.run.seed + 7919 * accelerator.process_index,
+            seed=sampling_seed(config, accelerator.process_index),
             max_prompt_tokens=sampling.max_prompt_tokens,
             # log π comes from the training forward (one π for the pseudo-reward and gradient).
             return_logprobs=False,
@@ -451,6 +451,11 @@ class _StepAccumulator:
     #: The step's loss so far: a tensor on the model's device once a backward ran.
     loss: torch.Tensor | float = 0.0
     stats_sum: dict[str, float] = field(default_factory=dict)
+
+
+def sampling_seed(config: TrainConfig, process_index: int) -> int:
+    """The sampler's seed on process ``process_index``: each process draws its own stream."""
+    return config.run.seed + 7919 * process_index
 
 
 def objective_samples_policy(config: TrainConfig) -> bool:

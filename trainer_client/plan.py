@@ -277,8 +277,7 @@ def plan_memory(
         PlanRow("gradients", _ceil(n * master, gpus), f"{shard} × {master} B"),
         PlanRow("AdamW moments", _ceil(2 * n * master, gpus), f"2 × {shard} × {master} B"),
     ]
-    objective = cfg.loss.objective
-    if objective in ("alpha_dpg", "rft") or cfg.loss.kl_coef > 0:
+    if cfg.needs_reference:
         if reference_offloaded:
             plan.static.append(PlanRow("reference a", 0, "offloaded to CPU memory"))
         else:

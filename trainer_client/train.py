@@ -160,7 +160,7 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
     from trainer_client.checkpoint import latest_checkpoint
     from trainer_client.data import PromptRenderer
     from trainer_client.distributed import is_fsdp2, make_accelerator
-    from trainer_client.loop import Trainer
+    from trainer_client.loop import Trainer, sampling_seed
     from trainer_client.reference import ReferenceModel
     from trainer_client.tracking import Tracker
 
@@ -180,7 +180,7 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
         str(checkpoint or base), dtype=policy_dtype, **load
     )
     reference = None
-    if cfg.loss.objective in ("alpha_dpg", "rft") or cfg.loss.kl_coef > 0:
+    if cfg.needs_reference:
         reference = ReferenceModel.from_pretrained(
             str(cfg.model.reference or base),
             batch_size=cfg.optim.micro_batch_size,
@@ -215,7 +215,7 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
             temperature=s.temperature,
             top_p=s.top_p,
             max_new_tokens=s.max_new_tokens,
-            seed=cfg.run.seed + 7919 * accelerator.process_index,
+            seed=sampling_seed(cfg, accelerator.process_index),
             max_prompt_tokens=s.max_prompt_tokens,
             gpu_memory_utilization=s.vllm_gpu_memory_utilization,
             max_model_len=s.max_prompt_tokens + s.max_new_tokens,
