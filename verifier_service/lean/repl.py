@@ -130,6 +130,7 @@ class LeanWorker:
         ``user``/``group``/``extra_groups`` switch credentials between fork and exec (the
         sandbox's unprivileged uid); ``preexec_fn`` runs after that switch.
         """
+        # Only the ones that are set: uvloop's subprocess rejects these keywords even as None.
         credentials: dict[str, Any] = {}
         if user is not None:
             credentials["user"] = user
