@@ -137,6 +137,15 @@ def _message(text: str) -> dict:
     return {"severity": "error", "pos": {"line": 1, "column": 0}, "data": text}
 
 
+def test_failure_memory_defaults_are_the_ones_the_readme_states() -> None:
+    # README, "The pool": remembered for 30 s, at most 1,024 headers and 4 MiB
+    memory = HeaderFailures()
+    assert (memory.ttl_s, memory.max_entries, memory.max_bytes) == (30.0, 1024, 4 << 20)
+    for i in range(1100):
+        memory.put(f"import Bad{i}", [_message("unknown module")])
+    assert len(memory) == 1024 and memory.bytes <= 4 << 20
+
+
 def test_failure_memory_is_bounded_by_count() -> None:
     memory = HeaderFailures(max_entries=3)
     for i in range(5):
