@@ -140,3 +140,26 @@ async def test_quota_identity_is_the_key_index_never_the_key(make_client: MakeCl
     await client.post("/verify", json=BODY, headers=bearer(KEYS[1]))
     await client.post("/verify", json=BODY, headers={"X-Auth-Token": KEYS[0]})
     assert seen == ["key#1", "key#0"]
+
+
+@pytest.mark.parametrize("token", [KEYS[0], KEYS[1], "wrong-key-cccccccc"])
+def test_a_token_is_compared_with_every_key_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch, token: str
+):
+    """README: keys are compared in constant time; so neither a match nor its position leaks."""
+    import hmac
+
+    from verifier_service.api import auth
+
+    compared: list[bytes] = []
+    real = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        compared.append(b)
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+    keys = [key.encode() for key in KEYS]
+    expected = KEYS.index(token) if token in KEYS else None
+    assert auth._match(token, keys) == expected
+    assert compared == keys  # every key, in order, whether or not an earlier one matched
