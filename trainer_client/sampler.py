@@ -48,6 +48,10 @@ class Samples:
     #: ``[N, P+T]`` per-token log-probs the sampling engine reported (vLLM), 0 outside the
     #: response; None when the sampler reports none.
     sampler_token_logprobs: torch.Tensor | None = None
+    #: For each group, in order, the index of its prompt in the sampler call's ``prompts``: set
+    #: on the chunks of :meth:`HFSampler.sample_chunks` (groups come out as they finish, not in
+    #: prompt order). None: the groups are the call's prompts in order.
+    prompt_indices: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -62,10 +62,12 @@ class PromptStream:
 
 @dataclass
 class SampledChunk:
-    """Whole prompt groups of one step, as one sampler call produced them.
+    """Whole prompt groups of one step, as the sampler finished them.
 
     ``samples`` has its own layout (prompt width, response width) and chunk-local
-    ``group_ids``; ``row_offset`` and ``group_offset`` place it within the step.
+    ``group_ids``; ``problems`` and ``prompts`` are its groups' own, in its order.
+    ``row_offset`` and ``group_offset`` count the rows and groups of the step's earlier chunks
+    (they make proof ids unique; they are not positions in prompt order).
     """
 
     index: int
@@ -115,11 +117,13 @@ class SampleStage:
         return [self.problems[i] for i in shard]
 
     def chunks(self, problems: Sequence[Any]) -> Iterator[SampledChunk]:
-        """The completions for ``problems``, chunk by chunk, in prompt order.
+        """The completions for ``problems``, chunk by chunk, as the sampler finishes them.
 
-        A sampler with ``sample_chunks`` (:class:`~trainer_client.sampler.HFSampler`) hands out
-        each ``generate`` call's groups as soon as they exist; any other sampler's one batch is
-        a single chunk. The generator draws the next chunk only when asked for it.
+        A sampler with ``sample_chunks`` (:class:`~trainer_client.sampler.HFSampler`,
+        :class:`~trainer_client.sampler.VLLMSampler`) hands out whole prompt groups as soon as
+        they are complete (its chunks name their prompts in ``Samples.prompt_indices``; without
+        them a chunk is the next groups in prompt order); any other sampler's one batch is a
+        single chunk. The generator draws the next chunk only when asked for it.
         """
         k = self.config.sampling.k
         prompts = [self.prompt_fn(p) for p in problems]
@@ -130,10 +134,17 @@ class SampleStage:
         row = group = 0
         for index, samples in enumerate(parts):
             n_groups = len(samples) // k
+            which = samples.prompt_indices
+            if which is None:
+                which = list(range(group, group + n_groups))
+            if len(which) != n_groups:
+                raise RuntimeError(
+                    f"sampler: a chunk of {n_groups} groups names {len(which)} prompts"
+                )
             yield SampledChunk(
                 index=index,
-                problems=list(problems[group : group + n_groups]),
-                prompts=prompts[group : group + n_groups],
+                problems=[problems[i] for i in which],
+                prompts=[prompts[i] for i in which],
                 samples=samples,
                 row_offset=row,
                 group_offset=group,
