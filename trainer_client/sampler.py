@@ -16,6 +16,7 @@ samples without touching the global RNG the rest of training uses.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -275,17 +276,22 @@ class HFSampler:
         self.calls = int(state["calls"])
 
     def sample(self, prompts: Sequence[str], k: int) -> Samples:
-        """k completions for every prompt (all of :meth:`sample_chunks`, joined)."""
-        return Samples.concat(list(self.sample_chunks(prompts, k)), pad_id=self._pad_id)
+        """k completions for every prompt, in prompt order (all of :meth:`sample_chunks`)."""
+        chunks = list(self.sample_chunks(prompts, k))
+        return in_prompt_order(chunks, k, pad_id=self._pad_id)
 
     def sample_chunks(self, prompts: Sequence[str], k: int) -> Iterator[Samples]:
-        """k completions per prompt, one ``generate`` call (``batch_size`` sequences) at a time.
+        """k completions per prompt, handed out as whole prompt groups as soon as they exist.
 
-        Each chunk is whole prompt groups in prompt order, with chunk-local ``group_ids`` and the
-        common prompt width of all ``prompts``; it is yielded as soon as it is generated, so its
-        proofs can be verified while the next chunk is drawn. A chunk's random stream depends
-        only on ``(seed, call number, chunk number)``, never on what the caller does between
-        chunks.
+        Prompts go to the model ``batch_size`` sequences at a time. On the lean path each call
+        yields its groups as they finish (every sample of the group has its EOS), at least a
+        :data:`STREAM_PARTS`-th of the call's groups at a time, and the rest when the call ends;
+        through ``generate`` each call is one chunk. A chunk names its prompts in
+        ``prompt_indices`` (finishing order is not prompt order), has chunk-local ``group_ids``
+        and the common prompt width of all ``prompts``. The caller can verify a chunk's proofs
+        while the model draws the rest: a chunk's tokens depend only on ``(seed, call number,
+        chunk number)``, never on what the caller does between chunks (the lean path draws from
+        a generator of its own; ``generate`` runs whole inside a forked global RNG).
         """
         if not prompts:
             raise ValueError("prompts: need at least one prompt")
@@ -295,29 +301,51 @@ class HFSampler:
         encoded = self._encode(prompts)
         prompt_ids = encoded["input_ids"].to(device)
         prompt_mask = encoded["attention_mask"].to(device)
-        prompt_width = prompt_ids.shape[1]
         per_call = max(1, (self.batch_size or len(prompts) * k) // k)
         call = self.calls
         self.calls += 1
         for number, start in enumerate(range(0, len(prompts), per_call)):
             ids = prompt_ids[start : start + per_call]
             mask = prompt_mask[start : start + per_call]
-            with torch.no_grad(), _eval_mode(self.model), self._rng(device, call, number):
-                if self._lean():
-                    out = self._decode_lean(ids, mask, k)
-                else:
-                    out = self._generate(ids, mask, k)
-                samples = _assemble(
-                    ids.repeat_interleave(k, dim=0),
-                    mask.repeat_interleave(k, dim=0),
-                    out,
-                    eos_ids=_eos_ids(self.tokenizer),
-                    k=k,
-                )
-                samples.texts = self._decode(samples, prompt_width)
-                if self.return_logprobs:
-                    samples.policy_logprobs = self._score(samples, prompt_width)
-            yield samples
+            if self._lean():
+                generator = self._generator(device, call, number)
+                parts = self._decode_lean(ids, mask, k, generator=generator)
+            else:
+                parts = self._generate_once(ids, mask, k, call, number)
+            while True:
+                with torch.no_grad(), _eval_mode(self.model):
+                    part = next(parts, None)
+                    if part is None:
+                        break
+                    groups, out = part
+                    samples = self._chunk(ids, mask, groups, out, k)
+                samples.prompt_indices = [start + g for g in groups]
+                yield samples
+
+    def _chunk(
+        self, ids: torch.Tensor, mask: torch.Tensor, groups: list[int], out: torch.Tensor, k: int
+    ) -> Samples:
+        """The samples of ``groups`` (indices into ``ids``' prompts), ``out`` their tokens."""
+        picked = torch.tensor(groups, device=ids.device)
+        samples = _assemble(
+            ids[picked].repeat_interleave(k, dim=0),
+            mask[picked].repeat_interleave(k, dim=0),
+            out,
+            eos_ids=_eos_ids(self.tokenizer),
+            k=k,
+        )
+        samples.texts = self._decode(samples, ids.shape[1])
+        if self.return_logprobs:
+            samples.policy_logprobs = self._score(samples, ids.shape[1])
+        return samples
+
+    def _generate_once(
+        self, ids: torch.Tensor, mask: torch.Tensor, k: int, call: int, number: int
+    ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """One ``generate`` call (its own seeded stream) as the single part of a call."""
+        with self._rng(ids.device, call, number):
+            out = self._generate(ids, mask, k)
+        yield list(range(ids.shape[0])), out
 
     def _generate(self, ids: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
         """``[n*k, T]`` completions from ``generate`` (prompt columns dropped)."""
@@ -349,19 +377,32 @@ class HFSampler:
             return False
         return all(getattr(gen, name, None) in neutral for name, neutral in _NEUTRAL_GENERATION)
 
-    def _decode_lean(self, ids: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    def _decode_lean(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        k: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[tuple[list[int], torch.Tensor]]:
         """``generate``'s multinomial sampling, step for step, without its per-token machinery.
 
         The same forward calls (a ``DynamicCache``, the 2-D attention mask grown by one column a
         step, position ids from the mask), the same float32 softmax and ``torch.multinomial``
-        draw from the same random stream, finished rows padded, and a stop as soon as every row
-        has its EOS: the same tokens for the same seed (tested against ``generate``). On a small
-        model ``generate``'s logits processors, stopping criteria and input preparation cost
-        as much per token as the model; a model or setting this does not cover uses
-        ``generate`` (:meth:`_lean`).
+        draw from the same random stream (``generator``, seeded as ``generate``'s global one
+        would be), finished rows padded, and a stop as soon as every row has its EOS: the same
+        tokens for the same seed (tested against ``generate``). On a small model ``generate``'s
+        logits processors, stopping criteria and input preparation cost as much per token as
+        the model; a model or setting this does not cover uses ``generate`` (:meth:`_lean`).
+
+        Yields ``(groups, tokens)``: groups whose every row has finished, with their rows'
+        tokens so far, as soon as at least a :data:`STREAM_PARTS`-th of the groups are waiting,
+        and the remaining groups at the end. Finished rows stay in the batch (as padding), so
+        the draws, and the tokens, are those of one uninterrupted call.
         """
         from transformers import DynamicCache
 
+        n_groups = ids.shape[0]
         ids = ids.repeat_interleave(k, dim=0)
         mask = mask.repeat_interleave(k, dim=0)
         eos = torch.tensor(_eos_ids(self.tokenizer), device=ids.device, dtype=ids.dtype)
@@ -372,6 +413,8 @@ class HFSampler:
         accepted = inspect.signature(self.model.forward).parameters
         cache_key = "cache" if "cache" in accepted else "past_key_values"
         unfinished = torch.ones(n, dtype=torch.long, device=ids.device)
+        waiting = list(range(n_groups))  # groups not yet handed out
+        enough = max(1, math.ceil(n_groups / STREAM_PARTS))
         inputs, tokens = ids, []
         for _ in range(self.max_new_tokens):
             logits = self.model(
@@ -383,17 +426,32 @@ class HFSampler:
                 logits_to_keep=1,
             ).logits
             probs = torch.nn.functional.softmax(logits[:, -1].to(torch.float32), dim=-1)
-            chosen = torch.multinomial(probs, num_samples=1).squeeze(1)
+            chosen = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
             if len(eos):
                 chosen = chosen * unfinished + pad * (1 - unfinished)
                 unfinished = unfinished & ~torch.isin(chosen, eos)
             tokens.append(chosen)
-            if len(eos) and not bool(unfinished.any()):
-                break
+            if len(eos):
+                # One transfer a step: which groups are done (all done: stop).
+                done = (unfinished == 0).view(n_groups, k).all(dim=1).tolist()
+                if all(done):
+                    break
+                finished = [g for g in waiting if done[g]]
+                if len(finished) >= enough:
+                    yield finished, _rows_of(torch.stack(tokens, dim=1), finished, k)
+                    waiting = [g for g in waiting if not done[g]]
             inputs = chosen[:, None]
             mask = torch.cat([mask, mask.new_ones(n, 1)], dim=-1)
             positions = positions[:, -1:] + 1
-        return torch.stack(tokens, dim=1)
+        if waiting:
+            yield waiting, _rows_of(torch.stack(tokens, dim=1), waiting, k)
+
+    def _generator(self, device: torch.device, call: int, chunk: int) -> torch.Generator | None:
+        """The lean path's own random stream, seeded as :meth:`_rng` seeds the global one (so
+        it draws what ``generate`` would); None without a seed: the global stream."""
+        if self.seed is None:
+            return None
+        return torch.Generator(device=device).manual_seed(_mix(self.seed, call, chunk))
 
     @property
     def _pad_id(self) -> int:
@@ -453,6 +511,11 @@ class HFSampler:
             torch.manual_seed(_mix(self.seed, call, chunk))
             yield
 
+
+#: A lean ``generate`` call hands out finished groups once at least this fraction (1/N) of its
+#: groups are waiting: each chunk costs the trainer a reference pass and a forward, so a chunk
+#: per finished group would cost more than the overlap it buys.
+STREAM_PARTS = 4
 
 #: The vLLM releases :class:`VLLMSampler` is written against (``pip install 'sieve[vllm]'``):
 #: ``LLM.collective_rpc``, ``worker_extension_cls``, ``distributed_executor_backend=
@@ -664,6 +727,30 @@ def _sampled_logprobs(logprobs: Any, token_ids: Sequence[int]) -> list[float]:
         entry = logprobs[position][token]
         values.append(float(getattr(entry, "logprob", entry)))
     return values
+
+
+def _rows_of(tokens: torch.Tensor, groups: list[int], k: int) -> torch.Tensor:
+    """The rows of ``groups`` (k consecutive rows each) of ``tokens``."""
+    rows = torch.tensor([g * k + j for g in groups for j in range(k)], device=tokens.device)
+    return tokens[rows]
+
+
+def in_prompt_order(chunks: Sequence[Samples], k: int, *, pad_id: int = 0) -> Samples:
+    """One batch of chunks, its groups put back in prompt order (``prompt_indices``)."""
+    joined = Samples.concat(list(chunks), pad_id=pad_id)
+    if all(c.prompt_indices is None for c in chunks):
+        return joined
+    order = [i for c in chunks for i in (c.prompt_indices or [])]
+    if len(order) != len(joined) // k:
+        raise ValueError("chunks: prompt_indices must name every group of every chunk")
+    groups = sorted(range(len(order)), key=order.__getitem__)
+    rows = [g * k + j for g in groups for j in range(k)]
+    ordered = joined.select(rows)
+    ordered.group_ids = torch.arange(
+        len(groups), device=ordered.group_ids.device
+    ).repeat_interleave(k)
+    ordered.prompt_indices = None
+    return ordered
 
 
 def _assemble(
