@@ -5,9 +5,11 @@ The workload: a random 2-layer Llama (hidden 128) with a 33-token character toke
 same prompts. TRL's ``GRPOTrainer`` runs ``loss_type="dr_grpo"`` with β = 0.04 (its reference
 model and KL term), no std scaling and its other defaults (bf16 autocast, even on a CPU, and
 gradient checkpointing; ``--trl-matched`` runs it in float32 without checkpointing, as ours
-runs), and scores rewards in process. Ours send every proof over HTTP to the
-real service (``math`` checker on loopback) when it can be started, else to an in-process fake
-(the script says which).
+runs). Its reward function is :class:`~trainer_client.integrations.trl.SieveReward`; by default
+over an in-process checker (a few microseconds an answer), with ``--trl-reward same`` over the
+same verifier as ours (the real service: what a TRL user of Sieve runs). Ours send every proof
+over HTTP to the real service (``math`` checker on loopback) when it can be started, else to an
+in-process fake (the script says which).
 
 A step is everything: sampling, verifying, the reference pass and the update. TRL's trainer drives
 the run; after each of its steps (timed from ``on_step_begin`` to ``on_step_end``) our three
@@ -17,8 +19,12 @@ variants take one step each, in rotating order, so machine noise hits all of the
 ``--verifier-workers`` proofs at a time (a Lean pool); TRL's reward function calls the same
 stand-in, so both wait for the same verifier.
 
+``--trl-reward`` and ``--verifier-delay`` set, TRL's reward waits for the verifier once per step
+(GRPOTrainer scores after generating); ours overlaps it with the step's other work.
+
     python benchmarks/trainer_bench.py [--steps 20] [--warmup 3] [--fake-verifier]
         [--verifier-delay 0.05 --verifier-workers 8] [--generate-batch N] [--no-trl]
+        [--trl-reward in-process|same]
 """
 
 from __future__ import annotations
@@ -70,6 +76,13 @@ def main() -> None:
     )
     parser.add_argument("--no-trl", action="store_true", help="time our trainers only")
     parser.add_argument(
+        "--trl-reward",
+        choices=("in-process", "same"),
+        default="in-process",
+        help="TRL's SieveReward over an in-process checker (default) or over the same verifier "
+        "as ours (with --verifier-delay it is always the same stand-in)",
+    )
+    parser.add_argument(
         "--trl-no-checkpointing",
         action="store_true",
         help="turn off TRL's gradient checkpointing (GRPOConfig's default is on; ours is off)",
@@ -112,8 +125,9 @@ def main() -> None:
 
         trl_note = "not run (--no-trl)"
         if not args.no_trl:
-            # TRL scores rewards in process: the in-process checker, or the same stand-in.
-            reward_verifier = verifier if args.verifier_delay is not None else _FakeVerifier()
+            # TRL's reward: the in-process checker, or the same verifier (stand-in or service).
+            same = args.verifier_delay is not None or args.trl_reward == "same"
+            reward_verifier = verifier if same else _FakeVerifier()
             try:
                 trl_note = _run_trl(
                     tokenizer,
@@ -204,21 +218,16 @@ def _run_trl(
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from trainer_client.client import verify_non_empty
-    from trainer_client.data import build_prompt, proof_request
+    from trainer_client.data import build_prompt
+    from trainer_client.integrations.trl import SieveReward
 
     path = out / "trl-start"
     _model(tokenizer).save_pretrained(path)  # TRL loads its reference model from a path
     tokenizer.save_pretrained(path)
-    by_prompt = {build_prompt(p): p for p in problems}
-    dataset = Dataset.from_list([{"prompt": build_prompt(p)} for p in problems])
-
-    def reward(prompts, completions, **_):
-        proofs = [
-            proof_request(by_prompt[p], p, c, id=f"trl-{i}")
-            for i, (p, c) in enumerate(zip(prompts, completions, strict=True))
-        ]
-        return [1.0 if r.ok else 0.0 for r in verify_non_empty(verifier, proofs)]
+    dataset = Dataset.from_list(
+        [{"prompt": build_prompt(p), "answer": str(p.answer)} for p in problems]
+    )
+    reward = SieveReward(client=verifier, checker="math", name="sieve_math")
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
@@ -264,13 +273,21 @@ def _run_trl(
         trainer.train()
     rows[TRL] = [{"time/step_s": t} for t in timings[warmup:]]
     return (
-        f"trl {trl.__version__} GRPOTrainer, reward in process ({type(verifier).__name__}), "
+        f"trl {trl.__version__} GRPOTrainer, reward SieveReward over {_verifier_name(verifier)}, "
         f"gradient checkpointing {'on (its default)' if checkpointing else 'off'}, "
         f"{'bf16 autocast (its default)' if bf16 else 'float32 (as ours)'}"
     )
 
 
 # --- verifiers --------------------------------------------------------------------------------
+
+
+def _verifier_name(verifier) -> str:
+    if isinstance(verifier, _DelayedVerifier):
+        return "the same stand-in as ours"
+    if isinstance(verifier, _FakeVerifier):
+        return "an in-process checker"
+    return "the same service as ours (HTTP)"
 
 
 @contextlib.contextmanager
