@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from tokenize import TokenError
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
@@ -350,27 +351,48 @@ def judge(code: str, answer: str, budget_s: float) -> dict[str, Any]:
     return result
 
 
-def _compare(code: str, answer: str, result: dict[str, Any]) -> str:
-    from math_verify import verify
+@functools.cache
+def _lib() -> SimpleNamespace:
+    """math-verify, SymPy's error and the shortcuts, imported once per worker.
+
+    Imported on first use, not with this module: the service process never needs them. Looked
+    up once: a ``from package import name`` inside a function runs the import machinery on every
+    call, a tenth of a millisecond an answer.
+    """
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
     from sympy import SympifyError
+    from sympy.parsing.sympy_parser import parse_expr
 
     from verifier_service.checkers import math_shortcuts
 
-    math_shortcuts.install()
+    return SimpleNamespace(
+        parse=parse,
+        verify=verify,
+        parse_expr=parse_expr,
+        SympifyError=SympifyError,
+        shortcuts=math_shortcuts,
+        latex_only=[LatexExtractionConfig()],
+        latex_or_expr=[LatexExtractionConfig(), ExprExtractionConfig()],
+    )
+
+
+def _compare(code: str, answer: str, result: dict[str, Any]) -> str:
+    lib = _lib()
+    lib.shortcuts.install()
     reference = _extract_reference(answer)
     result["reference"] = _echo(reference)
     if not reference:
         return "unparsable_reference"
     try:
         candidate = extract(code)
-    except SympifyError:
+    except lib.SympifyError:
         # math-verify extracted a number SymPy cannot read (``-086``): the answer is unreadable,
         # which is the answer's fault, not a fault of the checker.
         return "unparsable_answer"
     result["answer"] = _echo(candidate)
     if not candidate:
         return "unparsable_answer"
-    if verify(reference, candidate, timeout_seconds=None, raise_on_error=True):
+    if lib.verify(reference, candidate, timeout_seconds=None, raise_on_error=True):
         return "valid"
     return "wrong_answer"
 
@@ -412,13 +434,12 @@ def is_bare_expression(text: str) -> bool:
 
 def extract(text: str) -> list[Any]:
     """The final answer(s) math-verify reads from ``text``; ``[]`` when there is none."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
-
+    lib = _lib()
     text = text.strip()
     if is_bare_expression(text):
-        found = parse(
+        found = lib.parse(
             f"${text}$",
-            extraction_config=[LatexExtractionConfig()],
+            extraction_config=lib.latex_only,
             fallback_mode="no_fallback",
             parsing_timeout=None,  # type: ignore[arg-type]
             raise_on_error=True,
@@ -426,9 +447,9 @@ def extract(text: str) -> list[Any]:
         if not found and _ARITHMETIC.fullmatch(text):
             found = _parse_arithmetic(text)
         return found
-    return parse(
+    return lib.parse(
         text,
-        extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
+        extraction_config=lib.latex_or_expr,
         fallback_mode="no_fallback",
         parsing_timeout=None,  # type: ignore[arg-type]
         raise_on_error=True,
@@ -443,10 +464,8 @@ def _extract_reference(answer: str) -> list[Any]:
 
 
 def _parse_arithmetic(text: str) -> list[Any]:
-    from sympy.parsing.sympy_parser import parse_expr
-
     try:
-        return [parse_expr(text.replace("^", "**"), evaluate=False)]
+        return [_lib().parse_expr(text.replace("^", "**"), evaluate=False)]
     except (SyntaxError, TypeError, ValueError, TokenError, ZeroDivisionError):
         return []
 
