@@ -539,6 +539,12 @@ class VLLMSampler:
     (``logprobs_mode="raw_logprobs"``): the same quantity the training forward computes, so
     :attr:`Samples.sampler_token_logprobs` minus the training log-probs is the numerical gap
     between the two engines (``sampling/logprob_gap``), not a difference of distributions.
+
+    Groups stream out as vLLM finishes them: :meth:`sample_chunks` adds every prompt as one
+    request to ``LLM.llm_engine`` and steps the engine itself (the loop ``LLM.generate`` runs
+    inside), handing out finished prompt groups a quarter of the call at a time
+    (:data:`VLLM_CHUNKS_PER_CALL`), so the trainer verifies the first groups while the engine
+    still draws the slow ones; :meth:`sample` is the same draws in one batch, in prompt order.
     """
 
     def __init__(
@@ -630,7 +636,96 @@ class VLLMSampler:
         return int(results[0]) if results else 0
 
     def sample(self, prompts: Sequence[str], k: int) -> Samples:
-        params = self._sampling_params(
+        """k completions for every prompt, one batch in prompt order (all of the call's
+        finished groups, put back in prompt order)."""
+        outputs: list[Any] = [None] * len(prompts)
+        for finished in self._finished_groups(prompts, k):
+            for index, output in finished:
+                outputs[index] = output
+        return self._build(outputs, k)
+
+    def sample_chunks(self, prompts: Sequence[str], k: int) -> Iterator[Samples]:
+        """k completions per prompt, handed out in chunks of whole groups as vLLM finishes them.
+
+        Every prompt is one request (``n=k``) to the engine, which is then stepped; a chunk is
+        yielded as soon as at least ``ceil(len(prompts) / VLLM_CHUNKS_PER_CALL)`` finished groups
+        are waiting (the rest at the end), so its proofs are verified while the engine draws the
+        others. Chunks come in finishing order, each with its own layout, chunk-local
+        ``group_ids`` and :attr:`Samples.prompt_indices` naming its groups' prompts. The call's
+        draws are those of :meth:`sample` for the same seed and call number.
+        """
+        batch = max(1, -(-len(prompts) // VLLM_CHUNKS_PER_CALL))
+        waiting: list[tuple[int, Any]] = []
+        groups = self._finished_groups(prompts, k)
+        try:
+            for finished in groups:
+                waiting.extend(finished)
+                if len(waiting) >= batch:
+                    yield self._chunk(waiting, k)
+                    waiting = []
+        finally:
+            groups.close()  # a caller that stops early: the call's requests leave the engine
+        if waiting:
+            yield self._chunk(waiting, k)
+
+    def _finished_groups(self, prompts: Sequence[str], k: int) -> Iterator[list[tuple[int, Any]]]:
+        """``(prompt index, finished RequestOutput)`` pairs, a list per engine step that
+        finished any (one call number, one seed, for the whole call).
+
+        Drives ``LLM.llm_engine`` (vLLM's v1 ``LLMEngine``, ``vllm/v1/engine/llm_engine.py``)
+        as ``LLM._run_engine`` does: ``add_request(request_id, prompt, params)`` for every
+        prompt (a raw prompt string is tokenised by the engine; n > 1 fans out into child
+        requests whose completions come back together), then ``step()`` while
+        ``has_unfinished_requests()``, keeping the ``RequestOutput`` s marked ``finished``. The
+        params ask for the final output only, as ``LLM.generate`` does; an id may come back
+        with a suffix recent engines append (:func:`_request_index`). An engine without
+        ``llm_engine`` (an older stand-in) gets one ``generate`` call, all groups finishing at
+        once.
+        """
+        if not prompts:
+            raise ValueError("prompts: need at least one prompt")
+        if k < 1:
+            raise ValueError(f"k: need at least one sample per prompt, got {k}")
+        params = self._params(k)
+        call = self.calls
+        self.calls += 1
+        engine = getattr(self.engine, "llm_engine", None)
+        if engine is None:
+            outputs = self.engine.generate(list(prompts), params, use_tqdm=False)
+            yield list(enumerate(outputs))
+            return
+        if hasattr(params, "output_kind"):  # pragma: no cover - a real vllm.SamplingParams
+            from vllm.sampling_params import RequestOutputKind
+
+            params.output_kind = RequestOutputKind.FINAL_ONLY  # as LLM.generate sets it
+        prefix = f"sieve-{call}-"
+        pending: set[int] = set()
+        try:
+            for index, prompt in enumerate(prompts):
+                engine.add_request(f"{prefix}{index}", prompt, params)
+                pending.add(index)
+            while pending:
+                if not engine.has_unfinished_requests():
+                    raise RuntimeError(
+                        f"vLLM: the engine finished with {len(pending)} of this call's "
+                        "requests unanswered"
+                    )
+                finished = []
+                for output in engine.step():
+                    index = _request_index(output.request_id, prefix)
+                    if output.finished and index in pending:
+                        pending.discard(index)
+                        finished.append((index, output))
+                if finished:
+                    yield finished
+        finally:
+            if pending and hasattr(engine, "abort_request"):
+                # The caller stopped early (or a step failed): leave no requests of this
+                # call in the engine for the next call's steps to run.
+                engine.abort_request([f"{prefix}{i}" for i in sorted(pending)])
+
+    def _params(self, k: int) -> Any:
+        return self._sampling_params(
             n=k,
             temperature=self.temperature,
             top_p=self.top_p,
@@ -638,8 +733,16 @@ class VLLMSampler:
             logprobs=0,
             seed=None if self.seed is None else _mix(self.seed, self.calls),
         )
-        outputs = self.engine.generate(list(prompts), params, use_tqdm=False)
-        self.calls += 1
+
+    def _chunk(self, finished: Sequence[tuple[int, Any]], k: int) -> Samples:
+        samples = self._build([output for _, output in finished], k)
+        samples.prompt_indices = [index for index, _ in finished]
+        return samples
+
+    def _build(self, outputs: Sequence[Any], k: int) -> Samples:
+        """One batch from finished ``RequestOutput`` s, their groups in the given order: the
+        engine's prompt and completion ids, left- and right-padded, and its per-token log-probs
+        (which are the policy log-probs of the samples)."""
         pad = self.tokenizer.pad_token_id
         prompt_rows, completion_rows, token_logprobs_rows = [], [], []
         for output in outputs:
@@ -668,6 +771,24 @@ class VLLMSampler:
         samples.sampler_token_logprobs = per_token
         samples.policy_logprobs = per_token.sum(dim=1)
         return samples
+
+
+#: :meth:`VLLMSampler.sample_chunks` hands out a call's finished groups about this many times
+#: (a chunk once ``1 / VLLM_CHUNKS_PER_CALL`` of the prompts are waiting). Each chunk costs the
+#: trainer a reference pass and a forward of its own, so one chunk per finished group would
+#: spend on small batches what overlapping the verifier saves; a handful still lets the
+#: verifier start on the first quarter while vLLM draws the rest.
+VLLM_CHUNKS_PER_CALL = 4
+
+
+def _request_index(request_id: str, prefix: str) -> int | None:
+    """The prompt index in one of :meth:`VLLMSampler._finished_groups`' request ids
+    (``sieve-<call>-<index>``, with whatever suffix an engine appends kept off); None for
+    another call's request."""
+    if not request_id.startswith(prefix):
+        return None
+    digits = request_id[len(prefix) :].split("-", 1)[0]
+    return int(digits) if digits.isdigit() else None
 
 
 class LogprobGap:
