@@ -25,12 +25,14 @@ from typing import Any, Protocol
 import torch
 
 __all__ = [
+    "STREAM_PARTS",
     "VLLM_VERSIONS",
     "HFSampler",
     "LogprobGap",
     "Sampler",
     "Samples",
     "VLLMSampler",
+    "in_prompt_order",
     "token_logprobs",
 ]
 
@@ -512,9 +514,11 @@ class HFSampler:
             yield
 
 
-#: A lean ``generate`` call hands out finished groups once at least this fraction (1/N) of its
-#: groups are waiting: each chunk costs the trainer a reference pass and a forward, so a chunk
-#: per finished group would cost more than the overlap it buys.
+#: A sampler call (a lean ``generate`` call, a vLLM call) hands out finished groups once at
+#: least this fraction (1/N) of its groups are waiting. Each chunk costs the trainer a reference
+#: pass and a forward of its own, so one chunk per finished group would spend on small batches
+#: what overlapping the verifier saves; a handful still lets the verifier start on the first
+#: quarter while the rest is drawn.
 STREAM_PARTS = 4
 
 #: The vLLM releases :class:`VLLMSampler` is written against (``pip install 'sieve[vllm]'``):
@@ -543,7 +547,7 @@ class VLLMSampler:
     Groups stream out as vLLM finishes them: :meth:`sample_chunks` adds every prompt as one
     request to ``LLM.llm_engine`` and steps the engine itself (the loop ``LLM.generate`` runs
     inside), handing out finished prompt groups a quarter of the call at a time
-    (:data:`VLLM_CHUNKS_PER_CALL`), so the trainer verifies the first groups while the engine
+    (:data:`STREAM_PARTS`), so the trainer verifies the first groups while the engine
     still draws the slow ones; :meth:`sample` is the same draws in one batch, in prompt order.
     """
 
@@ -648,13 +652,13 @@ class VLLMSampler:
         """k completions per prompt, handed out in chunks of whole groups as vLLM finishes them.
 
         Every prompt is one request (``n=k``) to the engine, which is then stepped; a chunk is
-        yielded as soon as at least ``ceil(len(prompts) / VLLM_CHUNKS_PER_CALL)`` finished groups
+        yielded as soon as at least ``ceil(len(prompts) / STREAM_PARTS)`` finished groups
         are waiting (the rest at the end), so its proofs are verified while the engine draws the
         others. Chunks come in finishing order, each with its own layout, chunk-local
         ``group_ids`` and :attr:`Samples.prompt_indices` naming its groups' prompts. The call's
         draws are those of :meth:`sample` for the same seed and call number.
         """
-        batch = max(1, -(-len(prompts) // VLLM_CHUNKS_PER_CALL))
+        batch = max(1, -(-len(prompts) // STREAM_PARTS))
         waiting: list[tuple[int, Any]] = []
         groups = self._finished_groups(prompts, k)
         try:
@@ -771,14 +775,6 @@ class VLLMSampler:
         samples.sampler_token_logprobs = per_token
         samples.policy_logprobs = per_token.sum(dim=1)
         return samples
-
-
-#: :meth:`VLLMSampler.sample_chunks` hands out a call's finished groups about this many times
-#: (a chunk once ``1 / VLLM_CHUNKS_PER_CALL`` of the prompts are waiting). Each chunk costs the
-#: trainer a reference pass and a forward of its own, so one chunk per finished group would
-#: spend on small batches what overlapping the verifier saves; a handful still lets the
-#: verifier start on the first quarter while vLLM draws the rest.
-VLLM_CHUNKS_PER_CALL = 4
 
 
 def _request_index(request_id: str, prefix: str) -> int | None:

@@ -319,13 +319,12 @@ def test_chunks_come_out_as_groups_finish(tokenizer):
 
 @pytest.mark.parametrize("n_prompts", [1, 3, 5, 8])
 def test_a_chunk_waits_for_a_quarter_of_the_prompts(tokenizer, n_prompts):
-    from trainer_client.sampler import VLLM_CHUNKS_PER_CALL
+    from trainer_client.sampler import STREAM_PARTS
 
-    assert VLLM_CHUNKS_PER_CALL == 4
     sampler, engine = _sampler(tiny_gpt2(tokenizer), tokenizer)
     sampler.max_new_tokens = 2
     chunks = list(sampler.sample_chunks(PROMPTS[:n_prompts], k=1))
-    batch = max(1, -(-n_prompts // 4))
+    batch = max(1, -(-n_prompts // STREAM_PARTS))
     # The rule, replayed from the engine's record: after each step, hand out every waiting
     # group once at least ``batch`` are waiting; the rest at the end.
     expected, waiting = [], []
