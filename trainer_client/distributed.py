@@ -82,6 +82,15 @@ def is_fsdp2(accelerator: Any) -> bool:
     return plugin is not None and getattr(plugin, "fsdp_version", 1) == 2
 
 
+def may_stream_chunks(accelerator: Any) -> bool:
+    """Whether a sampler may hand out groups as they finish, a number of chunks that differs
+    from process to process. Not under FSDP2: there each chunk's reference pass and each
+    micro-batch's forward are collective (all-gathers of the shards), so every process must
+    draw the same number of chunks or the gathers would not pair up. Under DDP only the last
+    backward of a step synchronises, once per process, whatever the number of chunks."""
+    return not is_fsdp2(accelerator)
+
+
 def check_layout(prompts_per_step: int, k: int, num_processes: int) -> None:
     """Refuse a step that does not split into equal whole prompt groups per process."""
     if num_processes > 1 and prompts_per_step % num_processes:

@@ -233,6 +233,7 @@ class HFSampler:
         max_prompt_tokens: int | None = None,
         return_logprobs: bool = True,
         lean: bool = True,
+        stream: bool = True,
     ) -> None:
         if tokenizer.pad_token_id is None:
             raise ValueError("tokenizer has no pad token; set tokenizer.pad_token first")
@@ -250,6 +251,10 @@ class HFSampler:
         #: Sample with :meth:`_decode_lean` where it draws what ``generate`` would (T = 1, no
         #: top-p); false: always ``generate``.
         self.lean = lean
+        #: On the lean path, hand out groups as they finish; False: one chunk per call (under
+        #: FSDP2 every process must draw the same number of chunks: each chunk's passes are
+        #: collective there).
+        self.stream = stream
         self.calls = 0
 
     @classmethod
@@ -311,7 +316,7 @@ class HFSampler:
             mask = prompt_mask[start : start + per_call]
             if self._lean():
                 generator = self._generator(device, call, number)
-                parts = self._decode_lean(ids, mask, k, generator=generator)
+                parts = self._decode_lean(ids, mask, k, generator=generator, stream=self.stream)
             else:
                 parts = self._generate_once(ids, mask, k, call, number)
             while True:
@@ -386,6 +391,7 @@ class HFSampler:
         k: int,
         *,
         generator: torch.Generator | None = None,
+        stream: bool = True,
     ) -> Iterator[tuple[list[int], torch.Tensor]]:
         """``generate``'s multinomial sampling, step for step, without its per-token machinery.
 
@@ -398,9 +404,10 @@ class HFSampler:
         the model; a model or setting this does not cover uses ``generate`` (:meth:`_lean`).
 
         Yields ``(groups, tokens)``: groups whose every row has finished, with their rows'
-        tokens so far, as soon as at least a :data:`STREAM_PARTS`-th of the groups are waiting,
-        and the remaining groups at the end. Finished rows stay in the batch (as padding), so
-        the draws, and the tokens, are those of one uninterrupted call.
+        tokens so far, as soon as at least a :data:`STREAM_PARTS`-th of the groups are waiting
+        (unless ``stream`` is false), and the remaining groups at the end. Finished rows stay in
+        the batch (as padding), so the draws, and the tokens, are those of one uninterrupted
+        call.
         """
         from transformers import DynamicCache
 
@@ -438,8 +445,8 @@ class HFSampler:
                 done = (unfinished == 0).view(n_groups, k).all(dim=1).tolist()
                 if all(done):
                     break
-                finished = [g for g in waiting if done[g]]
-                if len(finished) >= enough:
+                finished = [g for g in waiting if done[g]] if stream else []
+                if finished and len(finished) >= enough:
                     yield finished, _rows_of(torch.stack(tokens, dim=1), finished, k)
                     waiting = [g for g in waiting if not done[g]]
             inputs = chosen[:, None]
@@ -567,6 +574,7 @@ class VLLMSampler:
         engine: Any = None,
         sampling_params: Any = None,
         load_chunk_bytes: int = 512 * 2**20,
+        stream: bool = True,
     ) -> None:
         if engine is None or sampling_params is None:
             try:
@@ -598,6 +606,9 @@ class VLLMSampler:
         self.seed = seed
         self.max_prompt_tokens = max_prompt_tokens
         self.load_chunk_bytes = load_chunk_bytes
+        #: Hand out groups as they finish (:meth:`sample_chunks`); False: one chunk per call,
+        #: in prompt order (under FSDP2 every process must draw the same number of chunks).
+        self.stream = stream
         self.calls = 0
         #: Prompts are not truncated here: the trainer leaves out longer ones beforehand
         #: (:func:`~trainer_client.data.filter_long_prompts`); vLLM refuses what does not fit.
@@ -658,6 +669,9 @@ class VLLMSampler:
         ``group_ids`` and :attr:`Samples.prompt_indices` naming its groups' prompts. The call's
         draws are those of :meth:`sample` for the same seed and call number.
         """
+        if not self.stream:
+            yield self.sample(prompts, k)
+            return
         batch = max(1, -(-len(prompts) // STREAM_PARTS))
         waiting: list[tuple[int, Any]] = []
         groups = self._finished_groups(prompts, k)

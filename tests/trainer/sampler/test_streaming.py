@@ -139,3 +139,50 @@ def test_a_step_verifies_the_groups_that_finished_first_while_the_rest_is_drawn(
     assert math.isclose(metrics["loss"], metrics_plain["loss"], rel_tol=1e-4, abs_tol=1e-6)
     for name, value in after.items():  # the same update: the step is as on-policy as before
         assert torch.allclose(value, after_plain[name], atol=1e-6), name
+
+
+def test_without_streaming_a_call_is_one_chunk_in_prompt_order(tokenizer):
+    model = eager_to_stop(tokenizer)
+    for seed in range(3):
+        chunks = streamed(model, tokenizer, seed, stream=False)
+        assert len(chunks) == 1
+        assert chunks[0].prompt_indices == list(range(len(PROMPTS)))
+        whole = HFSampler(model, tokenizer, max_new_tokens=30, seed=seed).sample(PROMPTS, K)
+        assert torch.equal(chunks[0].sequences, whole.sequences)  # the same draws either way
+
+
+def test_under_fsdp2_no_sampler_streams(tmp_path, monkeypatch):
+    """FSDP2's gathers pair up only if every process draws as many chunks: a Trainer there turns
+    streaming off, for its own sampler and for one it is given."""
+    from types import SimpleNamespace
+
+    from trainer_client import distributed
+
+    fsdp2 = SimpleNamespace(state=SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=2)))
+    assert not distributed.may_stream_chunks(fsdp2)
+    assert distributed.may_stream_chunks(SimpleNamespace(state=SimpleNamespace()))
+
+    tokenizer = char_tokenizer()
+    problems = [Problem(name="p", statement="1+1=", checker="math", answer="2")]
+    cfg = make_config(tmp_path, sampling={"k": K, "prompts_per_step": 1})
+    monkeypatch.setattr(distributed, "may_stream_chunks", lambda accelerator: False)
+    own = Trainer(
+        cfg,
+        model=tiny_llama(tokenizer),
+        tokenizer=tokenizer,
+        problems=problems,
+        verifier=FakeVerifier(lenient),
+    )
+    given = HFSampler(tiny_llama(tokenizer), tokenizer, max_new_tokens=4)
+    assert given.stream
+    passed = Trainer(
+        cfg,
+        model=tiny_llama(tokenizer),
+        tokenizer=tokenizer,
+        problems=problems,
+        verifier=FakeVerifier(lenient),
+        sampler=given,
+    )
+    assert not own.sampler.stream and not given.stream
+    own.close()
+    passed.close()

@@ -376,6 +376,19 @@ def test_chunks_hold_the_draws_of_sample(tokenizer):
     assert {p.seed for p in engine.params} == {whole_engine.params[0].seed}
 
 
+def test_without_streaming_a_call_is_one_chunk_in_prompt_order(tokenizer):
+    """Under FSDP2 the trainer turns streaming off: every process then draws one chunk a call."""
+    torch.set_num_threads(1)
+    model = tiny_gpt2(tokenizer)
+    sampler, engine = _sampler(model, tokenizer, stream=False)
+    chunks = list(sampler.sample_chunks(PROMPTS, k=2))
+    assert len(chunks) == 1 and chunks[0].prompt_indices is None  # the prompts, in order
+    assert engine.llm_engine.steps == max(engine.llm_engine.schedule)  # the engine ran to the end
+    again, _ = _sampler(model, tokenizer)
+    whole = again.sample(PROMPTS, k=2)
+    assert whole.texts == chunks[0].texts and torch.equal(whole.sequences, chunks[0].sequences)
+
+
 def test_request_ids_and_seeds_are_new_every_call(tokenizer):
     sampler, engine = _sampler(tiny_gpt2(tokenizer), tokenizer)
     list(sampler.sample_chunks(PROMPTS[:3], k=1))
