@@ -90,27 +90,15 @@ def policy_answers(n: int) -> list[tuple[str, str]]:
     import random
 
     import torch
+    from trainer_bench import ALPHABET_EXTRA, bench_model
 
     from trainer_client.data import build_prompt
     from trainer_client.demo import DEMO_ALPHABET, char_tokenizer, demo_problems
     from trainer_client.sampler import HFSampler
-    from trainer_client.train import random_model
 
     torch.set_num_threads(1)
-    tokenizer = char_tokenizer(DEMO_ALPHABET + "abcdefghijk")
-    model = random_model(
-        {
-            "model_type": "llama",
-            "hidden_size": 128,
-            "intermediate_size": 256,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-            "max_position_embeddings": 64,
-        },
-        tokenizer,
-        seed=0,
-    )
+    tokenizer = char_tokenizer(DEMO_ALPHABET + ALPHABET_EXTRA)
+    model = bench_model(tokenizer)
     problems = demo_problems(64)
     sampler = HFSampler(model, tokenizer, max_new_tokens=16, seed=1, return_logprobs=False)
     pairs: list[tuple[str, str]] = []

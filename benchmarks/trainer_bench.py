@@ -151,7 +151,8 @@ def main() -> None:
 # --- our trainer ------------------------------------------------------------------------------
 
 
-def _model(tokenizer):
+def bench_model(tokenizer):
+    """The workload's policy: a random 2-layer Llama (hidden 128), the same weights each time."""
     from trainer_client.train import random_model
 
     return random_model(
@@ -198,7 +199,7 @@ def _our_trainer(name, loss, tokenizer, problems, verifier, out, args, *, seed):
     )
     return Trainer(
         cfg,
-        model=_model(tokenizer),
+        model=bench_model(tokenizer),
         tokenizer=tokenizer,
         problems=problems,
         verifier=verifier,
@@ -222,7 +223,7 @@ def _run_trl(
     from trainer_client.integrations.trl import SieveReward
 
     path = out / "trl-start"
-    _model(tokenizer).save_pretrained(path)  # TRL loads its reference model from a path
+    bench_model(tokenizer).save_pretrained(path)  # TRL loads its reference model from a path
     tokenizer.save_pretrained(path)
     dataset = Dataset.from_list(
         [{"prompt": build_prompt(p), "answer": str(p.answer)} for p in problems]

@@ -6,20 +6,9 @@ import pytest
 import torch
 
 from tests.trainer.models import tiny_gpt2, tiny_llama
-from trainer_client.demo import char_tokenizer
 from trainer_client.sampler import HFSampler
 
 PROMPTS = ["1+1=", "12+30=", "7=", "2*3="]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return char_tokenizer()
 
 
 @pytest.mark.parametrize("build", [tiny_gpt2, tiny_llama], ids=["gpt2", "llama"])

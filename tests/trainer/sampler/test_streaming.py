@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config
@@ -17,16 +16,6 @@ from trainer_client.sampler import STREAM_PARTS, HFSampler
 
 PROMPTS = ["1+1=", "12+30=", "7=", "2*3=", "9-4=", "3*3=", "40+2=", "8="]
 K = 2
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return char_tokenizer()
 
 
 def eager_to_stop(tokenizer, seed: int = 0):
@@ -166,23 +155,17 @@ def test_under_fsdp2_no_sampler_streams(tmp_path, monkeypatch):
     problems = [Problem(name="p", statement="1+1=", checker="math", answer="2")]
     cfg = make_config(tmp_path, sampling={"k": K, "prompts_per_step": 1})
     monkeypatch.setattr(distributed, "may_stream_chunks", lambda accelerator: False)
-    own = Trainer(
-        cfg,
-        model=tiny_llama(tokenizer),
-        tokenizer=tokenizer,
-        problems=problems,
-        verifier=FakeVerifier(lenient),
-    )
+
+    def trainer(**kwargs):
+        return Trainer(
+            cfg, model=tiny_llama(tokenizer), tokenizer=tokenizer, problems=problems,
+            verifier=FakeVerifier(lenient), **kwargs,
+        )  # fmt: skip
+
+    own = trainer()
     given = HFSampler(tiny_llama(tokenizer), tokenizer, max_new_tokens=4)
     assert given.stream
-    passed = Trainer(
-        cfg,
-        model=tiny_llama(tokenizer),
-        tokenizer=tokenizer,
-        problems=problems,
-        verifier=FakeVerifier(lenient),
-        sampler=given,
-    )
+    passed = trainer(sampler=given)
     assert not own.sampler.stream and not given.stream
     own.close()
     passed.close()

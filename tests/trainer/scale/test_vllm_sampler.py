@@ -194,6 +194,17 @@ def _sampler(model, tokenizer, *, streaming=True, schedule=(3, 1, 4, 2, 6, 5, 2,
     return sampler, engine
 
 
+def _vllm_trainer(tmp_path, model, tokenizer, problems):
+    """A Trainer sampling through :func:`_sampler`'s stand-in engine."""
+    sampler, engine = _sampler(model, tokenizer)
+    cfg = make_config(tmp_path, optim={"lr": 5e-2, "warmup_steps": 0, "micro_batch_size": 8})
+    trainer = Trainer(
+        cfg, model=model, tokenizer=tokenizer, problems=problems,
+        verifier=FakeVerifier(lenient), sampler=sampler,
+    )  # fmt: skip
+    return trainer, sampler, engine
+
+
 def test_samples_carry_the_engines_token_logprobs(tokenizer):
     torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
@@ -253,12 +264,7 @@ def test_sharded_parameters_are_gathered_before_loading(tokenizer):
 def test_the_loop_pushes_weights_every_step_and_logs_the_gap(tmp_path, tokenizer, problems):
     torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
-    sampler, engine = _sampler(model, tokenizer)
-    cfg = make_config(tmp_path, optim={"lr": 5e-2, "warmup_steps": 0, "micro_batch_size": 8})
-    trainer = Trainer(
-        cfg, model=model, tokenizer=tokenizer, problems=problems,
-        verifier=FakeVerifier(lenient), sampler=sampler,
-    )  # fmt: skip
+    trainer, sampler, engine = _vllm_trainer(tmp_path, model, tokenizer, problems)
     history = trainer.train(max_steps=3)
     trainer.close()
     assert sampler.weight_updates == 3 and engine.prefix_resets == 3
@@ -436,12 +442,7 @@ def test_an_engine_without_llm_engine_gives_one_chunk_from_generate(tokenizer):
 def test_a_trainer_step_verifies_chunk_by_chunk(tmp_path, tokenizer, problems):
     torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
-    sampler, engine = _sampler(model, tokenizer)
-    cfg = make_config(tmp_path, optim={"lr": 5e-2, "warmup_steps": 0, "micro_batch_size": 8})
-    trainer = Trainer(
-        cfg, model=model, tokenizer=tokenizer, problems=problems,
-        verifier=FakeVerifier(lenient), sampler=sampler,
-    )  # fmt: skip
+    trainer, _, engine = _vllm_trainer(tmp_path, model, tokenizer, problems)
     submitted = []
     submit = trainer.verification.submit
 
@@ -452,7 +453,7 @@ def test_a_trainer_step_verifies_chunk_by_chunk(tmp_path, tokenizer, problems):
     trainer.verification.submit = recording
     metrics = trainer.train_step()
     trainer.close()
-    k = cfg.sampling.k
+    k = trainer.config.sampling.k
     # 4 prompts, one group a chunk, finishing on steps 3, 1, 4, 2 of the engine.
     assert len(submitted) == 4
     assert [steps for _, steps, _ in submitted] == [1, 2, 3, 4]
