@@ -7,8 +7,6 @@ import torch
 
 from trainer_client.losses import alpha_dpg, alpha_dpg_advantages, rloo
 
-torch.set_num_threads(1)
-
 F64 = torch.float64
 
 

@@ -5,8 +5,6 @@ import torch
 
 from trainer_client.losses import OBJECTIVES, compute_advantages
 
-torch.set_num_threads(1)
-
 POLICY = torch.tensor([-1.0, -2.0, -3.0, -4.0, -1.0, -2.0], dtype=torch.float64)
 VERIFIED = torch.tensor([1, 0, 0, 1, 1, 1])
 GROUPS = torch.tensor([8, 8, 8, 8, 2, 2])

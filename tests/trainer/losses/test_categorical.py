@@ -19,8 +19,6 @@ import torch
 from trainer_client.divergences import forward_kl
 from trainer_client.losses import alpha_dpg_advantages, reinforce_loss
 
-torch.set_num_threads(1)
-
 ANSWERS, CORRECT = 50, 15
 GROUPS, K, STEPS, LR = 64, 4, 600, 5.0
 

@@ -21,7 +21,6 @@ from trainer_client.divergences import (
     tv_distance,
 )
 
-torch.set_num_threads(1)
 F64 = torch.float64
 
 

@@ -7,8 +7,6 @@ import torch
 
 from trainer_client.losses import kl_penalty, reinforce_loss
 
-torch.set_num_threads(1)
-
 
 def tiny_policy(seed=0, n=3, length=4, vocab=5):
     gen = torch.Generator().manual_seed(seed)

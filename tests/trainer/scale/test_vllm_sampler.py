@@ -16,8 +16,6 @@ import pytest
 import torch
 
 from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config, tiny_gpt2
-from trainer_client.data import Problem
-from trainer_client.demo import char_tokenizer
 from trainer_client.loop import Trainer
 from trainer_client.sampler import HFSampler, LogprobGap, VLLMSampler, token_logprobs
 from trainer_client.vllm_worker import SieveWorkerExtension
@@ -172,19 +170,6 @@ class FakeEngine:
         return outputs
 
 
-@pytest.fixture
-def tokenizer():
-    return char_tokenizer()
-
-
-@pytest.fixture
-def problems() -> list[Problem]:
-    return [
-        Problem(name=f"p{i}", statement=f"{i}+{i}=", checker="math", answer=str(2 * i))
-        for i in range(1, 9)
-    ]
-
-
 def _sampler(model, tokenizer, *, streaming=True, schedule=(3, 1, 4, 2, 6, 5, 2, 7), **kwargs):
     engine = FakeLLM(model, tokenizer, streaming=streaming, schedule=schedule)
     sampler = VLLMSampler(
@@ -206,7 +191,6 @@ def _vllm_trainer(tmp_path, model, tokenizer, problems):
 
 
 def test_samples_carry_the_engines_token_logprobs(tokenizer):
-    torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
     sampler, engine = _sampler(model, tokenizer, max_prompt_tokens=16)
     samples = sampler.sample(["12=", "7="], k=3)
@@ -262,7 +246,6 @@ def test_sharded_parameters_are_gathered_before_loading(tokenizer):
 
 
 def test_the_loop_pushes_weights_every_step_and_logs_the_gap(tmp_path, tokenizer, problems):
-    torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
     trainer, sampler, engine = _vllm_trainer(tmp_path, model, tokenizer, problems)
     history = trainer.train(max_steps=3)
@@ -304,7 +287,6 @@ def _prompt(samples, row):
 
 
 def test_chunks_come_out_as_groups_finish(tokenizer):
-    torch.set_num_threads(1)
     sampler, engine = _sampler(tiny_gpt2(tokenizer), tokenizer)
     chunks, steps_at_yield, unfinished_at_yield = [], [], []
     for chunk in sampler.sample_chunks(PROMPTS, k=2):
@@ -348,7 +330,6 @@ def test_a_chunk_waits_for_a_quarter_of_the_prompts(tokenizer, n_prompts):
 
 
 def test_chunks_hold_the_draws_of_sample(tokenizer):
-    torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
     streamed, engine = _sampler(model, tokenizer)
     whole_sampler, whole_engine = _sampler(model, tokenizer)
@@ -384,7 +365,6 @@ def test_chunks_hold_the_draws_of_sample(tokenizer):
 
 def test_without_streaming_a_call_is_one_chunk_in_prompt_order(tokenizer):
     """Under FSDP2 the trainer turns streaming off: every process then draws one chunk a call."""
-    torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
     sampler, engine = _sampler(model, tokenizer, stream=False)
     chunks = list(sampler.sample_chunks(PROMPTS, k=2))
@@ -425,7 +405,6 @@ def test_request_index_reads_suffixed_ids():
 
 
 def test_an_engine_without_llm_engine_gives_one_chunk_from_generate(tokenizer):
-    torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
     sampler, engine = _sampler(model, tokenizer, streaming=False)
     assert not hasattr(engine, "llm_engine")
@@ -440,7 +419,6 @@ def test_an_engine_without_llm_engine_gives_one_chunk_from_generate(tokenizer):
 
 
 def test_a_trainer_step_verifies_chunk_by_chunk(tmp_path, tokenizer, problems):
-    torch.set_num_threads(1)
     model = tiny_gpt2(tokenizer)
     trainer, _, engine = _vllm_trainer(tmp_path, model, tokenizer, problems)
     submitted = []
