@@ -52,8 +52,9 @@ class Samples:
     #: response; None when the sampler reports none.
     sampler_token_logprobs: torch.Tensor | None = None
     #: For each group, in order, the index of its prompt in the sampler call's ``prompts``: set
-    #: on the chunks of :meth:`HFSampler.sample_chunks` (groups come out as they finish, not in
-    #: prompt order). None: the groups are the call's prompts in order.
+    #: on the chunks of :meth:`HFSampler.sample_chunks` and :meth:`VLLMSampler.sample_chunks`
+    #: (groups come out as they finish, not in prompt order). None: the groups are the call's
+    #: prompts in order.
     prompt_indices: list[int] | None = None
 
     def __len__(self) -> int:
@@ -212,7 +213,54 @@ def _nucleus(logits: torch.Tensor, top_p: float, sampled: torch.Tensor) -> torch
     return logits.masked_fill(drop, float("-inf"))
 
 
-class HFSampler:
+class _SamplerBase:
+    """What both samplers share: the sampling settings, the stream flag and the call counter.
+
+    Each call's draws are seeded by ``(seed, call number)``, so :meth:`state_dict` (the number
+    of calls so far) is all a checkpoint needs to replay the same samples.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int | None,
+        max_prompt_tokens: int | None,
+        stream: bool,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_new_tokens = max_new_tokens
+        self.seed = seed
+        self.max_prompt_tokens = max_prompt_tokens
+        #: Hand out groups as they finish (``sample_chunks``; :class:`HFSampler` on its lean
+        #: path); False: one chunk per call (under FSDP2 every process must draw the same
+        #: number of chunks: each chunk's passes are collective there).
+        self.stream = stream
+        self.calls = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.calls = int(state["calls"])
+
+    def _start_call(self, prompts: Sequence[str], k: int) -> int:
+        """Check a request and number the call (its draws' seed)."""
+        if not prompts:
+            raise ValueError("prompts: need at least one prompt")
+        if k < 1:
+            raise ValueError(f"k: need at least one sample per prompt, got {k}")
+        call = self.calls
+        self.calls += 1
+        return call
+
+
+class HFSampler(_SamplerBase):
     """Sampling with ``transformers`` models (the default backend).
 
     At temperature 1 without top-p a lean loop over the model's forward draws the tokens
@@ -237,25 +285,23 @@ class HFSampler:
     ) -> None:
         if tokenizer.pad_token_id is None:
             raise ValueError("tokenizer has no pad token; set tokenizer.pad_token first")
+        super().__init__(
+            tokenizer,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            max_prompt_tokens=max_prompt_tokens,
+            stream=stream,
+        )
         self.model = model
-        self.tokenizer = tokenizer
-        self.temperature = temperature
-        self.top_p = top_p
-        self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
-        self.seed = seed
-        self.max_prompt_tokens = max_prompt_tokens
         #: When false, :attr:`Samples.policy_logprobs` is NaN: the caller takes them from its own
         #: forward pass (the loop's fast path at temperature 1, top-p 1).
         self.return_logprobs = return_logprobs
         #: Sample with :meth:`_decode_lean` where it draws what ``generate`` would (T = 1, no
         #: top-p); false: always ``generate``.
         self.lean = lean
-        #: On the lean path, hand out groups as they finish; False: one chunk per call (under
-        #: FSDP2 every process must draw the same number of chunks: each chunk's passes are
-        #: collective there).
-        self.stream = stream
-        self.calls = 0
 
     @classmethod
     def from_pretrained(
@@ -276,12 +322,6 @@ class HFSampler:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
         return cls(model, tokenizer, **kwargs)
 
-    def state_dict(self) -> dict[str, int]:
-        return {"calls": self.calls}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.calls = int(state["calls"])
-
     def sample(self, prompts: Sequence[str], k: int) -> Samples:
         """k completions for every prompt, in prompt order (all of :meth:`sample_chunks`)."""
         chunks = list(self.sample_chunks(prompts, k))
@@ -300,17 +340,12 @@ class HFSampler:
         chunk number)``, never on what the caller does between chunks (the lean path draws from
         a generator of its own; ``generate`` runs whole inside a forked global RNG).
         """
-        if not prompts:
-            raise ValueError("prompts: need at least one prompt")
-        if k < 1:
-            raise ValueError(f"k: need at least one sample per prompt, got {k}")
+        call = self._start_call(prompts, k)
         device = _model_device(self.model)
         encoded = self._encode(prompts)
         prompt_ids = encoded["input_ids"].to(device)
         prompt_mask = encoded["attention_mask"].to(device)
         per_call = max(1, (self.batch_size or len(prompts) * k) // k)
-        call = self.calls
-        self.calls += 1
         for number, start in enumerate(range(0, len(prompts), per_call)):
             ids = prompt_ids[start : start + per_call]
             mask = prompt_mask[start : start + per_call]
@@ -534,7 +569,7 @@ STREAM_PARTS = 4
 VLLM_VERSIONS = ">=0.22,<0.32"
 
 
-class VLLMSampler:
+class VLLMSampler(_SamplerBase):
     """Sampling with a vLLM engine colocated on the training GPU; ``vllm`` is imported only here.
 
     One engine per training process (``distributed_executor_backend="external_launcher"``, as
@@ -597,29 +632,23 @@ class VLLMSampler:
                     logprobs_mode="raw_logprobs",
                     seed=seed or 0,
                 )
+        #: ``max_prompt_tokens`` truncates nothing here: the trainer leaves out longer prompts
+        #: beforehand (:func:`~trainer_client.data.filter_long_prompts`); vLLM refuses what
+        #: does not fit.
+        super().__init__(
+            tokenizer,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            max_prompt_tokens=max_prompt_tokens,
+            stream=stream,
+        )
         self.engine = engine
         self._sampling_params = sampling_params
-        self.tokenizer = tokenizer
-        self.temperature = temperature
-        self.top_p = top_p
-        self.max_new_tokens = max_new_tokens
-        self.seed = seed
-        self.max_prompt_tokens = max_prompt_tokens
         self.load_chunk_bytes = load_chunk_bytes
-        #: Hand out groups as they finish (:meth:`sample_chunks`); False: one chunk per call,
-        #: in prompt order (under FSDP2 every process must draw the same number of chunks).
-        self.stream = stream
-        self.calls = 0
-        #: Prompts are not truncated here: the trainer leaves out longer ones beforehand
-        #: (:func:`~trainer_client.data.filter_long_prompts`); vLLM refuses what does not fit.
         #: Weight pushes so far (one per optimiser step).
         self.weight_updates = 0
-
-    def state_dict(self) -> dict[str, int]:
-        return {"calls": self.calls}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.calls = int(state["calls"])
 
     @torch.no_grad()
     def load_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> int:
@@ -700,13 +729,8 @@ class VLLMSampler:
         ``llm_engine`` (an older stand-in) gets one ``generate`` call, all groups finishing at
         once.
         """
-        if not prompts:
-            raise ValueError("prompts: need at least one prompt")
-        if k < 1:
-            raise ValueError(f"k: need at least one sample per prompt, got {k}")
-        params = self._params(k)
-        call = self.calls
-        self.calls += 1
+        call = self._start_call(prompts, k)
+        params = self._params(k, call)
         engine = getattr(self.engine, "llm_engine", None)
         if engine is None:
             outputs = self.engine.generate(list(prompts), params, use_tqdm=False)
@@ -742,14 +766,14 @@ class VLLMSampler:
                 # call in the engine for the next call's steps to run.
                 engine.abort_request([f"{prefix}{i}" for i in sorted(pending)])
 
-    def _params(self, k: int) -> Any:
+    def _params(self, k: int, call: int) -> Any:
         return self._sampling_params(
             n=k,
             temperature=self.temperature,
             top_p=self.top_p,
             max_tokens=self.max_new_tokens,
             logprobs=0,
-            seed=None if self.seed is None else _mix(self.seed, self.calls),
+            seed=None if self.seed is None else _mix(self.seed, call),
         )
 
     def _chunk(self, finished: Sequence[tuple[int, Any]], k: int) -> Samples:
