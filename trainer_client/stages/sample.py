@@ -66,16 +66,14 @@ class SampledChunk:
 
     ``samples`` has its own layout (prompt width, response width) and chunk-local
     ``group_ids``; ``problems`` and ``prompts`` are its groups' own, in its order.
-    ``row_offset`` and ``group_offset`` count the rows and groups of the step's earlier chunks
-    (they make proof ids unique; they are not positions in prompt order).
+    ``row_offset`` counts the rows of the step's earlier chunks (it makes proof ids unique; it
+    is not a position in prompt order).
     """
 
-    index: int
     problems: list[Any]
     prompts: list[str]
     samples: Samples
     row_offset: int
-    group_offset: int
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -132,7 +130,7 @@ class SampleStage:
         else:
             parts = iter([self.sampler.sample(prompts, k)])
         row = group = 0
-        for index, samples in enumerate(parts):
+        for samples in parts:
             n_groups = len(samples) // k
             which = samples.prompt_indices
             if which is None:
@@ -142,12 +140,10 @@ class SampleStage:
                     f"sampler: a chunk of {n_groups} groups names {len(which)} prompts"
                 )
             yield SampledChunk(
-                index=index,
                 problems=[problems[i] for i in which],
                 prompts=[prompts[i] for i in which],
                 samples=samples,
                 row_offset=row,
-                group_offset=group,
             )
             row += len(samples)
             group += n_groups
