@@ -121,10 +121,9 @@ class Trainer:
             return_logprobs=False,
             # Under FSDP2 each draw runs on gathered weights: ``generate``, as it always was.
             lean=not distributed.is_fsdp2(accelerator),
-            stream=distributed.may_stream_chunks(accelerator),
         )
-        if sampler is not None and hasattr(sampler, "stream"):
-            sampler.stream = sampler.stream and distributed.may_stream_chunks(accelerator)
+        if hasattr(self.sampler, "stream"):  # its own sampler or a given one, the same rule
+            self.sampler.stream = self.sampler.stream and distributed.may_stream_chunks(accelerator)
         if sampler is None and distributed.is_fsdp2(accelerator):
             self.sampler = distributed.FullWeightsSampler(self.sampler)
 
