@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,9 +89,8 @@ class EvalResult:
         ks = list(range(1, top + 1))
         if scored and ks:
             matrix = pass_at_k_matrix([p.n for p in scored], [p.c for p in scored], ks)
-            with warnings.catch_warnings():  # defensive: the matrix holds no NaN today
-                warnings.simplefilter("ignore", RuntimeWarning)
-                curve = np.nanmean(matrix, axis=0)
+            # No NaN to skip: the matrix is NaN only where n = 0, and those are not scored.
+            curve = matrix.mean(axis=0)
             se = np.atleast_1d(bootstrap_se(matrix, n_boot=n_boot, seed=seed))
         else:
             curve = se = np.full(len(ks), np.nan)
