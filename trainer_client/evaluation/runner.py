@@ -85,8 +85,9 @@ def check_prompt_lengths(
     max_new_tokens: int,
     prompts: Sequence[str] | None = None,
 ) -> None:
-    """Raise :class:`PromptTooLong` naming the first problem whose prompt plus
-    ``max_new_tokens`` exceeds ``context`` (the model's positions); ``None`` checks nothing.
+    """Raise :class:`PromptTooLong` when some prompt plus ``max_new_tokens`` exceeds
+    ``context`` (the model's positions), naming how many and the longest; ``None`` checks
+    nothing.
 
     Without this a too-long prompt dies deep inside generation as a bare ``IndexError`` of the
     position embeddings, after the other problems' samples were already drawn.
@@ -94,7 +95,7 @@ def check_prompt_lengths(
     if context is None:
         return
     prompts = list(prompts) if prompts is not None else [build_prompt(p) for p in problems]
-    lengths = [len(ids) for ids in tokenizer(list(prompts))["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
     too_long = [
         (p, n) for p, n in zip(problems, lengths, strict=True) if n + max_new_tokens > context
     ]
