@@ -86,20 +86,7 @@ def paper_pareto_frontier(points: Sequence[Point]) -> list[int]:
     for i in order:
         if not unique or pts[unique[-1]] != pts[i]:
             unique.append(i)
-    if len(unique) <= 2:
-        vertices = set(unique)
-    else:
-        lower: list[int] = []
-        upper: list[int] = []
-        for i in unique:
-            while len(lower) >= 2 and _cross(pts[lower[-2]], pts[lower[-1]], pts[i]) <= 0:
-                lower.pop()
-            lower.append(i)
-        for i in reversed(unique):
-            while len(upper) >= 2 and _cross(pts[upper[-2]], pts[upper[-1]], pts[i]) <= 0:
-                upper.pop()
-            upper.append(i)
-        vertices = set(lower) | set(upper)
+    vertices = set(_left_turn_chain(pts, unique)) | set(_left_turn_chain(pts, unique[::-1]))
     return [i for i in pareto_optimal(pts) if i in vertices]
 
 
@@ -110,6 +97,17 @@ def pareto_by_rule(points: Sequence[Point], rule: str = "concave") -> list[int]:
     if rule == "paper":
         return paper_pareto_frontier(points)
     raise ValueError(f"rule: expected one of {sorted(PARETO_RULES)}, got {rule!r}")
+
+
+def _left_turn_chain(pts: Sequence[Point], order: Sequence[int]) -> list[int]:
+    """One half of Andrew's monotone chain: walking ``order``, keep only strict left turns
+    (the lower hull by increasing x, the upper hull by decreasing x)."""
+    chain: list[int] = []
+    for i in order:
+        while len(chain) >= 2 and _cross(pts[chain[-2]], pts[chain[-1]], pts[i]) <= 0:
+            chain.pop()
+        chain.append(i)
+    return chain
 
 
 def _cross(o: Point, a: Point, b: Point) -> float:
