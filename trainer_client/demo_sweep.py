@@ -235,11 +235,14 @@ def distinct_correct(
 
 
 def _demo_base(cfg: TrainConfig, root: Path) -> Path | str:
-    """The base model: fitted (with a progress bar) when ``model.name_or_path`` is ``demo:fit``."""
-    from trainer_client.train import DEMO_FIT
+    """The base model: fitted (with a progress bar) when ``model.name_or_path`` is ``demo:fit``;
+    otherwise what training would use (:func:`~trainer_client.train.resolve_model_path`: a
+    ``random`` base is built once under ``root/base``, so every run and the base evaluation
+    share one saved model, never the bare name ``random``)."""
+    from trainer_client.train import DEMO_FIT, resolve_model_path
 
     if cfg.model.name_or_path != DEMO_FIT:
-        return cfg.model.name_or_path
+        return resolve_model_path(cfg, base_dir=root)
     out = root / "base"
     if (out / "config.json").is_file():
         _say(f"base model: {out} (already fitted)")

@@ -127,3 +127,15 @@ def test_an_unknown_baseline_is_a_config_error_naming_the_key():
 
     with pytest.raises(ConfigError, match=r"run\.baselines"):
         load_config(CONFIG, ["run.baselines=[ppo]"], env={})
+
+
+def test_a_random_base_is_built_once_and_shared_by_the_sweep(tmp_path):
+    # configs/smoke_cpu.yaml's model.name_or_path=random: the sweep must evaluate and fine-tune
+    # a saved model, not hand the bare name "random" to from_pretrained.
+    from trainer_client.demo_sweep import _demo_base
+
+    smoke = CONFIG.with_name("smoke_cpu.yaml")
+    cfg = load_config(smoke, ["run.alphas=[0.0, 0.5]"], env={}, output_dir=str(tmp_path))
+    base = _demo_base(cfg, cfg.run_dir)
+    assert base == cfg.run_dir / "base"
+    assert (base / "config.json").is_file()
