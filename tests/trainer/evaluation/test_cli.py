@@ -12,6 +12,7 @@ from functools import partial
 import httpx
 import pytest
 import torch
+import typer
 from typer.testing import CliRunner
 
 import trainer_client.client
@@ -217,6 +218,17 @@ def test_a_run_directory_is_not_a_checkpoint(checkpoint, data, tmp_path):
     assert_clean_failure(result, 2, "run directory", "step_0")
     result = CliRunner().invoke(app, ["--checkpoint", str(tmp_path), "--data", str(data)])
     assert_clean_failure(result, 2, "no config.json")
+
+
+def test_a_run_directory_suggests_its_latest_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    for step in (2, 10, 9):  # step_10 sorts before step_2 as text
+        (run / f"step_{step}").mkdir(parents=True)
+        (run / f"step_{step}" / "config.json").write_text("{}")
+    with pytest.raises(typer.BadParameter) as error:
+        eval_cli._check_checkpoint(run)
+    assert f"e.g. --checkpoint {run / 'step_10'} " in str(error.value)
+    assert "found: step_2, step_9, step_10" in str(error.value)
 
 
 def test_a_prompt_longer_than_the_context_is_named(checkpoint, tmp_path, monkeypatch):

@@ -122,6 +122,16 @@ def test_math_sends_the_whole_completion_and_trl_hooks_are_fed():
     assert extra == {"gsm_verdict": ["invalid", "error"]}
 
 
+def test_a_timeout_is_a_wrong_proof_not_a_failure():
+    class TimesOut:
+        def verify(self, proofs):
+            return [VerifyResult(id=p["id"], verdict="timeout") for p in proofs]
+
+    reward = SieveReward(checker="math", client=TimesOut())
+    assert reward(["q"], ["24"], answer=["24"]) == [0.0]
+    assert reward.stats == {"samples": 1, "verified": 0, "wrong": 1, "failed": 0}
+
+
 def test_an_outage_gives_none_not_zero():
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)

@@ -177,6 +177,20 @@ def test_single_compute_score_uses_the_environment_url(monkeypatch):
     assert len(sieve_verl._clients) == 1  # one pooled client for the process
 
 
+def test_a_timeout_scores_as_a_wrong_proof(monkeypatch):
+    def times_out(request: httpx.Request) -> httpx.Response:
+        proofs = json.loads(request.content)["proofs"]
+        results = [{"id": p["id"], "verdict": "timeout"} for p in proofs]
+        return httpx.Response(200, json={"results": results})
+
+    monkeypatch.setattr(sieve_verl, "_clients", {})
+    transport = httpx.MockTransport(times_out)
+    score = compute_score(
+        "gsm8k", "24", "24", {"checker": "math"}, url="http://v", transport=transport
+    )
+    assert score == {"score": 0.0, "acc": 0.0, "verifier_error": 0.0}
+
+
 def test_compute_score_errors_name_what_is_missing(monkeypatch):
     monkeypatch.delenv(sieve_verl.ENV_URL, raising=False)
     with pytest.raises(ValueError, match=sieve_verl.ENV_URL):
