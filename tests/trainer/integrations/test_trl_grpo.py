@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.trainer.integrations.conftest import REPO_ROOT
 from tests.trainer.models import tiny_gpt2
 from trainer_client.client import VerifierClient, VerifyResult
 from trainer_client.demo import char_tokenizer
 from trainer_client.integrations.trl import SieveReward
 from verifier_service.launcher import free_port, serve_subprocess
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 for _module in ("trl", "datasets", "uvicorn", "math_verify"):
     if importlib.util.find_spec(_module) is None:

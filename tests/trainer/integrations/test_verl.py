@@ -141,6 +141,7 @@ class Judge:
 
 
 def test_batched_compute_score_is_one_request(monkeypatch):
+    monkeypatch.setattr(sieve_verl, "_clients", {})  # no pooled client left for other tests
     judge = Judge()
     transport = httpx.MockTransport(judge)
     scores = compute_score(
