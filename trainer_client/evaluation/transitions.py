@@ -20,10 +20,13 @@ __all__ = [
 ]
 
 BINS: tuple[str, ...] = ("easy", "medium", "hard", "unsolved")
+# The lower bounds of easy and medium on the verified fraction c/n: difficulty_bin applies
+# them and BIN_THRESHOLDS prints them, so the labels cannot drift from the rule.
+_EASY_AT, _MEDIUM_AT = 0.9, 0.3
 #: Each bin's rule on the verified fraction c/n, as plots print it.
 BIN_THRESHOLDS: dict[str, str] = {
-    "easy": "≥ 0.9",
-    "medium": "≥ 0.3",
+    "easy": f"≥ {_EASY_AT:g}",
+    "medium": f"≥ {_MEDIUM_AT:g}",
     "hard": "> 0",
     "unsolved": "= 0",
 }
@@ -33,9 +36,9 @@ def difficulty_bin(correct_fraction: float) -> str:
     """``easy`` ≥ 0.9, ``medium`` ≥ 0.3, ``hard`` > 0, ``unsolved`` = 0."""
     if not 0.0 <= correct_fraction <= 1.0:
         raise ValueError(f"correct_fraction: expected a value in [0, 1], got {correct_fraction!r}")
-    if correct_fraction >= 0.9:
+    if correct_fraction >= _EASY_AT:
         return "easy"
-    if correct_fraction >= 0.3:
+    if correct_fraction >= _MEDIUM_AT:
         return "medium"
     if correct_fraction > 0.0:
         return "hard"
