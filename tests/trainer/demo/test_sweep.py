@@ -40,14 +40,6 @@ def toy_config(tmp_path, url, extra=()):
     )
 
 
-@pytest.fixture(scope="module")
-def verifier_url():
-    from trainer_client.train import local_verifier
-
-    with local_verifier(["math"]) as url:
-        yield url
-
-
 def test_the_demo_config_sweeps_base_dr_grpo_and_four_alphas():
     cfg = load_config(CONFIG, [], env={})
     assert [r.label for r in sweep_runs(cfg)] == ["dr_grpo", "α=0", "α=0.25", "α=0.5", "α=0.999"]
@@ -57,9 +49,12 @@ def test_the_demo_config_sweeps_base_dr_grpo_and_four_alphas():
     assert display_name("α=0.25") == "α-DPG α=0.25"
 
 
-def test_sweep_trains_evaluates_and_plots(tmp_path, verifier_url):
-    cfg = toy_config(tmp_path, verifier_url, ["run.alphas=[0.0, 0.999]"])
+def test_sweep_trains_evaluates_and_plots(tmp_path, capsys):
+    # No verifier.url: the sweep starts its own local math verifier, as the README's demo does.
+    cfg = toy_config(tmp_path, None, ["run.alphas=[0.0, 0.999]"])
+    assert cfg.verifier.url is None
     summary = run_sweep(cfg)
+    assert "starting the local verifier (math checker)" in capsys.readouterr().err
     root = tmp_path / "demo"
     assert list(summary["models"]) == ["base", "dr_grpo", "α=0", "α=0.999"]
     for model in summary["models"].values():
