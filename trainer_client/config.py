@@ -103,6 +103,11 @@ class SamplingConfig(_Section):
     #: ``backend: vllm``: the share of the GPU's memory the colocated engine reserves.
     vllm_gpu_memory_utilization: float = Field(default=0.3, gt=0, lt=1)
 
+    @property
+    def tempered(self) -> bool:
+        """Whether the sampling distribution differs from the model's own (T ≠ 1 or top-p < 1)."""
+        return self.temperature != 1.0 or self.top_p < 1.0
+
 
 class LossConfig(_Section):
     objective: Literal["alpha_dpg", "dr_grpo", "rloo", "rft"] = "alpha_dpg"
@@ -202,8 +207,7 @@ class TrainConfig(_Section):
     def _consistent(self) -> TrainConfig:
         if self.loss.objective == "alpha_dpg" and self.loss.alpha >= 1.0:
             raise ValueError("loss.alpha = 1 gives wrong proofs -inf; use 0.999 for the RL end")
-        tempered = self.sampling.temperature != 1.0 or self.sampling.top_p < 1.0
-        if self.loss.objective == "rft" and tempered:
+        if self.loss.objective == "rft" and self.sampling.tempered:
             # rft's estimator needs samples from a itself; a tempered or nucleus-filtered a is
             # another distribution, and there is no policy π to score instead.
             raise ValueError(

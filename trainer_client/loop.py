@@ -148,7 +148,6 @@ class Trainer:
         )
         self.scoring.add_metric(distributed.world_size_metric(accelerator.num_processes))
         self.logprob_gap = LogprobGap()
-        self._untempered = sampling.temperature == 1.0 and sampling.top_p == 1.0
         self.scoring.add_metric(self.logprob_gap.metric)
         self.updating = UpdateStage(
             config,
@@ -345,7 +344,7 @@ class Trainer:
         part = samples.select(index).to(self.accelerator.device)
         with self.updating.sync(last):
             tokens = self.scoring.policy_tokens(self.model, part, samples.prompt_width)
-        if self._untempered:  # the engine reports raw (T = 1, no top-p) log-probs
+        if not self.config.sampling.tempered:  # the engine reports raw (T = 1, no top-p) ones
             self.logprob_gap.add(tokens, part)
         return _Forward(state=state, index=index, part=part, tokens=tokens)
 
