@@ -481,7 +481,7 @@ class HFSampler(_SamplerBase):
                 if all(done):
                     break
                 finished = [g for g in waiting if done[g]] if stream else []
-                if finished and len(finished) >= enough:
+                if len(finished) >= enough:  # enough >= 1
                     yield finished, _rows_of(torch.stack(tokens, dim=1), finished, k)
                     waiting = [g for g in waiting if not done[g]]
             inputs = chosen[:, None]
