@@ -351,7 +351,7 @@ class HFSampler(_SamplerBase):
             mask = prompt_mask[start : start + per_call]
             if self._lean():
                 generator = self._generator(device, call, number)
-                parts = self._decode_lean(ids, mask, k, generator=generator, stream=self.stream)
+                parts = self._decode_lean(ids, mask, k, generator=generator)
             else:
                 parts = self._generate_once(ids, mask, k, call, number)
             while True:
@@ -426,7 +426,6 @@ class HFSampler(_SamplerBase):
         k: int,
         *,
         generator: torch.Generator | None = None,
-        stream: bool = True,
     ) -> Iterator[tuple[list[int], torch.Tensor]]:
         """``generate``'s multinomial sampling, step for step, without its per-token machinery.
 
@@ -440,7 +439,7 @@ class HFSampler(_SamplerBase):
 
         Yields ``(groups, tokens)``: groups whose every row has finished, with their rows'
         tokens so far, as soon as at least a :data:`STREAM_PARTS`-th of the groups are waiting
-        (unless ``stream`` is false), and the remaining groups at the end. Finished rows stay in
+        (unless :attr:`stream` is false), and the remaining groups at the end. Finished rows stay in
         the batch (as padding), so the draws, and the tokens, are those of one uninterrupted
         call.
         """
@@ -480,7 +479,7 @@ class HFSampler(_SamplerBase):
                 done = (unfinished == 0).view(n_groups, k).all(dim=1).tolist()
                 if all(done):
                     break
-                finished = [g for g in waiting if done[g]] if stream else []
+                finished = [g for g in waiting if done[g]] if self.stream else []
                 if len(finished) >= enough:  # enough >= 1
                     yield finished, _rows_of(torch.stack(tokens, dim=1), finished, k)
                     waiting = [g for g in waiting if not done[g]]
