@@ -457,7 +457,7 @@ class HFSampler(_SamplerBase):
         cache_key = "cache" if "cache" in accepted else "past_key_values"
         unfinished = torch.ones(n, dtype=torch.long, device=ids.device)
         waiting = list(range(n_groups))  # groups not yet handed out
-        enough = max(1, math.ceil(n_groups / STREAM_PARTS))
+        enough = _hand_out_at(n_groups)
         inputs, tokens = ids, []
         for _ in range(self.max_new_tokens):
             logits = self.model(
@@ -561,6 +561,13 @@ class HFSampler(_SamplerBase):
 #: what overlapping the verifier saves; a handful still lets the verifier start on the first
 #: quarter while the rest is drawn.
 STREAM_PARTS = 4
+
+
+def _hand_out_at(n_groups: int) -> int:
+    """How many finished groups a streaming call of ``n_groups`` waits for before handing them
+    out: a :data:`STREAM_PARTS`-th, at least one."""
+    return max(1, math.ceil(n_groups / STREAM_PARTS))
+
 
 #: The vLLM releases :class:`VLLMSampler` is written against (``pip install 'sieve[vllm]'``):
 #: ``LLM.collective_rpc``, ``worker_extension_cls``, ``distributed_executor_backend=
@@ -700,7 +707,7 @@ class VLLMSampler(_SamplerBase):
         if not self.stream:
             yield self.sample(prompts, k)
             return
-        batch = max(1, -(-len(prompts) // STREAM_PARTS))
+        batch = _hand_out_at(len(prompts))
         waiting: list[tuple[int, Any]] = []
         groups = self._finished_groups(prompts, k)
         try:
