@@ -84,6 +84,14 @@ ENV_ALLOWLIST = (
 )
 #: The uid/gid Lean runs as when nothing else is configured (``nobody``/``nogroup``).
 NOBODY = 65534
+#: Default limits: largest file (MiB), processes of Lean's uid, size of the private ``/tmp``
+#: (MiB). The same as ``SIEVE_LEAN_MAX_FILE_MB``, ``SIEVE_LEAN_MAX_PROCESSES`` and
+#: ``SIEVE_LEAN_TMP_SIZE_MB`` (a test holds them equal); written here rather than read from the
+#: settings because this module runs on the standard library alone (the sandbox tests run it
+#: as uid 65534 with a system Python).
+DEFAULT_MAX_FILE_MB = 1024
+DEFAULT_MAX_PROCESSES = 4096
+DEFAULT_TMP_SIZE_MB = 1024
 #: Seconds the start-up trial of the REPL command may take (``lake env`` reads the manifest).
 TRIAL_TIMEOUT_S = 60.0
 
@@ -240,9 +248,9 @@ class _Confinement:
     mode: ClassVar[str] = "none"
 
     #: Largest file a proof may write (RLIMIT_FSIZE), MiB; 0 leaves it alone.
-    max_file_mb: int = 1024
+    max_file_mb: int = DEFAULT_MAX_FILE_MB
     #: Processes/threads Lean's uid may have (RLIMIT_NPROC); 0 leaves it alone.
-    max_processes: int = 4096
+    max_processes: int = DEFAULT_MAX_PROCESSES
     #: Extra variable names passed through to Lean (``SIEVE_LEAN_PASS_ENV``).
     pass_env: tuple[str, ...] = ()
 
@@ -353,7 +361,7 @@ class Sandbox(_Confinement):
     executable: str = "bwrap"
     readonly_paths: tuple[str, ...] = ()
     #: Size of the private ``/tmp``, MiB (``SIEVE_LEAN_TMP_SIZE_MB``).
-    tmp_size_mb: int = 1024
+    tmp_size_mb: int = DEFAULT_TMP_SIZE_MB
     #: Unprivileged uid/gid to switch to first when the service runs as root.
     uid: int | None = None
     gid: int | None = None
@@ -538,11 +546,11 @@ def detect(
     command: Sequence[str] = (),
     cwd: str | None = None,
     readonly_paths: Sequence[str] = (),
-    tmp_size_mb: int = 1024,
+    tmp_size_mb: int = DEFAULT_TMP_SIZE_MB,
     uid: int | None = None,
     gid: int | None = None,
-    max_file_mb: int = 1024,
-    max_processes: int = 4096,
+    max_file_mb: int = DEFAULT_MAX_FILE_MB,
+    max_processes: int = DEFAULT_MAX_PROCESSES,
     pass_env: Sequence[str] = (),
 ) -> Sandbox | UidSandbox | None:
     """The confinement ``mode`` (``SIEVE_LEAN_SANDBOX``) asks for; None means unconfined.

@@ -549,6 +549,21 @@ def test_settings_reach_the_sandbox(kit: Kit, monkeypatch: pytest.MonkeyPatch) -
     assert pool.sandbox.describe()["mode"] == "bwrap"
 
 
+def test_sandbox_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox module keeps its own copy of the limits (it runs on the standard library
+    alone); a sandbox built in code must confine Lean as ``SIEVE_LEAN_*``'s defaults do."""
+    for name in ("SIEVE_LEAN_MAX_FILE_MB", "SIEVE_LEAN_MAX_PROCESSES", "SIEVE_LEAN_TMP_SIZE_MB"):
+        monkeypatch.delenv(name, raising=False)
+    settings = VerifierSettings()
+    assert settings.lean_max_file_mb == sandbox_module.DEFAULT_MAX_FILE_MB
+    assert settings.lean_max_processes == sandbox_module.DEFAULT_MAX_PROCESSES
+    assert settings.lean_tmp_size_mb == sandbox_module.DEFAULT_TMP_SIZE_MB
+    for confinement in (Sandbox(), UidSandbox()):
+        assert confinement.max_file_mb == settings.lean_max_file_mb
+        assert confinement.max_processes == settings.lean_max_processes
+    assert Sandbox().tmp_size_mb == settings.lean_tmp_size_mb
+
+
 def test_refusing_to_start_is_a_clean_cli_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """``sieve-verifier serve`` with bwrap asked for and missing: exit 2 with the reason."""
     import logging.config
