@@ -42,7 +42,7 @@ import weakref
 from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from verifier_service.lean.repl import (
     HeaderFailed,
@@ -53,9 +53,7 @@ from verifier_service.lean.repl import (
     ReplTimeout,
 )
 from verifier_service.lean.sandbox import Launch, Sandbox, UidSandbox, Unconfined, detect
-
-if TYPE_CHECKING:
-    from verifier_service.settings import VerifierSettings
+from verifier_service.settings import VerifierSettings
 
 __all__ = [
     "HeaderFailed",
@@ -70,6 +68,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The pool's defaults are those of ``SIEVE_LEAN_*``: a pool built in code runs as the service's.
+_SETTINGS = VerifierSettings.model_fields
 
 
 @dataclass
@@ -217,14 +218,14 @@ class ReplPool:
         *,
         workers: int,
         cwd: str | None = None,
-        header_timeout_s: float = 600,
-        max_proofs_per_worker: int = 500,
-        max_rss_mb: int = 12000,
-        address_space_mb: int = 0,
-        threads: int = 1,
+        header_timeout_s: float = _SETTINGS["lean_header_timeout_s"].default,
+        max_proofs_per_worker: int = _SETTINGS["lean_max_proofs_per_worker"].default,
+        max_rss_mb: int = _SETTINGS["lean_max_rss_mb"].default,
+        address_space_mb: int = _SETTINGS["lean_address_space_mb"].default,
+        threads: int = _SETTINGS["lean_threads"].default,
         sandbox: Sandbox | UidSandbox | None = None,
         env: Mapping[str, str] | None = None,
-        other_headers_share: float = 0.5,
+        other_headers_share: float = _SETTINGS["lean_other_headers_share"].default,
         header_failures: HeaderFailures | None = None,
     ) -> None:
         if workers < 1:
