@@ -36,6 +36,7 @@ from verifier_service.soundness.source import (
     Command,
     TokenKind,
     blank_comments,
+    first_token,
     line_col,
     split_commands,
     tokenize,
@@ -159,10 +160,10 @@ def strip_leading_lines(code: str) -> tuple[str, int]:
     Comments mean nothing to Lean, so this never changes what it runs. Add the count back to the
     lines Lean reports to point into the submitted code.
     """
-    tokens = tokenize(code)
-    if not tokens:
+    token = first_token(code)
+    if token is None:
         return code, 0
-    first = tokens[0].start
+    first = token.start
     line_start = code.rfind("\n", 0, first) + 1
     return " " * (first - line_start) + code[first:], code.count("\n", 0, line_start)
 

@@ -42,6 +42,7 @@ __all__ = [
     "command_at",
     "command_head",
     "comment_spans",
+    "first_token",
     "line_col",
     "split_commands",
     "starts_with",
@@ -87,6 +88,16 @@ class Token(NamedTuple):
 def tokenize(source: str) -> list[Token]:
     """All tokens of ``source``, comments skipped."""
     return list(_lex(source)[0])
+
+
+def first_token(source: str) -> Token | None:
+    """The first token of ``source`` (comments skipped), lexing only as far as it: the header
+    normaliser needs no more of a proof's text than that, and the rules lex the text it leaves."""
+    with _lexed_lock:
+        hit = _lexed.get(source)
+    if hit is not None:
+        return hit[0][0] if hit[0] else None
+    return next(_Lexer(source).tokens(), None)
 
 
 def comment_spans(source: str) -> list[tuple[int, int]]:

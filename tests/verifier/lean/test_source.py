@@ -6,6 +6,7 @@ from verifier_service.soundness.source import (
     TokenKind,
     blank_comments,
     comment_spans,
+    first_token,
     split_commands,
     tokenize,
 )
@@ -92,3 +93,33 @@ def test_the_lexer_keeps_recent_texts_up_to_its_character_budget(monkeypatch):
     assert source._lex(texts[-1]) is source._lex(texts[-1])  # kept
     assert texts[0] not in source._lexed  # the oldest went first
     assert tokenize(texts[0])[1].text == "t0"  # and is lexed again when asked for
+
+
+def test_first_token_is_the_lexers_first_without_lexing_the_rest(monkeypatch):
+    from verifier_service.soundness import source
+
+    texts = [
+        "",
+        "  \n-- only a comment\n",
+        "/- a /- nested -/ -/\n  /-- doc -/ theorem t : True := trivial",
+        '-- x\n\n  "str" rest',
+        "theorem t : True := trivial",
+    ]
+    for text in texts:
+        source._lexed.pop(text, None)
+        assert first_token(text) == (tokenize(text) or [None])[0], text
+        assert first_token(text) == (tokenize(text) or [None])[0], text  # from the cache too
+    tail = "theorem x : True := trivial\n" * 50_000  # far past the lexer's cache budget
+    uncached = "-- leading comment\n  lemma h : True := trivial\n" + tail
+    lexed = []
+    real = source._Lexer.tokens
+
+    def counting(self):
+        for token in real(self):
+            lexed.append(token)
+            yield token
+
+    monkeypatch.setattr(source._Lexer, "tokens", counting)
+    token = first_token(uncached)
+    assert token is not None and (token.text, token.line, token.column) == ("lemma", 2, 2)
+    assert len(lexed) == 1
