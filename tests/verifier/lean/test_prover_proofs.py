@@ -14,8 +14,6 @@ Expected, as the data's README and the issue say:
 
 from __future__ import annotations
 
-import json
-import shlex
 from collections import Counter
 
 import pytest
@@ -26,17 +24,10 @@ from verifier_service.cache import cache_key
 from verifier_service.checkers.base import DEFAULT_AXIOMS, Policy
 from verifier_service.checkers.lean import LeanChecker
 from verifier_service.service import ProofItem, VerificationService
-from verifier_service.settings import VerifierSettings
-from verifier_service.testing.repl_double import command
+from verifier_service.testing.prover_proofs import DATA, lean_settings, load_rows, posted, source_of
 
-from .conftest import SHARED
 from .test_header_properties import headers
 
-DATA = SHARED / "data" / "prover_proofs.jsonl"
-STANDARD_HEADER = (
-    "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\n"
-    "open BigOperators Real Nat Topology Rat\n"
-)
 NATIVE = Policy(axioms=(*DEFAULT_AXIOMS, "Lean.ofReduceBool"))
 NAMED_REFUSALS = ("forbidden_command:", "forbidden_option:", "header_error", "statement_changed")
 
@@ -44,36 +35,7 @@ NAMED_REFUSALS = ("forbidden_command:", "forbidden_option:", "header_error", "st
 def _rows() -> list[dict]:
     if not DATA.exists():
         pytest.skip(f"{DATA} is not available")
-    return [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
-
-
-def source(row: dict) -> str:
-    if row["model"].startswith("Seed-Prover"):
-        return "imo2025" if "/imo2025/" in row["source"] else "minictx"
-    return "internlm" if row["model"].startswith("InternLM") else "kimina"
-
-
-def header_of(row: dict) -> str:
-    return STANDARD_HEADER if source(row) == "internlm" else row["header"]
-
-
-def posted(row: dict, way: str, pid: str) -> ProofItem:
-    header = header_of(row)
-    if way == "split":
-        return ProofItem(pid, row["proof"], header=header, statement=row["formal_statement"])
-    code = header.rstrip("\n") + "\n\n" + row["proof"]
-    return ProofItem(pid, code, header=None, statement=row["formal_statement"])
-
-
-def lean_settings() -> VerifierSettings:
-    return VerifierSettings(
-        checkers=["lean4"],
-        lean_repl=shlex.join(command("--no-transcripts")),
-        lean_workers=2,
-        lean_prewarm_headers=[STANDARD_HEADER],
-        lean_sandbox="none",
-        max_code_bytes=16 * 2**20,  # a few miniCTX headers are whole project files
-    )
+    return load_rows(DATA)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +67,7 @@ async def test_every_published_proof_gets_its_expected_verdict(service, rows, wa
     wrong, refused = [], Counter()
     for row, result in zip(rows, results, strict=True):
         outcome = result.outcome
-        group = source(row)
+        group = source_of(row)
         if group == "minictx":
             if outcome.verdict.value != "valid":
                 refused[group] += 1
@@ -123,12 +85,12 @@ async def test_every_published_proof_gets_its_expected_verdict(service, rows, wa
     # the refusals are the project headers, not the proofs. Posted split, the rows whose header
     # is plain Mathlib with harmless commands pass; posted whole, a project file's own
     # definitions stand before the statement, so every one is refused.
-    minictx = sum(source(r) == "minictx" for r in rows)
+    minictx = sum(source_of(r) == "minictx" for r in rows)
     assert 0 < refused["minictx"] < minictx if way == "split" else refused["minictx"] == minictx
 
 
 async def test_native_decide_proofs_are_valid_when_the_policy_trusts_the_compiler(service, rows):
-    native = [row for row in rows if source(row) == "kimina" and "native_decide" in row["proof"]]
+    native = [row for row in rows if source_of(row) == "kimina" and "native_decide" in row["proof"]]
     assert len(native) >= 5
     for way in ("split", "file"):
         items = [posted(row, way, str(i)) for i, row in enumerate(native)]
@@ -142,7 +104,7 @@ def test_both_ways_of_posting_are_one_job_and_one_cache_key(rows):
     policy = Policy()
     compared = 0
     for i, row in enumerate(rows):
-        if source(row) == "minictx":
+        if source_of(row) == "minictx":
             continue  # a project file is no header block: posted whole, its defs stay in code
         split, whole = (
             _job(checker, posted(row, way, str(i)), policy) for way in ("split", "file")
@@ -152,7 +114,7 @@ def test_both_ways_of_posting_are_one_job_and_one_cache_key(rows):
         assert cache_key(split, checker.version) == cache_key(whole, checker.version)
         assert whole.line_offset > 0 == split.line_offset
         compared += 1
-    assert compared == sum(source(r) != "minictx" for r in rows)
+    assert compared == sum(source_of(r) != "minictx" for r in rows)
 
 
 def _job(checker: LeanChecker, item: ProofItem, policy: Policy):
