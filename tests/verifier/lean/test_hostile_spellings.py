@@ -156,8 +156,3 @@ BEFORE_CASES = cases(BEFORE_ONLY, before_placements)
 def test_before_the_statement_every_spelling_is_a_change(payload, where, code):
     reasons = [v.reason for v in static_violations(HEADER, code, STATEMENT)]
     assert "statement_changed" in reasons, f"not a change: {payload!r} {where}: {reasons}"
-
-
-def hostile_texts() -> int:
-    """How many hostile texts this module tries (for the closing note)."""
-    return len(CASES) + 2 * len(PAYLOADS) + len(PAYLOADS) + len(BEFORE_CASES)
