@@ -568,7 +568,7 @@ class ReplPool:
                 cwd=self.cwd,
                 env=launch.env,
                 preexec_fn=self._preexec(slot, launch),
-                **launch.popen_kwargs(),
+                credentials=launch.popen_kwargs(),
             )
             await worker.import_header(self.header_timeout_s)
         except HeaderFailed as exc:

@@ -121,23 +121,15 @@ class LeanWorker:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
-        user: int | None = None,
-        group: int | None = None,
-        extra_groups: Sequence[int] | None = None,
+        credentials: Mapping[str, Any] | None = None,
     ) -> LeanWorker:
         """Start one process in a session of its own, so its whole group can be killed.
 
-        ``user``/``group``/``extra_groups`` switch credentials between fork and exec (the
-        sandbox's unprivileged uid); ``preexec_fn`` runs after that switch.
+        ``credentials`` are the ``user``/``group``/``extra_groups`` to switch to between fork and
+        exec (the sandbox's unprivileged uid; :meth:`~.sandbox.Launch.popen_kwargs`), only those
+        that are set: uvloop's subprocess rejects these keywords even as None. ``preexec_fn`` runs
+        after the switch.
         """
-        # Only the ones that are set: uvloop's subprocess rejects these keywords even as None.
-        credentials: dict[str, Any] = {}
-        if user is not None:
-            credentials["user"] = user
-        if group is not None:
-            credentials["group"] = group
-        if extra_groups is not None:
-            credentials["extra_groups"] = list(extra_groups)
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
@@ -148,7 +140,7 @@ class LeanWorker:
             start_new_session=True,
             preexec_fn=preexec_fn,
             limit=STREAM_LIMIT,
-            **credentials,
+            **(credentials or {}),
         )
         return cls(process, header=header, slot=slot)
 
