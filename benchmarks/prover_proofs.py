@@ -25,6 +25,7 @@ from pathlib import Path
 
 from verifier_service.checkers.base import DEFAULT_AXIOMS, Policy
 from verifier_service.checkers.lean import LeanChecker
+from verifier_service.selftest.cases import NATIVE_AXIOMS
 from verifier_service.service import VerificationService
 from verifier_service.testing.prover_proofs import (
     DATA,
@@ -66,7 +67,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # header failures of project rows are expected here
     rows = load_rows(args.data)
-    axioms = DEFAULT_AXIOMS + (("Lean.ofReduceBool",) if args.policy_native else ())
+    axioms = NATIVE_AXIOMS if args.policy_native else DEFAULT_AXIOMS
     table = asyncio.run(run(rows, Policy(axioms=axioms)))
     for source in sorted(table):
         for way in WAYS:

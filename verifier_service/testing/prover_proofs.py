@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from verifier_service.selftest.cases import DEFAULT_HEADER
 from verifier_service.service import ProofItem
 from verifier_service.settings import VerifierSettings
 from verifier_service.testing.repl_double import command
@@ -30,10 +31,8 @@ __all__ = [
 
 #: Beside the repository, like the REPL transcripts.
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "prover_proofs.jsonl"
-STANDARD_HEADER = (
-    "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\n"
-    "open BigOperators Real Nat Topology Rat\n"
-)
+#: The header most data sets use (the selftest's); InternLM rows run with it.
+STANDARD_HEADER = DEFAULT_HEADER
 #: ``split``: ``header`` + ``statement`` + ``code`` (the proof), as the data gives them;
 #: ``file``: the whole ``.lean`` text (header, then proof) as ``code``, the statement, no header.
 WAYS = ("split", "file")

@@ -21,14 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verifier_service.cache import cache_key
-from verifier_service.checkers.base import DEFAULT_AXIOMS, Policy
+from verifier_service.checkers.base import Policy
 from verifier_service.checkers.lean import LeanChecker
+from verifier_service.selftest.cases import NATIVE_AXIOMS
 from verifier_service.service import ProofItem, VerificationService
 from verifier_service.testing.prover_proofs import DATA, lean_settings, load_rows, posted, source_of
 
 from .test_header_properties import headers
 
-NATIVE = Policy(axioms=(*DEFAULT_AXIOMS, "Lean.ofReduceBool"))
+NATIVE = Policy(axioms=NATIVE_AXIOMS)
 NAMED_REFUSALS = ("forbidden_command:", "forbidden_option:", "header_error", "statement_changed")
 
 
