@@ -50,6 +50,7 @@ from verifier_service.soundness.source import (
     body_commands,
     command_at,
     command_head,
+    split_commands,
     starts_with,
     tokenize,
 )
@@ -409,11 +410,7 @@ class _HeaderContext:
         commands: set[str] = set()
         opened: set[str] = set()
         scoped: set[str] = set()
-        tokens = tokenize(header)
-        i = 0
-        while i < len(tokens):
-            command = command_at(tokens, i)
-            i += len(command.tokens)
+        for command in split_commands(tokenize(header)):
             if command.kind in ("open", "set_option"):
                 commands.add(_without_in(command))
             if command.kind == "open" and (names := _simple_open(command)) is not None:
