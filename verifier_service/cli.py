@@ -219,10 +219,7 @@ def check(
     except (InvalidItem, BatchTooLarge) as exc:
         err.print(f"[bold red]refused:[/] {exc}")
         raise typer.Exit(2) from exc
-    except ValueError as exc:  # unknown checker
-        err.print(f"[bold red]cannot check:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except SandboxUnavailable as exc:
+    except (ValueError, SandboxUnavailable) as exc:  # unknown checker, no sandbox
         err.print(f"[bold red]cannot check:[/] {exc}")
         raise typer.Exit(2) from exc
 
