@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -53,8 +54,9 @@ class RedisServer:
         self._process = None
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
+@contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A started :class:`RedisServer` on a free port, stopped on exit; skips without the binary."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server binary not found on PATH (apt-get install redis-server)")
     server = RedisServer(free_port())
@@ -63,3 +65,9 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server

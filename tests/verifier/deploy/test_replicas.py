@@ -24,7 +24,7 @@ import httpx
 import pytest
 import redis
 
-from tests.verifier.cache.conftest import REDIS_SERVER, RedisServer
+from tests.verifier.cache.conftest import running_redis
 from trainer_client.client import VerifierClient
 from verifier_service.launcher import free_port
 
@@ -80,14 +80,8 @@ class Replica:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server binary not found on PATH (apt-get install redis-server)")
-    server = RedisServer(free_port())
-    server.start()
-    try:
+    with running_redis() as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @contextmanager
