@@ -16,11 +16,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import IO
+from dataclasses import dataclass
+from typing import IO, Any
 
 import httpx
 
-__all__ = ["VerifierStartError", "free_port", "serve_subprocess"]
+__all__ = [
+    "ServedVerifier",
+    "VerifierStartError",
+    "free_port",
+    "serve_process",
+    "serve_subprocess",
+]
 
 
 class VerifierStartError(RuntimeError):
@@ -34,8 +41,27 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class ServedVerifier:
+    """A running child verifier: its base URL, and its process for a test that must kill it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextlib.contextmanager
-def serve_subprocess(
+def serve_subprocess(env: Mapping[str, str] | None = None, **options: Any) -> Iterator[str]:
+    """Run ``python -m verifier_service serve`` and yield its base URL once ``ready_path`` is 200.
+
+    ``env`` holds ``SIEVE_*`` settings for the child; ``options`` are those of
+    :func:`serve_process`.
+    """
+    with serve_process(env, **options) as served:
+        yield served.url
+
+
+@contextlib.contextmanager
+def serve_process(
     env: Mapping[str, str] | None = None,
     *,
     args: Sequence[str] = (),
@@ -44,12 +70,15 @@ def serve_subprocess(
     ready_path: str = "/ready",
     startup_timeout_s: float = 60.0,
     cwd: str | os.PathLike[str] | None = None,
-) -> Iterator[str]:
-    """Run ``python -m verifier_service serve`` and yield its base URL once ``ready_path`` is 200.
+    log_path: str | os.PathLike[str] | None = None,
+) -> Iterator[ServedVerifier]:
+    """:func:`serve_subprocess`, yielding the child's process with its URL, for a caller that
+    kills it (terminating it on exit is then a no-op).
 
-    ``env`` holds ``SIEVE_*`` settings for the child; ``args`` are extra ``serve`` flags. The log
-    goes to a temporary file rather than a pipe, so a chatty server can never block on a full
-    pipe; its tail is quoted if the server fails to start. The child is terminated on exit.
+    ``args`` are extra ``serve`` flags. The log goes to a file rather than a pipe, so a chatty
+    server can never block on a full pipe: a temporary one, or ``log_path`` for a caller that
+    reads it afterwards. Its tail is quoted if the server fails to start. The child is
+    terminated on exit.
     """
     port = port or free_port(host)
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
@@ -57,11 +86,11 @@ def serve_subprocess(
     argv = [sys.executable, "-m", "verifier_service", "serve", "--host", host, "--port", str(port)]
     argv += list(args)
     url = f"http://{host}:{port}"
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryFile() if log_path is None else open(log_path, "w+b") as log:
         process = subprocess.Popen(argv, env=child_env, cwd=cwd, stdout=log, stderr=log)
         try:
             _wait_until_ready(url + ready_path, process, log, startup_timeout_s)
-            yield url
+            yield ServedVerifier(url, process)
         finally:
             process.terminate()
             try:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from verifier_service.api.redaction import REDACTED, RedactingFilter, redact_query
-from verifier_service.launcher import free_port
+from verifier_service.launcher import serve_subprocess
 
 KEY = "log-secret-key-0123456789"
 QUERY_SECRET = "query-secret-abcdef"
@@ -43,41 +38,21 @@ def test_filter_masks_keys_in_any_record_and_keeps_access_args_shaped():
 
 def test_served_logs_hold_no_key_and_no_query(tmp_path: Path):
     """A real ``sieve-verifier serve`` with its access log on: the log file is searched."""
-    port = free_port()
     log_path = tmp_path / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
-    env.update(
-        {"SIEVE_CHECKERS": "math", "SIEVE_LOG_LEVEL": "debug", "SIEVE_API_KEYS": f"{KEY},other"}
-    )
-    argv = [sys.executable, "-m", "verifier_service", "serve", "--host", "127.0.0.1"]
-    argv += ["--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/health", timeout=2).status_code == 200:
-                        break
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
-            body = {"proofs": [{"id": "a", "checker": "math", "code": "2", "answer": "2"}]}
-            with httpx.Client(base_url=url, timeout=30) as client:
-                statuses = [
-                    client.get(f"/health?api_key={QUERY_SECRET}").status_code,
-                    client.post(f"/verify?api_key={QUERY_SECRET}", json=body).status_code,
-                    client.post(
-                        f"/verify?token={QUERY_SECRET}",
-                        json=body,
-                        headers={"Authorization": f"Bearer {KEY}"},
-                    ).status_code,
-                    client.post(f"/{KEY}", headers={"Authorization": "Bearer nope"}).status_code,
-                ]
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    env = {"SIEVE_CHECKERS": "math", "SIEVE_LOG_LEVEL": "debug", "SIEVE_API_KEYS": f"{KEY},other"}
+    with serve_subprocess(env, ready_path="/health", log_path=log_path) as url:
+        body = {"proofs": [{"id": "a", "checker": "math", "code": "2", "answer": "2"}]}
+        with httpx.Client(base_url=url, timeout=30) as client:
+            statuses = [
+                client.get(f"/health?api_key={QUERY_SECRET}").status_code,
+                client.post(f"/verify?api_key={QUERY_SECRET}", json=body).status_code,
+                client.post(
+                    f"/verify?token={QUERY_SECRET}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {KEY}"},
+                ).status_code,
+                client.post(f"/{KEY}", headers={"Authorization": "Bearer nope"}).status_code,
+            ]
     assert statuses == [200, 401, 200, 401]
     text = log_path.read_text()
     assert '"GET /health?[redacted] HTTP/1.1" 200' in text, text  # the access log is on

@@ -7,75 +7,23 @@ all 400 from the cache the two replicas share.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO
 
-import httpx
 import pytest
 import redis
 
 from tests.verifier.cache.conftest import running_redis
 from trainer_client.client import VerifierClient
-from verifier_service.launcher import free_port
+from verifier_service.launcher import ServedVerifier, serve_process
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROOFS = 400
-
-
-class Replica:
-    """One ``python -m verifier_service serve`` on loopback that the test may SIGKILL."""
-
-    def __init__(self, env: dict[str, str], log: IO[bytes]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
-        child_env.update(env)
-        argv = [sys.executable, "-m", "verifier_service", "serve"]
-        argv += ["--host", "127.0.0.1", "--port", str(self.port)]
-        self.process = subprocess.Popen(argv, env=child_env, cwd=REPO_ROOT, stdout=log, stderr=log)
-
-    def wait_ready(self, deadline: float) -> None:
-        while True:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise AssertionError(f"replica exited with {code}:\n{self.tail()}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.url} never became ready:\n{self.tail()}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
 
 
 @pytest.fixture
@@ -85,7 +33,9 @@ def redis_url() -> Iterator[str]:
 
 
 @contextmanager
-def replicas(redis_url: str, namespace: str, count: int = 2) -> Iterator[list[Replica]]:
+def replicas(redis_url: str, namespace: str, count: int = 2) -> Iterator[list[ServedVerifier]]:
+    """``count`` replicas of ``sieve-verifier serve`` on loopback, each ready, that a test may
+    SIGKILL."""
     env = {
         "SIEVE_CHECKERS": "math",
         "SIEVE_REDIS_URL": redis_url,
@@ -93,16 +43,13 @@ def replicas(redis_url: str, namespace: str, count: int = 2) -> Iterator[list[Re
         "SIEVE_LOG_LEVEL": "warning",
     }
     with ExitStack() as stack:
-        started = []
-        for _ in range(count):
-            log = stack.enter_context(tempfile.TemporaryFile())
-            replica = Replica(env, log)
-            stack.callback(replica.stop)
-            started.append(replica)
-        deadline = time.monotonic() + 60
-        for replica in started:
-            replica.wait_ready(deadline)
-        yield started
+        yield [stack.enter_context(serve_process(env, cwd=REPO_ROOT)) for _ in range(count)]
+
+
+def kill(replica: ServedVerifier) -> None:
+    if replica.process.poll() is None:
+        replica.process.send_signal(signal.SIGKILL)
+    replica.process.wait(timeout=10)
 
 
 def math_proofs(tag: str) -> tuple[list[dict], list[str]]:
@@ -157,7 +104,7 @@ def test_a_replica_killed_mid_run_loses_nothing_and_the_cache_is_shared(redis_ur
             time.sleep(0.005)
         cached_at_kill = len(store.keys(f"{namespace}*"))
         kill_s = time.monotonic() - started
-        victim.kill()
+        kill(victim)
         killed_mid_run = worker.is_alive()
         worker.join(timeout=120)
         client.close()
