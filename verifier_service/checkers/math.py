@@ -356,8 +356,9 @@ def _lib() -> SimpleNamespace:
     """math-verify, SymPy's error and the shortcuts, imported once per worker.
 
     Imported on first use, not with this module: the service process never needs them. Looked
-    up once: a ``from package import name`` inside a function runs the import machinery on every
-    call, a tenth of a millisecond an answer.
+    up once: ``from package import name`` inside a function runs the import machinery on every
+    call: with the extraction configs built anew, about 11 us for each of an answer's two
+    extractions, a tenth of a short answer's 0.25 ms.
     """
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
     from sympy import SympifyError

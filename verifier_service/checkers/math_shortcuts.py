@@ -17,8 +17,10 @@ declared ``integer`` or ``negative`` is never given 7/3). Only sums, products an
 powers of symbols and rationals are evaluated, so the substitution itself is cheap and cannot
 blow up (``x^(10^9)`` is left to math-verify, under the check's own time limit).
 
-:func:`install` puts :func:`symbolic_eq` in math-verify's place, once per process; the checker's
-workers call it before they judge anything. A test compares verdicts with and without it.
+:func:`install` puts :func:`symbolic_eq` in math-verify's place. The checker's
+:func:`~verifier_service.checkers.math.judge` calls it before every comparison (it is
+idempotent: half a microsecond once in place), so any process that judges has it. A test
+compares verdicts with and without it.
 """
 
 from __future__ import annotations
