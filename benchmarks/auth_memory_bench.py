@@ -16,14 +16,9 @@ import time
 import httpx
 import psutil
 
-from verifier_service.launcher import serve_subprocess
+from verifier_service.launcher import serve_process
 
 KEY = "bench-key-0123456789abcdef"
-
-
-def server_process() -> psutil.Process:
-    (server,) = [c for c in psutil.Process().children() if "serve" in c.cmdline()]
-    return server
 
 
 def measure(url: str, server: psutil.Process, mib: int, headers: dict[str, str]) -> dict:
@@ -69,8 +64,8 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=50)
     args = parser.parse_args()
     env = {"SIEVE_CHECKERS": "math", "SIEVE_API_KEYS": KEY, "SIEVE_LOG_LEVEL": "warning"}
-    with serve_subprocess(env, ready_path="/health") as url:
-        server = server_process()
+    with serve_process(env, ready_path="/health") as served:
+        url, server = served.url, psutil.Process(served.process.pid)
         time.sleep(1.0)  # let start-up allocations settle
         for name, headers in (
             ("no key", {}),
