@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 
@@ -14,8 +15,25 @@ from verifier_service.app import create_app
 from verifier_service.cache import MemoryCache
 from verifier_service.checkers.base import Checker
 from verifier_service.settings import VerifierSettings
+from verifier_service.testing.repl_double import command
 
 MakeClient = Callable[..., Awaitable[tuple[httpx.AsyncClient, FastAPI]]]
+
+#: The header the REPL double's workers are prewarmed with.
+LEAN_HEADER = "import Mathlib\nimport Aesop"
+
+
+def lean_double_settings(**overrides: object) -> VerifierSettings:
+    """Settings for a ``lean4`` checker over the REPL protocol double: one worker, prewarmed
+    with :data:`LEAN_HEADER`, unsandboxed; ``overrides`` change any field."""
+    fields: dict[str, object] = {
+        "checkers": ["lean4"],
+        "lean_repl": shlex.join(command("--no-transcripts")),
+        "lean_workers": 1,
+        "lean_prewarm_headers": [LEAN_HEADER],
+        "lean_sandbox": "none",
+    }
+    return VerifierSettings(**{**fields, **overrides})
 
 
 @pytest.fixture

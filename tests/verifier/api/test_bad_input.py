@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 
 import pytest
 
-from tests.verifier.api.conftest import MakeClient, proof
+from tests.verifier.api.conftest import LEAN_HEADER, MakeClient, lean_double_settings, proof
 from tests.verifier.service.fakes import FakeChecker
 from verifier_service.checkers.base import Policy
 from verifier_service.checkers.lean import LeanChecker
-from verifier_service.settings import VerifierSettings
-from verifier_service.testing.repl_double import command
 from verifier_service.verdicts import Verdict
 
 LONE = "\ud800"
-HEADER = "import Mathlib\nimport Aesop"
 STATEMENT = "theorem add_comm' (a b : ℕ) : a + b = b + a := by"
 
 
@@ -152,16 +148,6 @@ async def test_a_cached_batch_is_not_slowed_by_the_check(make_client: MakeClient
     assert all(r["cached"] for r in second.json()["results"])
 
 
-def lean_settings(workers: int) -> VerifierSettings:
-    return VerifierSettings(
-        checkers=["lean4"],
-        lean_repl=shlex.join(command("--no-transcripts")),
-        lean_workers=workers,
-        lean_prewarm_headers=[HEADER],
-        lean_sandbox="none",
-    )
-
-
 def worker_pids(checker: LeanChecker) -> set[int]:
     pool = checker.pool
     assert pool is not None
@@ -179,7 +165,7 @@ async def all_warm(checker: LeanChecker, workers: int) -> set[int]:
 
 
 async def test_eight_unencodable_proofs_never_reach_or_harm_a_worker(make_client: MakeClient):
-    checker = LeanChecker(lean_settings(2))
+    checker = LeanChecker(lean_double_settings(lean_workers=2))
     client, _ = await make_client(checkers={"lean4": checker}, lean_workers=2)
     before = await all_warm(checker, 2)
     for i in range(8):
@@ -188,7 +174,7 @@ async def test_eight_unencodable_proofs_never_reach_or_harm_a_worker(make_client
                 {
                     "id": f"p{i}",
                     "checker": "lean4",
-                    "header": HEADER,
+                    "header": LEAN_HEADER,
                     "code": f"{STATEMENT}\n  omega -- {LONE} {i}",
                 }
             ]
@@ -197,7 +183,7 @@ async def test_eight_unencodable_proofs_never_reach_or_harm_a_worker(make_client
             "/verify", content=raw(body), headers={"content-type": "application/json"}
         )
         assert_documented_422(response, ["body", "proofs", 0, "code"])
-    ok = {"id": "ok", "checker": "lean4", "header": HEADER, "statement": STATEMENT}
+    ok = {"id": "ok", "checker": "lean4", "header": LEAN_HEADER, "statement": STATEMENT}
     ok["code"] = STATEMENT + "\n  omega"
     response = await client.post("/verify", json={"proofs": [ok]})
     assert response.json()["results"][0]["verdict"] == "valid"
@@ -208,7 +194,7 @@ async def test_eight_unencodable_proofs_never_reach_or_harm_a_worker(make_client
 
 async def test_unencodable_command_is_an_error_verdict_and_spares_the_worker():
     """Defence in depth below the API: the REPL write path refuses, it does not crash."""
-    checker = LeanChecker(lean_settings(2))
+    checker = LeanChecker(lean_double_settings(lean_workers=2))
     await checker.start()
     try:
         before = await all_warm(checker, 2)
@@ -216,7 +202,7 @@ async def test_unencodable_command_is_an_error_verdict_and_spares_the_worker():
         for i in range(8):
             job = checker.prepare(
                 code=f"{STATEMENT}\n  omega -- {LONE} {i}",
-                header=HEADER,
+                header=LEAN_HEADER,
                 statement=STATEMENT,
                 answer=None,
                 timeout_s=10,
@@ -227,7 +213,7 @@ async def test_unencodable_command_is_an_error_verdict_and_spares_the_worker():
             assert outcome.reasons == ["unencodable_text"]
         good = checker.prepare(
             code=STATEMENT + "\n  omega",
-            header=HEADER,
+            header=LEAN_HEADER,
             statement=STATEMENT,
             answer=None,
             timeout_s=10,

@@ -8,26 +8,11 @@ exercises everything but Lean itself: header normalisation, the warm pool, sound
 from __future__ import annotations
 
 import asyncio
-import shlex
 
-from tests.verifier.api.conftest import MakeClient
+from tests.verifier.api.conftest import LEAN_HEADER, MakeClient, lean_double_settings
 from verifier_service.checkers.lean import LeanChecker
-from verifier_service.settings import VerifierSettings
-from verifier_service.testing.repl_double import command
 
-HEADER = "import Mathlib\nimport Aesop"
 STATEMENT = "theorem add_comm' (a b : ℕ) : a + b = b + a := by"
-
-
-def lean_settings(**overrides: object) -> VerifierSettings:
-    return VerifierSettings(
-        checkers=["lean4"],
-        lean_repl=shlex.join(command("--no-transcripts")),
-        lean_workers=1,
-        lean_prewarm_headers=[HEADER],
-        lean_sandbox="none",
-        **overrides,
-    )
 
 
 async def wait_ready(client, seconds: float = 30) -> dict:
@@ -40,7 +25,7 @@ async def wait_ready(client, seconds: float = 30) -> dict:
 
 
 async def test_lean_proofs_through_the_protocol_double(make_client: MakeClient):
-    settings = lean_settings()
+    settings = lean_double_settings()
     client, _ = await make_client(checkers={"lean4": LeanChecker(settings)}, lean_workers=1)
     await wait_ready(client)
     proofs = [
@@ -50,7 +35,7 @@ async def test_lean_proofs_through_the_protocol_double(make_client: MakeClient):
         {"id": "changed", "statement": STATEMENT, "code": "theorem add_comm' : True := trivial"},
         {"id": "exit", "code": "#exit"},
     ]
-    body = {"proofs": [{**p, "checker": "lean4", "header": HEADER} for p in proofs]}
+    body = {"proofs": [{**p, "checker": "lean4", "header": LEAN_HEADER} for p in proofs]}
     response = await client.post("/verify", json=body)
     assert response.status_code == 200, response.text
     data = response.json()
@@ -76,12 +61,12 @@ async def test_lean_proofs_through_the_protocol_double(make_client: MakeClient):
 
 
 async def test_kimina_route_through_the_protocol_double(make_client: MakeClient):
-    settings = lean_settings()
+    settings = lean_double_settings()
     client, _ = await make_client(checkers={"lean4": LeanChecker(settings)}, lean_workers=1)
     await wait_ready(client)
     snippets = [
-        {"id": "ok", "code": f"{HEADER}\n{STATEMENT}\n  omega"},
-        {"id": "sorry", "code": f"{HEADER}\n{STATEMENT}\n  sorry"},
+        {"id": "ok", "code": f"{LEAN_HEADER}\n{STATEMENT}\n  omega"},
+        {"id": "sorry", "code": f"{LEAN_HEADER}\n{STATEMENT}\n  sorry"},
     ]
     response = await client.post("/api/check", json={"snippets": snippets, "timeout": 30})
     assert response.status_code == 200, response.text

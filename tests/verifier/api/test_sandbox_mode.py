@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import logging
-import shlex
 
 import pytest
 
-from tests.verifier.api.conftest import MakeClient
+from tests.verifier.api.conftest import MakeClient, lean_double_settings
 from verifier_service.checkers.lean import LeanChecker
 from verifier_service.lean.pool import ReplPool
 from verifier_service.lean.sandbox import Sandbox, UidSandbox
-from verifier_service.settings import VerifierSettings
 from verifier_service.testing.repl_double import command
 
 
 def _lean(sandbox: Sandbox | UidSandbox | None) -> LeanChecker:
-    settings = VerifierSettings(
-        checkers=["lean4"],
-        lean_repl=shlex.join(command("--no-transcripts")),
-        lean_sandbox="none",
-        lean_prewarm_headers=[],
-    )
+    settings = lean_double_settings(lean_prewarm_headers=[])
     pool = ReplPool(command("--no-transcripts"), workers=1, sandbox=sandbox)
     return LeanChecker(settings, pool=pool)
 

@@ -13,7 +13,6 @@ the record.
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,12 +30,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.verifier.api.conftest import lean_double_settings
 from verifier_service.app import create_app
 from verifier_service.cache import MemoryCache
 from verifier_service.checkers.lean import LeanChecker
 from verifier_service.checkers.math import MathChecker
-from verifier_service.settings import VerifierSettings
-from verifier_service.testing.repl_double import command
 
 #: Examples per operation and generation mode for the two POST routes (the GET routes take no
 #: input: one request each). 2 routes x 2 modes x 260 > 1,000 requests in all.
@@ -54,14 +52,11 @@ CHECKS = [
 
 
 def make_app(**overrides: object):
-    lean_settings = VerifierSettings(
+    lean_settings = lean_double_settings(
         checkers=["lean4", "math"],
-        lean_repl=shlex.join(command("--no-transcripts")),
         lean_workers=2,
-        lean_sandbox="none",
         lean_default_timeout_s=5,
         lean_max_timeout_s=5,
-        lean_prewarm_headers=["import Mathlib\nimport Aesop"],
         **overrides,
     )
     checkers = {"lean4": LeanChecker(lean_settings), "math": MathChecker(lean_settings)}
