@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable
 
 import httpx
 
@@ -14,6 +16,21 @@ KEYS = ["quota-key-one-aaaa", "quota-key-two-bbbb"]
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def running(checker: FakeChecker, checks: int, timeout_s: float = 10.0) -> None:
+    """Wait until ``checks`` checks hold their quota, however long admission takes on a loaded
+    machine: a request sent before that would be admitted and wait forever for the release."""
+    deadline = time.monotonic() + timeout_s
+    while checker.running < checks:
+        assert time.monotonic() < deadline, f"{checker.running} of {checks} checks started"
+        await asyncio.sleep(0.005)
+
+
+async def answered(request: Awaitable[httpx.Response], timeout_s: float = 10.0) -> httpx.Response:
+    """A request that must be refused at once: admitted instead, it would wait for the release
+    that comes only after it, so it fails here rather than hanging the test."""
+    return await asyncio.wait_for(request, timeout_s)
 
 
 async def test_a_key_over_its_quota_gets_429_and_other_keys_go_on(make_client: MakeClient):
@@ -28,9 +45,9 @@ async def test_a_key_over_its_quota_gets_429_and_other_keys_go_on(make_client: M
     )
     body = {"proofs": [proof("a", "one"), proof("b", "two")]}
     busy = asyncio.create_task(client.post("/verify", json=body, headers=bearer(KEYS[0])))
-    await asyncio.sleep(0.05)
-    refused = await client.post(
-        "/verify", json={"proofs": [proof("c", "three")]}, headers=bearer(KEYS[0])
+    await running(checker, 2)
+    refused = await answered(
+        client.post("/verify", json={"proofs": [proof("c", "three")]}, headers=bearer(KEYS[0]))
     )
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "6"
@@ -55,8 +72,8 @@ async def test_without_keys_each_client_address_has_its_own_quota(make_client: M
     transport = httpx.ASGITransport(app, client=("10.0.0.2", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://sieve") as second:
         busy = asyncio.create_task(first.post("/verify", json={"proofs": [proof("a", "one")]}))
-        await asyncio.sleep(0.05)
-        same = await first.post("/verify", json={"proofs": [proof("b", "two")]})
+        await running(checker, 1)
+        same = await answered(first.post("/verify", json={"proofs": [proof("b", "two")]}))
         elsewhere = asyncio.create_task(
             second.post("/verify", json={"proofs": [proof("b", "two")]})
         )
@@ -76,9 +93,9 @@ async def test_kimina_route_shares_the_quota(make_client: MakeClient):
     busy = asyncio.create_task(
         client.post("/api/check", json={"snippets": [{"id": "a", "code": "theorem a := one"}]})
     )
-    await asyncio.sleep(0.05)
-    refused = await client.post(
-        "/api/check", json={"snippets": [{"id": "b", "code": "theorem b := two"}]}
+    await running(checker, 1)
+    refused = await answered(
+        client.post("/api/check", json={"snippets": [{"id": "b", "code": "theorem b := two"}]})
     )
     checker.release.set()
     assert refused.status_code == 429
