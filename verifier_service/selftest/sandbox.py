@@ -26,12 +26,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from verifier_service.lean.pool import ReplPool
-from verifier_service.lean.sandbox import describe
+from verifier_service.lean.sandbox import SandboxUnavailable, describe
 from verifier_service.settings import VerifierSettings
 
 __all__ = ["Probe", "ProbeResult", "SandboxReport", "probes", "run_sandbox_selftest"]
@@ -246,7 +246,7 @@ def _targets() -> Iterator[tuple[str, Path, Path, int]]:
         shutil.rmtree(outside, ignore_errors=True)
 
 
-def _is_double(command: list[str]) -> bool:
+def _is_double(command: Sequence[str]) -> bool:
     return any("repl_double" in part for part in command)
 
 
@@ -254,8 +254,6 @@ async def run_sandbox_selftest(
     settings: VerifierSettings, *, timeout_s: float = 120.0
 ) -> SandboxReport:
     """Start one REPL as the service would and try every probe in it."""
-    from verifier_service.lean.sandbox import SandboxUnavailable
-
     if not settings.lean_repl:
         return SandboxReport("none", {"mode": "none"}, problem="SIEVE_LEAN_REPL is not set")
     try:
@@ -264,7 +262,6 @@ async def run_sandbox_selftest(
         return SandboxReport(settings.lean_sandbox, {}, problem=str(exc))
     sandbox = describe(pool.sandbox)
     report = SandboxReport(sandbox["mode"], sandbox)
-    command = shlex.split(settings.lean_repl)
     with _targets() as (canary, outside, unix_socket, port):
         attempts = probes(
             canary=canary,
@@ -274,7 +271,7 @@ async def run_sandbox_selftest(
             pid=os.getpid(),
             tmp_size_mb=settings.lean_tmp_size_mb,
         )
-        double = _is_double(command)
+        double = _is_double(pool.command)
         try:
             await pool.start([""])
             async with pool.lease("", acquire_timeout_s=timeout_s) as worker:
