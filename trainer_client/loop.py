@@ -208,14 +208,14 @@ class Trainer:
 
         # 3. score and 4. update, micro-batch by micro-batch, as the verdicts arrive.
         step = _StepAccumulator(n_samples=sum(len(c.chunk) for c in chunks))
-        micro = [(c, index) for c in chunks for index in c.micro_batches]
+        micro = [(c, index, part) for c in chunks for index, part in c.micro_batches]
         held: deque[_Forward] = deque()
-        for number, (state, index) in enumerate(micro):
+        for number, (state, index, part) in enumerate(micro):
             last = number == len(micro) - 1
             if last:  # the synchronising forward and backward come after all the others
                 while held:
                     self._finish(held.popleft(), step, last=False)
-            forward = self._forward(state, index, last=last)
+            forward = self._forward(state, index, part, last=last)
             if last:
                 self._finish(forward, step, last=True)
                 break
@@ -338,12 +338,13 @@ class Trainer:
 
     # --- parts of a step ------------------------------------------------------------------------
 
-    def _forward(self, state: _ChunkState, index: torch.Tensor, *, last: bool) -> _Forward:
-        """The policy's training forward on rows ``index`` of a chunk (its graph is kept)."""
-        samples = state.chunk.samples
-        part = samples.select(index).to(self.accelerator.device)
+    def _forward(
+        self, state: _ChunkState, index: torch.Tensor, part: Samples, *, last: bool
+    ) -> _Forward:
+        """The policy's training forward on rows ``index`` of a chunk, ``part`` (its graph is
+        kept)."""
         with self.updating.sync(last):
-            tokens = self.scoring.policy_tokens(self.model, part, samples.prompt_width)
+            tokens = self.scoring.policy_tokens(self.model, part, state.chunk.samples.prompt_width)
         if not self.config.sampling.tempered:  # the engine reports raw (T = 1, no top-p) ones
             self.logprob_gap.add(tokens, part)
         return _Forward(state=state, index=index, part=part, tokens=tokens)
@@ -377,13 +378,16 @@ class Trainer:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _micro_batches(self, samples: Samples) -> list[torch.Tensor]:
-        """Row indices of micro-batches made of whole prompt groups."""
+    def _micro_batches(self, samples: Samples) -> list[tuple[torch.Tensor, Samples]]:
+        """Micro-batches made of whole prompt groups: their row indices and their rows, moved
+        to the training device once for the reference pass and the policy's forward."""
         k = self.config.sampling.k
         n = len(samples)
         size = self.config.optim.micro_batch_size or n
         per = max(1, size // k) * k
-        return [torch.arange(start, min(start + per, n)) for start in range(0, n, per)]
+        device = self.accelerator.device
+        indices = [torch.arange(start, min(start + per, n)) for start in range(0, n, per)]
+        return [(index, samples.select(index).to(device)) for index in indices]
 
 
 def _enable_checkpointing(model: torch.nn.Module) -> None:
@@ -409,8 +413,8 @@ class _ChunkState:
 
     chunk: SampledChunk
     pending: PendingVerdicts
-    #: Row indices of its micro-batches: the reference pass and the policy's share them.
-    micro_batches: list[torch.Tensor]
+    #: Its micro-batches (row indices, rows): the reference pass and the policy's share them.
+    micro_batches: list[tuple[torch.Tensor, Samples]]
     ref_tokens: torch.Tensor | None
     base_logprobs: torch.Tensor | None
     policy_logprobs: torch.Tensor
@@ -421,7 +425,7 @@ class _ChunkState:
         cls,
         chunk: SampledChunk,
         pending: PendingVerdicts,
-        micro_batches: list[torch.Tensor],
+        micro_batches: list[tuple[torch.Tensor, Samples]],
         ref_tokens: torch.Tensor | None,
     ) -> _ChunkState:
         n = len(chunk)

@@ -16,7 +16,7 @@ Metrics are computed by the functions of :data:`METRICS`, each mapping the step'
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,17 +212,18 @@ class ScoreStage:
 
     @torch.no_grad()
     def reference_tokens(
-        self, samples: Samples, micro_batches: list[torch.Tensor]
+        self, samples: Samples, micro_batches: Sequence[tuple[torch.Tensor, Samples]]
     ) -> torch.Tensor | None:
-        """``[N, P+T]`` per-token ``log a`` (no grad), over the policy's own micro-batches;
-        None when the objective needs no reference."""
+        """``[N, P+T]`` per-token ``log a`` (no grad), over the policy's own micro-batches
+        (``(row indices, rows)`` of ``samples``); None when the objective needs no reference."""
         if self.reference is None:
             return None
         device = self.reference.device
         out = torch.zeros(samples.sequences.shape, dtype=torch.float32)
-        for index in micro_batches:
-            part = samples.select(index).to(device)
-            tokens = self.score(self.reference.model, part, samples.prompt_width, policy=False)
+        for index, part in micro_batches:
+            tokens = self.score(
+                self.reference.model, part.to(device), samples.prompt_width, policy=False
+            )
             out[index] = tokens.float().cpu()
         return out
 
