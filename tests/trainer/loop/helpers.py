@@ -13,7 +13,14 @@ from trainer_client.client import VerifyResult
 from trainer_client.config import TrainConfig
 from trainer_client.losses import compute_advantages, reinforce_loss
 
-__all__ = ["FakeVerifier", "assert_one_pi", "lenient", "make_config", "tiny_gpt2"]
+__all__ = [
+    "FakeVerifier",
+    "assert_one_pi",
+    "lenient",
+    "make_config",
+    "step_gradients",
+    "tiny_gpt2",
+]
 
 
 @dataclass
@@ -50,6 +57,19 @@ def make_config(tmp_path, **sections) -> TrainConfig:
     for section, values in sections.items():
         data[section] = {**data.get(section, {}), **values}
     return TrainConfig.from_dict(copy.deepcopy(data))
+
+
+def step_gradients(trainer) -> dict[str, torch.Tensor]:
+    """Filled, at every optimiser step of ``trainer``, with the policy's gradients just before
+    the step applies them (clipping included): what the step's micro-batches accumulated."""
+    grads: dict[str, torch.Tensor] = {}
+    model = trainer.unwrapped_model
+
+    def record(optimizer, args, kwargs):
+        grads.update({n: p.grad.clone() for n, p in model.named_parameters()})
+
+    trainer.optimizer.optimizer.register_step_pre_hook(record)
+    return grads
 
 
 def assert_one_pi(batch, tokens, before, grads, cfg: TrainConfig) -> None:

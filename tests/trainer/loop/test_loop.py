@@ -12,6 +12,7 @@ from tests.trainer.loop.helpers import (
     assert_one_pi,
     lenient,
     make_config,
+    step_gradients,
     tiny_gpt2,
 )
 from trainer_client.checkpoint import latest_checkpoint
@@ -126,12 +127,7 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(tmp_path, tokenizer
     for micro in (4, 16):
         cfg = make_config(tmp_path / str(micro), optim={"micro_batch_size": micro})
         trainer = build(cfg, tokenizer, problems, FakeVerifier(lenient), tracker=False)
-        model = trainer.unwrapped_model
-
-        def record(optimizer, args, kwargs, micro=micro, model=model):
-            grads[micro] = {n: p.grad.clone() for n, p in model.named_parameters()}
-
-        trainer.optimizer.optimizer.register_step_pre_hook(record)
+        grads[micro] = step_gradients(trainer)
         trainer.train_step()
         trainer.close()
     assert grads[4].keys() == grads[16].keys()
@@ -239,12 +235,7 @@ def test_chunks_go_to_the_verifier_as_they_are_generated(tmp_path, tokenizer, pr
         return submit(chunk, step)
 
     trainer.verification.submit = recording_submit
-    grads = {}
-
-    def record(optimizer, args, kwargs):
-        grads.update({n: p.grad.clone() for n, p in trainer.unwrapped_model.named_parameters()})
-
-    trainer.optimizer.optimizer.register_step_pre_hook(record)
+    grads = step_gradients(trainer)
     before = tiny_gpt2(tokenizer)
     metrics = trainer.train_step()
     batch = trainer.last_batch

@@ -10,6 +10,7 @@ from tests.trainer.loop.helpers import (
     assert_one_pi,
     lenient,
     make_config,
+    step_gradients,
     tiny_gpt2,
 )
 from trainer_client.loop import Trainer
@@ -73,12 +74,7 @@ def test_one_pi_at_temperature_and_top_p(tmp_path, tokenizer, problems, fresh_ac
         tmp_path, sampling={"temperature": 0.7, "top_p": 0.9}, optim={"max_grad_norm": None}
     )
     trainer = build(cfg, tokenizer, problems)
-    grads = {}
-
-    def record(optimizer, args, kwargs):
-        grads.update({n: p.grad.clone() for n, p in trainer.unwrapped_model.named_parameters()})
-
-    trainer.optimizer.optimizer.register_step_pre_hook(record)
+    grads = step_gradients(trainer)
     trainer.train_step()
     batch = trainer.last_batch
     trainer.close()
