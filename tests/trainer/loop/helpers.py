@@ -18,6 +18,7 @@ __all__ = [
     "assert_one_pi",
     "lenient",
     "make_config",
+    "make_trainer",
     "step_gradients",
     "tiny_gpt2",
 ]
@@ -57,6 +58,21 @@ def make_config(tmp_path, **sections) -> TrainConfig:
     for section, values in sections.items():
         data[section] = {**data.get(section, {}), **values}
     return TrainConfig.from_dict(copy.deepcopy(data))
+
+
+def make_trainer(cfg: TrainConfig, tokenizer, problems, *, model=None, verifier=None, **kwargs):
+    """A :class:`~trainer_client.loop.Trainer` over :func:`tiny_gpt2` (or ``model``) and a
+    lenient :class:`FakeVerifier` (or ``verifier``); ``kwargs`` go to the Trainer."""
+    from trainer_client.loop import Trainer
+
+    return Trainer(
+        cfg,
+        model=tiny_gpt2(tokenizer) if model is None else model,
+        tokenizer=tokenizer,
+        problems=problems,
+        verifier=FakeVerifier(lenient) if verifier is None else verifier,
+        **kwargs,
+    )
 
 
 def step_gradients(trainer) -> dict[str, torch.Tensor]:

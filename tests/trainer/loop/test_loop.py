@@ -12,22 +12,23 @@ from tests.trainer.loop.helpers import (
     assert_one_pi,
     lenient,
     make_config,
+    make_trainer,
     step_gradients,
     tiny_gpt2,
 )
 from trainer_client.checkpoint import latest_checkpoint
-from trainer_client.loop import PromptStream, Trainer
+from trainer_client.loop import PromptStream
 from trainer_client.losses import compute_advantages
 from trainer_client.reference import ReferenceModel
 from trainer_client.tracking import Tracker, read_metrics
 
 
 def build(cfg, tokenizer, problems, verifier, *, tracker=True, seed=0, reference=None):
-    return Trainer(
+    return make_trainer(
         cfg,
+        tokenizer,
+        problems,
         model=tiny_gpt2(tokenizer, seed=seed),
-        tokenizer=tokenizer,
-        problems=problems,
         verifier=verifier,
         reference=reference,
         tracker=Tracker(cfg.run_dir, tensorboard=False) if tracker else None,

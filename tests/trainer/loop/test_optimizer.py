@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config, tiny_gpt2
-from trainer_client.loop import Trainer
+from tests.trainer.loop.helpers import make_config, make_trainer, tiny_gpt2
 from trainer_client.stages.update import build_optimizer
 
 
 def test_the_single_process_trainer_uses_fused_adamw(tmp_path, tokenizer, problems):
-    trainer = Trainer(
-        make_config(tmp_path),
-        model=tiny_gpt2(tokenizer),
-        tokenizer=tokenizer,
-        problems=problems,
-        verifier=FakeVerifier(lenient),
-    )
+    trainer = make_trainer(make_config(tmp_path), tokenizer, problems)
     assert trainer.optimizer.optimizer.defaults["fused"] is True
     trainer.close()
 

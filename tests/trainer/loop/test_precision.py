@@ -6,14 +6,12 @@ import pytest
 import torch
 
 from tests.trainer.loop.helpers import (
-    FakeVerifier,
     assert_one_pi,
-    lenient,
     make_config,
+    make_trainer,
     step_gradients,
     tiny_gpt2,
 )
-from trainer_client.loop import Trainer
 from trainer_client.sampler import _nucleus, token_logprobs
 
 
@@ -32,13 +30,8 @@ def fresh_accelerate():
 def build(cfg, tokenizer, problems, precision="no"):
     from accelerate import Accelerator
 
-    return Trainer(
-        cfg,
-        model=tiny_gpt2(tokenizer),
-        tokenizer=tokenizer,
-        problems=problems,
-        verifier=FakeVerifier(lenient),
-        accelerator=Accelerator(mixed_precision=precision, cpu=True),
+    return make_trainer(
+        cfg, tokenizer, problems, accelerator=Accelerator(mixed_precision=precision, cpu=True)
     )
 
 

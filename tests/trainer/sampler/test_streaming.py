@@ -7,11 +7,10 @@ import math
 
 import torch
 
-from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config
+from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config, make_trainer
 from tests.trainer.models import tiny_llama
 from trainer_client.data import Problem
 from trainer_client.demo import char_tokenizer
-from trainer_client.loop import Trainer
 from trainer_client.sampler import STREAM_PARTS, HFSampler
 
 PROMPTS = ["1+1=", "12+30=", "7=", "2*3=", "9-4=", "3*3=", "40+2=", "8="]
@@ -99,11 +98,11 @@ def test_a_step_verifies_the_groups_that_finished_first_while_the_rest_is_drawn(
     results = {}
     for streaming in (True, False):
         verifier = FakeVerifier(lenient)
-        trainer = Trainer(
+        trainer = make_trainer(
             cfg,
+            tokenizer,
+            problems,
             model=eager_to_stop(tokenizer),
-            tokenizer=tokenizer,
-            problems=problems,
             verifier=verifier,
             prompt_fn=lambda p: p.statement,
         )
@@ -157,10 +156,7 @@ def test_under_fsdp2_no_sampler_streams(tmp_path, monkeypatch):
     monkeypatch.setattr(distributed, "may_stream_chunks", lambda accelerator: False)
 
     def trainer(**kwargs):
-        return Trainer(
-            cfg, model=tiny_llama(tokenizer), tokenizer=tokenizer, problems=problems,
-            verifier=FakeVerifier(lenient), **kwargs,
-        )  # fmt: skip
+        return make_trainer(cfg, tokenizer, problems, model=tiny_llama(tokenizer), **kwargs)
 
     own = trainer()
     given = HFSampler(tiny_llama(tokenizer), tokenizer, max_new_tokens=4)

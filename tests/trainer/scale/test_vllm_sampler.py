@@ -15,8 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config, tiny_gpt2
-from trainer_client.loop import Trainer
+from tests.trainer.loop.helpers import make_config, make_trainer, tiny_gpt2
 from trainer_client.sampler import HFSampler, LogprobGap, VLLMSampler, token_logprobs
 from trainer_client.vllm_worker import SieveWorkerExtension
 
@@ -183,10 +182,7 @@ def _vllm_trainer(tmp_path, model, tokenizer, problems):
     """A Trainer sampling through :func:`_sampler`'s stand-in engine."""
     sampler, engine = _sampler(model, tokenizer)
     cfg = make_config(tmp_path, optim={"lr": 5e-2, "warmup_steps": 0, "micro_batch_size": 8})
-    trainer = Trainer(
-        cfg, model=model, tokenizer=tokenizer, problems=problems,
-        verifier=FakeVerifier(lenient), sampler=sampler,
-    )  # fmt: skip
+    trainer = make_trainer(cfg, tokenizer, problems, model=model, sampler=sampler)
     return trainer, sampler, engine
 
 
@@ -262,10 +258,7 @@ def test_the_loop_pushes_weights_every_step_and_logs_the_gap(tmp_path, tokenizer
 
 def test_transformers_sampling_at_temperature_one_has_no_gap_metric(tmp_path, tokenizer, problems):
     cfg = make_config(tmp_path)
-    trainer = Trainer(
-        cfg, model=tiny_gpt2(tokenizer), tokenizer=tokenizer, problems=problems,
-        verifier=FakeVerifier(lenient),
-    )  # fmt: skip
+    trainer = make_trainer(cfg, tokenizer, problems)
     metrics = trainer.train_step()
     trainer.close()
     assert "sampling/logprob_gap" not in metrics
