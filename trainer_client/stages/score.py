@@ -50,7 +50,8 @@ class StepBatch:
     lr: float = math.nan
     #: ``time/...`` figures of the step, in seconds.
     times: dict[str, float] = field(default_factory=dict)
-    #: Seconds from the first proof sent to the last verdict in.
+    #: The slowest chunk's seconds from its submission to its last verdict (each chunk is sent
+    #: as soon as it is sampled, so this is the verifier's own latency, not the step's wait).
     verifier_latency_s: float = 0.0
     #: The verifier's own counters (``VerifierClient.stats``), if it has any.
     verifier_stats: dict[str, Any] = field(default_factory=dict)
