@@ -15,6 +15,7 @@ every answer; the script counts those that differ.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import statistics
@@ -73,15 +74,17 @@ def _judge_file(path: Path, *, warm: int, shortcuts: bool) -> None:
     from verifier_service.checkers import math_shortcuts
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    plain: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if not shortcuts:  # math-verify as it comes: its own comparison, the reference parsed anew
-        math_shortcuts.install = lambda: False  # type: ignore[assignment]
+        plain = math_shortcuts.disabled()
         math_checker._extract_reference = math_checker.extract  # type: ignore[assignment]
     pairs = json.loads(path.read_text())
-    for code, answer in pairs[:warm]:
-        math_checker.judge(code, answer, 30.0)
-    began = time.perf_counter()
-    verdicts = [math_checker.judge(code, answer, 30.0)["status"] for code, answer in pairs[warm:]]
-    elapsed = time.perf_counter() - began
+    with plain:
+        for code, answer in pairs[:warm]:
+            math_checker.judge(code, answer, 30.0)
+        began = time.perf_counter()
+        verdicts = [math_checker.judge(c, a, 30.0)["status"] for c, a in pairs[warm:]]
+        elapsed = time.perf_counter() - began
     print(json.dumps({"ms_per_answer": elapsed / len(verdicts) * 1e3, "verdicts": verdicts}))
 
 

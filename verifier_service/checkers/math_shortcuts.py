@@ -19,21 +19,22 @@ blow up (``x^(10^9)`` is left to math-verify, under the check's own time limit).
 
 :func:`install` puts :func:`symbolic_eq` in math-verify's place. The checker's
 :func:`~verifier_service.checkers.math.judge` calls it before every comparison (it is
-idempotent: half a microsecond once in place), so any process that judges has it. A test
-compares verdicts with and without it.
+idempotent: half a microsecond once in place), so any process that judges has it;
+:func:`disabled` keeps it out for a while. A test compares verdicts with and without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sympy import Add, Basic, Expr, Mul, Pow, Rational, Symbol, preorder_traversal
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["install", "provably_different", "symbolic_eq", "uninstall"]
+__all__ = ["disabled", "install", "provably_different", "symbolic_eq", "uninstall"]
 
 #: Largest product of the integer exponents in an expression the shortcut evaluates: it bounds
 #: the degree, so the size of the exact rational it computes.
@@ -42,15 +43,19 @@ MAX_DEGREE = 1024
 MAX_NODES = 10_000
 
 _original: Callable[[Any, Any], bool] | None = None
+#: Set by :func:`disabled`: :func:`install` then leaves math-verify alone.
+_disabled = False
 
 
 def install() -> bool:
     """Make math-verify's symbolic comparison try :func:`provably_different` first.
 
-    Idempotent. Returns whether the shortcut is in place (False where this math-verify has no
-    ``grader.sympy_symbolic_eq`` to wrap: it then runs unchanged).
+    Idempotent. Returns whether the shortcut is in place (False inside :func:`disabled`, and
+    where this math-verify has no ``grader.sympy_symbolic_eq`` to wrap: it then runs unchanged).
     """
     global _original
+    if _disabled:
+        return False
     from math_verify import grader
 
     current = getattr(grader, "sympy_symbolic_eq", None)
@@ -65,11 +70,25 @@ def install() -> bool:
 
 
 def uninstall() -> None:
-    """Put math-verify's own comparison back (for measuring the shortcut against it)."""
+    """Put math-verify's own comparison back, until the next :func:`install` (which
+    :func:`~verifier_service.checkers.math.judge` runs before every comparison)."""
     from math_verify import grader
 
     if _original is not None and grader.sympy_symbolic_eq is symbolic_eq:
         grader.sympy_symbolic_eq = _original
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """math-verify's own comparison for the block, judge() included: for measuring and testing
+    the shortcut against it. The next :func:`install` after the block puts it back."""
+    global _disabled
+    uninstall()
+    _disabled = True
+    try:
+        yield
+    finally:
+        _disabled = False
 
 
 def symbolic_eq(a: Any, b: Any) -> bool:

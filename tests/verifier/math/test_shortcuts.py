@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -45,24 +44,13 @@ def judge_both(code: str, answer: str) -> tuple[str, str]:
     """The status with the shortcut installed, then with math-verify's own comparison."""
     math_shortcuts.install()
     fast = judge(code, answer, 30.0)["status"]
-    with plain_math_verify():
-        slow = judge(code, answer, 30.0)["status"]
-    return fast, slow
-
-
-@contextmanager
-def plain_math_verify() -> Iterator[None]:
-    """math-verify's own comparison, with :func:`judge` kept from installing the shortcut again
-    (it installs it on every call), as ``benchmarks/math_checker_bench.py --plain`` does."""
-    install = math_shortcuts.install
-    math_shortcuts.uninstall()
-    math_shortcuts.install = lambda: False  # type: ignore[assignment]
     try:
-        yield
-        assert grader.sympy_symbolic_eq is not symbolic_eq, "judged with the shortcut after all"
+        with math_shortcuts.disabled():
+            slow = judge(code, answer, 30.0)["status"]
+            assert grader.sympy_symbolic_eq is not symbolic_eq, "judged with the shortcut"
     finally:
-        math_shortcuts.install = install  # type: ignore[assignment]
-        install()
+        math_shortcuts.install()
+    return fast, slow
 
 
 # --- the witness ---------------------------------------------------------------------------
