@@ -14,7 +14,7 @@ import pytest
 
 from tests.verifier.api.conftest import LEAN_HEADER, MakeClient, lean_double_settings, proof
 from tests.verifier.service.fakes import FakeChecker
-from verifier_service.checkers.base import Policy
+from verifier_service.checkers.base import Job, Policy
 from verifier_service.checkers.lean import LeanChecker
 from verifier_service.verdicts import Verdict
 
@@ -198,28 +198,22 @@ async def test_unencodable_command_is_an_error_verdict_and_spares_the_worker():
     await checker.start()
     try:
         before = await all_warm(checker, 2)
-        policy = Policy()
-        for i in range(8):
-            job = checker.prepare(
-                code=f"{STATEMENT}\n  omega -- {LONE} {i}",
+
+        def job(code: str) -> Job:
+            return checker.prepare(
+                code=code,
                 header=LEAN_HEADER,
                 statement=STATEMENT,
                 answer=None,
                 timeout_s=10,
-                policy=policy,
+                policy=Policy(),
             )
-            outcome = await checker.check(job)
+
+        for i in range(8):
+            outcome = await checker.check(job(f"{STATEMENT}\n  omega -- {LONE} {i}"))
             assert outcome.verdict is Verdict.ERROR, outcome
             assert outcome.reasons == ["unencodable_text"]
-        good = checker.prepare(
-            code=STATEMENT + "\n  omega",
-            header=LEAN_HEADER,
-            statement=STATEMENT,
-            answer=None,
-            timeout_s=10,
-            policy=policy,
-        )
-        assert (await checker.check(good)).verdict is Verdict.VALID
+        assert (await checker.check(job(STATEMENT + "\n  omega"))).verdict is Verdict.VALID
         assert worker_pids(checker) == before
         stats = checker.stats()
         assert stats["restarts"] == stats["crashes"] == 0
