@@ -12,6 +12,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from verifier_service.lean.sandbox import (
+    DEFAULT_MAX_FILE_MB,
+    DEFAULT_MAX_PROCESSES,
+    DEFAULT_TMP_SIZE_MB,
+)
+
 
 def _default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
@@ -106,16 +112,16 @@ class VerifierSettings(BaseSettings):
     #: command's own installation are always added.
     lean_readonly_paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Size of the sandbox's private /tmp, MiB (bwrap mode).
-    lean_tmp_size_mb: int = Field(default=1024, ge=1)
+    lean_tmp_size_mb: int = Field(default=DEFAULT_TMP_SIZE_MB, ge=1)
     #: The uid/gid Lean runs as in ``uid`` mode, and the one bwrap mode switches to first when the
     #: service runs as root. Unset: 65534 (nobody); the image sets its ``lean`` user (10001).
     lean_sandbox_uid: int | None = Field(default=None, ge=1)
     lean_sandbox_gid: int | None = Field(default=None, ge=1)
     #: Processes/threads Lean's uid may have (RLIMIT_NPROC; holds as root too, since Lean never
     #: runs as root in bwrap or uid mode); 0 leaves it alone.
-    lean_max_processes: int = Field(default=4096, ge=0)
+    lean_max_processes: int = Field(default=DEFAULT_MAX_PROCESSES, ge=0)
     #: Largest file a proof may write, MiB (RLIMIT_FSIZE); 0 leaves it alone.
-    lean_max_file_mb: int = Field(default=1024, ge=0)
+    lean_max_file_mb: int = Field(default=DEFAULT_MAX_FILE_MB, ge=0)
     #: Names of extra environment variables passed to Lean. Lean starts from an empty
     #: environment plus PATH, LANG/LC_*, TZ, ELAN_*/LEAN_*/LAKE_HOME paths and HOME=/tmp.
     lean_pass_env: Annotated[list[str], NoDecode] = Field(default_factory=list)
