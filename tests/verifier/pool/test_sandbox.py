@@ -76,6 +76,12 @@ class Kit:
     def double(self) -> list[str]:
         return [self.python, str(self.root / "repl_double.py"), "--no-transcripts"]
 
+    def need_python_for_nobody(self) -> None:
+        """Skip unless ``python`` runs as uid 65534 (always so for an ordinary user, whose
+        sandbox runs as that user; as root, only if one was found)."""
+        if not self.python_for_nobody:
+            pytest.skip(f"no Python that uid {NOBODY} can run (tried {sys.executable}, /usr/bin)")
+
 
 @dataclass
 class Host:
@@ -201,8 +207,7 @@ def _probe_as_nobody(kit: Kit, spec: dict) -> dict:
     """The driver run as uid 65534 with the secrets in its own environment (its service's)."""
     if not ROOT:
         pytest.skip("needs root to switch to uid 65534 (the ordinary-user runs happen in CI)")
-    if not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run (tried {sys.executable}, /usr/bin)")
+    kit.need_python_for_nobody()
     env = [f"{k}={v}" for k, v in SECRETS.items()]
     argv = [
         *_AS_NOBODY,
@@ -287,8 +292,7 @@ async def test_bwrap_holds_against_every_probe_as_this_user(
 ) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    if ROOT and not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run, for the double as root")
+    kit.need_python_for_nobody()
     sandbox = Sandbox(readonly_paths=(str(host.visible),), **BOUNDED)
     probes = _hostile_bwrap_probes(host, os.getpid())
     results = await _probe_through_pool(sandbox, kit.double, probes, str(kit.root))
@@ -320,8 +324,7 @@ def test_bwrap_holds_against_every_probe_as_an_ordinary_user(kit: Kit, host: Hos
 def test_capabilities_are_empty_and_uid_is_unprivileged_inside(kit: Kit) -> None:
     code = "print(open('/proc/self/status').read())"
     done = Sandbox().launch([kit.python, "-c", code]).run()
-    if ROOT and not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run")
+    kit.need_python_for_nobody()
     assert done.returncode == 0, done.stderr
     status = dict(line.split(":", 1) for line in done.stdout.decode().splitlines() if ":" in line)
     for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
@@ -333,8 +336,7 @@ def test_capabilities_are_empty_and_uid_is_unprivileged_inside(kit: Kit) -> None
 @pytest.mark.usefixtures("bwrap_works")
 async def test_pool_workers_run_sandboxed_and_die_with_their_group(kit: Kit) -> None:
     pool = ReplPool(kit.double, workers=1, sandbox=Sandbox(), cwd=str(kit.root))
-    if ROOT and not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run")
+    kit.need_python_for_nobody()
     try:
         await pool.start([""])
         async with pool.lease("", acquire_timeout_s=60) as worker:
@@ -357,8 +359,7 @@ async def test_pool_workers_run_sandboxed_and_die_with_their_group(kit: Kit) -> 
 @pytest.mark.usefixtures("bwrap_works")
 def test_a_venv_under_tmp_runs_inside_the_sandbox(kit: Kit) -> None:
     """The issue's new user: a venv (here: a bare one) under /tmp, hidden by the private /tmp."""
-    if ROOT and not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run")
+    kit.need_python_for_nobody()
     version = subprocess.run(
         [kit.python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
         capture_output=True, text=True, check=True,
@@ -445,8 +446,7 @@ async def test_uid_mode_lean_cannot_reach_the_service(
     """Defence in depth without namespaces, for real: CI runs as root, Lean as uid 65534."""
     if not ROOT:
         pytest.skip("uid mode needs a service that can switch uids (root in CI)")
-    if not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run")
+    kit.need_python_for_nobody()
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     probes = [
@@ -534,8 +534,7 @@ def test_lean_starts_from_an_empty_environment(monkeypatch: pytest.MonkeyPatch) 
 def test_settings_reach_the_sandbox(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
     if Sandbox().problem() is not None:
         pytest.skip("bubblewrap cannot run here")
-    if ROOT and not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run")
+    kit.need_python_for_nobody()
     monkeypatch.setenv("SIEVE_LEAN_TMP_SIZE_MB", "32")
     monkeypatch.setenv("SIEVE_LEAN_MAX_PROCESSES", "100")
     monkeypatch.setenv("SIEVE_LEAN_PASS_ENV", "FOO,BAR")
@@ -589,8 +588,7 @@ def test_uid_mode_the_way_the_image_runs_it(kit: Kit, host: Host) -> None:
     another uid, must hold none of them and reach nothing of the service."""
     if not ROOT or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv, as the image's entrypoint does")
-    if not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run")
+    kit.need_python_for_nobody()
     secret = host.root / "service-only"
     secret.write_text("the service's own file\n")
     os.chown(secret, NOBODY, NOBODY)
@@ -650,8 +648,7 @@ def _selftest_settings(kit: Kit, mode: str) -> VerifierSettings:
 async def test_selftest_sandbox_holds_under_bwrap(kit: Kit) -> None:
     from verifier_service.selftest.sandbox import run_sandbox_selftest
 
-    if ROOT and not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run")
+    kit.need_python_for_nobody()
     report = await run_sandbox_selftest(_selftest_settings(kit, "bwrap"))
     assert report.problem is None, report.problem
     assert report.mode == "bwrap"
@@ -695,8 +692,7 @@ def test_selftest_sandbox_command(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> 
 
     from verifier_service.cli import app
 
-    if ROOT and not kit.python_for_nobody:
-        pytest.skip(f"no Python that uid {NOBODY} can run")
+    kit.need_python_for_nobody()
     monkeypatch.setenv("SIEVE_LEAN_REPL", " ".join(kit.double))
     monkeypatch.setenv("SIEVE_LEAN_CWD", str(kit.root))
     monkeypatch.setenv("SIEVE_LEAN_PREWARM_HEADERS", "")
