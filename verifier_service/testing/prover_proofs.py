@@ -9,14 +9,13 @@ Mathlib header instead, as ``shared/data/README.md`` advises.
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
 from verifier_service.selftest.cases import DEFAULT_HEADER
 from verifier_service.service import ProofItem
 from verifier_service.settings import VerifierSettings
-from verifier_service.testing.repl_double import command
+from verifier_service.testing.settings import double_settings
 
 __all__ = [
     "DATA",
@@ -65,12 +64,7 @@ def posted(row: dict, way: str, pid: str) -> ProofItem:
 
 def lean_settings(**overrides: Any) -> VerifierSettings:
     """A ``lean4``-only service on two REPL doubles, the standard header prewarmed."""
-    fields: dict[str, Any] = {
-        "checkers": ["lean4"],
-        "lean_repl": shlex.join(command("--no-transcripts")),
-        "lean_workers": 2,
-        "lean_prewarm_headers": [STANDARD_HEADER],
-        "lean_sandbox": "none",
-        "max_code_bytes": 16 * 2**20,  # a few miniCTX headers are whole project files
-    }
-    return VerifierSettings(**{**fields, **overrides})
+    # A few miniCTX headers are whole project files.
+    return double_settings(
+        prewarm=STANDARD_HEADER, workers=2, **{"max_code_bytes": 16 * 2**20, **overrides}
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 
@@ -15,7 +14,7 @@ from verifier_service.app import create_app
 from verifier_service.cache import MemoryCache
 from verifier_service.checkers.base import Checker
 from verifier_service.settings import VerifierSettings
-from verifier_service.testing.repl_double import command
+from verifier_service.testing.settings import double_settings
 
 MakeClient = Callable[..., Awaitable[tuple[httpx.AsyncClient, FastAPI]]]
 
@@ -26,14 +25,7 @@ LEAN_HEADER = "import Mathlib\nimport Aesop"
 def lean_double_settings(**overrides: object) -> VerifierSettings:
     """Settings for a ``lean4`` checker over the REPL protocol double: one worker, prewarmed
     with :data:`LEAN_HEADER`, unsandboxed; ``overrides`` change any field."""
-    fields: dict[str, object] = {
-        "checkers": ["lean4"],
-        "lean_repl": shlex.join(command("--no-transcripts")),
-        "lean_workers": 1,
-        "lean_prewarm_headers": [LEAN_HEADER],
-        "lean_sandbox": "none",
-    }
-    return VerifierSettings(**{**fields, **overrides})
+    return double_settings(prewarm=LEAN_HEADER, **overrides)
 
 
 @pytest.fixture
