@@ -69,6 +69,13 @@ class HeaderFailed(ReplError):
         self.messages = messages
 
 
+class ProtocolViolation(ReplError):
+    """A reply that cannot be the answer to the command sent: it does not frame, comes out of
+    order, or carries an environment number or nonce other than the one expected. Code running
+    inside the worker may be forging replies, so the worker is killed and the proof's verdict is
+    ``error`` (``protocol_violation``): never ``valid``, never cached."""
+
+
 class PoolUnavailable(ReplError):
     """No REPL is configured, the pool is closed, or no worker came free in time."""
 
