@@ -8,5 +8,8 @@ Rooms: :mod:`~trainer_client.client` (the verifier's HTTP client), :mod:`~traine
 
 from trainer_client.client import VerifierClient
 
-__all__ = ["VerifierClient"]
-__version__ = "0.1.0"
+# One distribution, one version: written once, in verifier_service/__init__.py (pyproject reads
+# it from there too). That module imports nothing, so this costs no verifier dependency.
+from verifier_service import __version__
+
+__all__ = ["VerifierClient", "__version__"]

@@ -482,12 +482,15 @@ def _checkpoint_step(path: Path | None) -> int | None:
 
 
 def _data_path(path: str) -> Path:
-    """A data path as given, or relative to the shared data folder beside the repository."""
+    """A data path as given, or else the vendored data set of that name (``data/``), so that a
+    config's ``data/...`` works from any directory of a source checkout."""
+    from verifier_service.vendored import data_file
+
     candidate = Path(path)
     if candidate.exists():
         return candidate
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / candidate.name
-    return shared if shared.exists() else candidate
+    vendored = data_file(candidate.name)
+    return vendored if vendored.exists() else candidate
 
 
 def _torch_dtype(name: str) -> Any:

@@ -1,7 +1,7 @@
 """``sieve-eval``: evaluate a checkpoint against the verifier, or compare finished evaluations.
 
     sieve-eval --checkpoint runs/alpha0.25/step_200 \\
-        --data ../shared/data/mff-lwb-unseen-200.parquet --n 256
+        --data data/mff-lwb-unseen-200.parquet --n 256
     sieve-eval --checkpoint ... --data ... --base-results eval/base/results.json \\
         --compare eval/grpo/results.json --compare eval/alpha0.5/results.json
     sieve-eval compare eval/*/results.json --out eval/compare

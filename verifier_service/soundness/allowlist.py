@@ -9,7 +9,7 @@ line, which a lexer cannot see: there, the words of every known command that run
 syntax or changes what names mean are refused wherever they occur.
 
 How the lists were chosen: every command, attribute and option used by the 438 published prover
-proofs and the 10,737 statements and headers of ``shared/data`` is here (a test checks it), plus
+proofs and the 10,737 statements and headers of ``data/`` is here (a test checks it), plus
 the ones that only state and prove propositions or tune resources and printing.
 """
 

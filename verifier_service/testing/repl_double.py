@@ -8,10 +8,11 @@ then a blank line), so the code under test cannot tell the framing apart from th
 How a command is answered:
 
 1. **Replay.** Every recorded ``NAME.in`` / ``NAME.expected.out`` pair under ``--transcripts``
-   (default: the shared recordings beside the repository) is indexed. A command equal to a recorded
-   one, up to its ``env`` / ``proofState`` numbers, gets the recorded reply with those numbers
-   remapped to this process's own counters. Recordings are matched in context first: a command on
-   env ``e`` prefers the recording whose env is the one ``e`` was replayed from.
+   (default: the recordings vendored in ``tests/fixtures/lean-repl/``) is indexed. A command
+   equal to a recorded one, up to its ``env`` / ``proofState`` numbers, gets the recorded reply
+   with those numbers remapped to this process's own counters. Recordings are matched in context
+   first: a command on env ``e`` prefers the recording whose env is the one ``e`` was replayed
+   from.
 2. **Synthetic rules** for everything else, so arbitrary proofs work: a command without ``env`` is a
    header (an import of an unknown module is an error, like Lean's ``unknown module prefix``);
    ``sorry`` yields a ``sorries`` entry and the ``declaration uses `sorry``` warning;
@@ -43,6 +44,7 @@ import argparse
 import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 import time
@@ -91,8 +93,16 @@ def command(*args: str) -> list[str]:
 
 
 def default_transcripts() -> Path | None:
-    """The shared recordings (``<repo>/../shared/lean-repl/transcripts``), if they are there."""
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "lean-repl" / "transcripts"
+    """This checkout's vendored recordings (:data:`verifier_service.vendored.TRANSCRIPTS`), if any.
+
+    The helper is loaded by file path, not imported: run as a script (the pool clears the
+    environment), an import could find another checkout's ``verifier_service``. A lone copy of
+    this file (the sandbox tests run one) has no helper beside it, and so no recordings.
+    """
+    helper = Path(__file__).resolve().parents[1] / "vendored.py"
+    if not helper.is_file():
+        return None
+    path = runpy.run_path(str(helper))["TRANSCRIPTS"]
     return path if path.is_dir() else None
 
 
