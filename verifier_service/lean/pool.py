@@ -9,10 +9,13 @@ is replaced in the background. Header imports run under their own timeout and ar
 a proof: a lease is granted only once the worker's header is warm.
 
 **Reply integrity.** A worker whose replies cannot be the REPL's (see :mod:`.repl`) is killed and
-replaced, never handed out again, and counted in ``protocol_violations``. A lease ends by asking
-its worker whether output nobody asked for arrived after the last reply; if so, or if the body
-raised :class:`ProtocolViolation` (the trusted programs' nonce checks raise it too), the lease
-raises it and the worker dies, so the proof's verdict is ``error`` whatever the body concluded.
+replaced, never handed out again, and counted in ``protocol_violations``. A lease that sent
+commands ends with :meth:`LeanWorker.sync`, which proves every reply the body read was the
+REPL's, and then checks that nothing followed. If either fails, or the body raised
+:class:`ProtocolViolation` (the trusted programs' nonce checks raise it too), the lease raises it
+and the worker dies, so the proof's verdict is ``error`` whatever the body concluded. A new
+worker syncs once after its header, so a REPL that does not answer the sync as expected fails
+at start-up, loudly, instead of failing every proof.
 
 **Header churn.** Any client can send a header nobody asked for before, and each one costs an
 import (with Mathlib: a minute and gigabytes). So the headers given to :meth:`ReplPool.start` (the
@@ -379,13 +382,16 @@ class ReplPool:
         pool is closed or unconfigured. The worker goes back to the pool on exit, or is replaced
         if it died meanwhile.
 
-        Raises :class:`ProtocolViolation` on exit when output no command asked for reached the
-        worker during the lease, after the body's last reply included; the worker is killed then,
-        and whenever the body raises :class:`ProtocolViolation` itself.
+        Raises :class:`ProtocolViolation` on exit when a reply the body read cannot have been the
+        REPL's (the closing :meth:`~LeanWorker.sync` fails) or output no command asked for reached
+        the worker; the worker is killed then, and whenever the body raises
+        :class:`ProtocolViolation` itself.
         """
         worker = await self._acquire(header, acquire_timeout_s)
         try:
             yield worker
+            if worker.alive and worker.unsynced:
+                await worker.sync()
             worker.check_quiet()
         except ProtocolViolation as exc:
             worker.kill_for_protocol(str(exc))
@@ -589,6 +595,7 @@ class ReplPool:
                 credentials=launch.popen_kwargs(),
             )
             await worker.import_header(self.header_timeout_s)
+            await worker.sync(self.header_timeout_s)
         except HeaderFailed as exc:
             logger.warning("%.500s", exc)
             self._failed.put(header, exc.messages)

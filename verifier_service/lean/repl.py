@@ -22,20 +22,29 @@ every reply to the command that asked for it and treats anything else as a
   hand out next (derived from the REPL's recorded transcripts and tested against them), so an
   extra reply shifts every later one out of step and is caught at the next command;
 - *nonces*: replies to the service's own trusted Lean programs carry a fresh random nonce per
-  command, checked by the code that runs them.
+  command, checked by the code that runs them;
+- *the sync*: :meth:`LeanWorker.sync`, which the pool sends when a lease ends, asks for a file
+  that cannot exist under a fresh random name. The REPL answers ``{"message": "no such file or
+  directory ... file: NAME"}`` (the REPL's own test ``no_such_file`` fixes the text) without
+  elaborating anything or storing an environment, so it costs one round trip and leaves the env
+  numbers alone. The REPL answers in order, so by the time this reply arrives every real reply to
+  the lease's commands has been written before it. The lease read exactly one frame per command
+  and then this one, so if any frame it took was forged, a real reply is still in the stream
+  where the sync's answer should be, and it cannot name the fresh file. Every reply a verdict
+  was read from is thereby proven the REPL's, however the forger timed its writes; output that
+  arrives later can no longer change that verdict (and still kills the worker).
 
 What these checks cannot do: code running inside the worker shares its pipes, so it can read the
-commands from stdin and answer in the REPL's place, predicting env numbers and echoing nonces. No
-check on the same channel can tell such an impostor from the REPL; a trailing sentinel command
-would only make it read one more line of stdin, so none is sent. What the checks do catch is the
-cheap forgery: a reply printed or left behind by a child while the REPL also answers (the real
-reply then arrives out of order or in excess), a wrong number (a reused worker's counter is not
-known to the proof), anything that does not frame, and writes after a reply. The first line of
-defence is that a proof never runs code: the allowlist refuses every command that does
-(``#eval``, ``run_cmd``, attributes, ``initialize``, ...), and the sandbox (bubblewrap: no
-network, a private ``/tmp``, process and file-size limits, no secrets in the environment) bounds
-what code that slips through can reach. Reply integrity makes what remains fail closed: a
-detected forgery is ``error`` (``protocol_violation``), never ``valid``, never cached.
+commands from stdin and answer in the REPL's place, predicting env numbers and echoing nonces and
+the sync's file name. No check on the same channel can tell such an impostor from the REPL. What
+they do stop is every forger that writes without reading: a reply printed or left to a child
+process while the REPL also answers, a wrong number, anything that does not frame, writes after
+a reply. The first line of defence is that a proof never runs code: the allowlist refuses every
+command that does (``#eval``, ``run_cmd``, attributes, ``initialize``, ...), and the sandbox
+(bubblewrap: no network, a private ``/tmp``, process and file-size limits, no secrets in the
+environment) bounds what code that slips through can reach. Reply integrity makes what remains
+fail closed: a detected forgery is ``error`` (``protocol_violation``), never ``valid``, never
+cached.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import signal
 import struct
 import termios
@@ -73,6 +83,10 @@ logger = logging.getLogger(__name__)
 
 #: The most bytes one reply may take; info trees and traces can be megabytes long.
 STREAM_LIMIT = 64 * 1024 * 1024
+#: Seconds the REPL may take to answer :meth:`LeanWorker.sync` (a missing file: microseconds).
+SYNC_TIMEOUT_S = 10.0
+#: Where the sync's file is asked for: a directory nobody in the sandbox can create.
+SYNC_DIRECTORY = "/nonexistent"
 #: Bytes of the process's stderr kept for diagnostics (the rest is read and dropped).
 STDERR_KEEP = 64 * 1024
 
@@ -259,6 +273,8 @@ class LeanWorker:
         self._out_fd: int | None = None
         self._out_transport: asyncio.ReadTransport | None = None
         self._awaiting = False  # a command is outstanding: its reply may arrive
+        #: Commands answered since the last :meth:`sync` (the pool syncs leases that sent any).
+        self.unsynced = 0
         self._stderr: deque[bytes] = deque()
         self._stderr_size = 0
         self._busy = False
@@ -341,6 +357,27 @@ class LeanWorker:
             raise HeaderFailed(self.header, errors)
         self.header_env = int(reply.get("env", 0))
 
+    async def sync(self, timeout_s: float = SYNC_TIMEOUT_S) -> None:
+        """Prove that every reply taken since the last sync was the REPL's own.
+
+        Asks for a file under :data:`SYNC_DIRECTORY` with a fresh random name; only the REPL,
+        having answered every earlier command, can name it in its ``message`` (see the module
+        docstring, "the sync"). Any other answer, or none within ``timeout_s``, is a
+        :class:`ProtocolViolation` and kills the worker.
+        """
+        path = f"{SYNC_DIRECTORY}/sieve-sync-{secrets.token_hex(16)}.lean"
+        try:
+            reply = await self.send({"path": path}, timeout_s)
+        except ReplTimeout:
+            self.death = "protocol"  # dead already: a REPL that cannot answer this is not ours
+            self.kill_for_protocol(f"no answer to the sync within {timeout_s:g}s")
+            raise ProtocolViolation(self.violation or "sync unanswered") from None
+        message = reply.get("message")
+        if set(reply) != {"message"} or not isinstance(message, str) or path not in message:
+            self.kill_for_protocol(f"the sync was answered by {json.dumps(reply)[:200]}")
+            raise ProtocolViolation(self.violation or "sync mismatch")
+        self.unsynced = 0
+
     async def send(self, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one command and return the parsed reply.
 
@@ -398,6 +435,7 @@ class LeanWorker:
             self._awaiting = False
         reply = parse_frame(frame)
         self.envs.check(payload, reply)
+        self.unsynced += 1
         return reply
 
     async def _read_frame(self) -> bytes:

@@ -81,3 +81,16 @@ async def test_the_same_proof_without_a_forgery_is_valid(make_checker) -> None:
     outcome = await checker.check(_job(checker, f"{STATEMENT}  omega -- double:sleep 0"))
     assert outcome.verdict is Verdict.VALID, outcome
     assert checker.stats()["protocol_violations"] == 0
+
+
+async def test_a_forged_reply_to_a_proof_without_a_target_is_an_error(make_checker) -> None:
+    """No ``#print axioms`` follows such a proof: the lease's closing sync catches the forgery."""
+    checker = make_checker()
+    code = "def x : ℕ := 1 -- double:error a forgery hides this\ndef y : ℕ := 2 -- double:forge"
+    outcome = await checker.check(
+        checker.prepare(
+            code=code, header=HEADER, statement=None, answer=None, timeout_s=20, policy=Policy()
+        )
+    )
+    assert outcome.verdict is Verdict.ERROR, outcome
+    assert outcome.reasons == ["protocol_violation"]

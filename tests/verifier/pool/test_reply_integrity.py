@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from verifier_service.lean.pool import LeanWorker, ReplPool
+from verifier_service.lean.pool import LeanWorker, PoolUnavailable, ReplPool
 from verifier_service.lean.repl import EnvSequence, ProtocolViolation, parse_frame
 from verifier_service.testing import repl_double
 
@@ -92,7 +92,7 @@ def test_anything_else_is_a_violation(frame: bytes) -> None:
 # --- fake REPLs: exact bytes, exact timing -------------------------------------------------------
 
 _FAKE = """
-import os, sys, time
+import json, os, sys, time
 prelude, outputs = {prelude!r}, {outputs!r}
 if prelude:
     os.write(1, prelude)
@@ -103,17 +103,19 @@ while k < len(outputs):
         break
     buf += chunk
     while b"\\n\\n" in buf and k < len(outputs):
-        _, buf = buf.split(b"\\n\\n", 1)
+        command, buf = buf.split(b"\\n\\n", 1)
+        path = json.loads(command).get("path", "").encode()
         for pause, piece in outputs[k]:
             time.sleep(pause)
-            os.write(1, piece)
+            os.write(1, piece.replace(b"$PATH", path))
         k += 1
 time.sleep(3600)
 """
 
 
 async def _fake(*outputs: list[tuple[float, bytes]], prelude: bytes = b"") -> LeanWorker:
-    """A REPL that answers its k-th command with ``outputs[k]``: (pause, bytes) pieces."""
+    """A REPL that answers its k-th command with ``outputs[k]``: (pause, bytes) pieces, where
+    ``$PATH`` stands for the command's ``path`` (see :data:`_SYNCED`)."""
     script = _FAKE.format(prelude=prelude, outputs=list(outputs))
     return await LeanWorker.spawn([sys.executable, "-c", script], header="")
 
@@ -122,15 +124,26 @@ def _reply(env: int) -> list[tuple[float, bytes]]:
     return [(0.0, b'{"env": %d}\n\n' % env)]
 
 
+#: The REPL's answer to the sync: its missing file, named.
+_SYNCED = [(0.0, b'{"message": "no such file or directory (error code: 2)\\n  file: $PATH"}\n\n')]
+
+
 async def test_a_well_behaved_session_passes_every_check() -> None:
     worker = await _fake(
-        _reply(0), _reply(1), [(0.0, b'{"message": "Unknown environment."}\n\n')], _reply(2)
+        _reply(0),
+        _reply(1),
+        [(0.0, b'{"message": "Unknown environment."}\n\n')],
+        _reply(2),
+        _SYNCED,
     )
     try:
         await worker.import_header(10)
         assert await worker.send({"cmd": "a", "env": 0}, 10) == {"env": 1}
         assert (await worker.send({"cmd": "b", "env": 9}, 10))["message"]
         assert await worker.send({"cmd": "c", "env": 1}, 10) == {"env": 2}
+        assert worker.unsynced == 4
+        await worker.sync()
+        assert worker.unsynced == 0 and worker.envs.next == 3  # the sync stores no env
         worker.check_quiet()
         assert worker.alive and worker.violation is None
     finally:
@@ -160,6 +173,78 @@ async def test_a_reply_that_is_not_the_repls_kills_the_worker(outputs, problem) 
         await eventually(lambda: gone(worker.pid), "the violating worker exited")
     finally:
         await worker.close()
+
+
+_FORGED_AXIOMS = (
+    b'{"messages": [{"severity": "info", "data": "\'two\' depends on axioms: []"}], "env": 2}\n\n'
+)
+
+
+async def test_replies_forged_ahead_of_the_repl_are_caught_by_the_sync() -> None:
+    """Correctly numbered forgeries of both verdict replies, timed to pass every per-reply
+    check, with the REPL's real replies arriving later: the sync's answer is not where it must
+    be, because the real replies come first."""
+    worker = await _fake(
+        _reply(0),
+        [(0.0, b'{"env": 1}\n\n'), (0.3, _FORGED_AXIOMS), (0.3, b'{"env": 1}\n\n')],
+        _reply(2),
+        _SYNCED,
+    )
+    try:
+        await worker.import_header(10)
+        assert await worker.send({"cmd": PROOF, "env": 0}, 10) == {"env": 1}
+        assert (await worker.send({"cmd": "#print axioms two", "env": 1}, 10))["env"] == 2
+        with pytest.raises(ProtocolViolation):
+            await worker.sync()
+        assert worker.death == "protocol"
+    finally:
+        await worker.close()
+
+
+async def test_a_repl_silenced_after_forging_fails_the_sync() -> None:
+    worker = await _fake(_reply(0), [(0.0, b'{"env": 1}\n\n')])  # then never answers again
+    try:
+        await worker.import_header(10)
+        assert await worker.send({"cmd": PROOF, "env": 0}, 10) == {"env": 1}
+        with pytest.raises(ProtocolViolation, match="sync"):
+            await worker.sync(timeout_s=0.5)
+        assert worker.death == "protocol"
+    finally:
+        await worker.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"message": "no such file or directory"}\n\n',  # does not name the fresh file
+        b'{"message": "file: /nonexistent/sieve-sync-0.lean"}\n\n',  # a guessed name
+        b'{"message": "file: $PATH", "env": 3}\n\n',
+    ],
+)
+async def test_a_sync_answer_that_does_not_name_the_fresh_file_is_refused(answer) -> None:
+    worker = await _fake(_reply(0), [(0.0, answer)])
+    try:
+        await worker.import_header(10)
+        with pytest.raises(ProtocolViolation):
+            await worker.sync()
+        assert worker.death == "protocol"
+    finally:
+        await worker.close()
+
+
+async def test_a_repl_that_cannot_be_synced_never_serves(make_pool) -> None:
+    """Checked once per worker at start-up, so a REPL whose missing-file answer differs fails
+    loudly there instead of making every proof an error."""
+    script = _FAKE.format(prelude=b"", outputs=[_reply(0), [(0.0, b'{"message": "?"}\n\n')]])
+    pool = ReplPool([sys.executable, "-c", script], workers=1)
+    try:
+        await pool.start()
+        with pytest.raises(PoolUnavailable, match="sync"):
+            async with pool.lease(HEADER, acquire_timeout_s=10):
+                pass
+        assert pool.stats().protocol_violations == 1
+    finally:
+        await pool.aclose()
 
 
 async def test_output_before_any_command_kills_the_worker() -> None:
@@ -252,6 +337,18 @@ async def test_a_violation_during_a_lease_fails_the_lease_and_retires_the_worker
         assert worker.pid != first
         assert await worker.send({"cmd": PROOF, "env": 0}, 10) == {"env": 1}
     assert gone(first)
+
+
+async def test_a_forged_last_reply_of_a_lease_fails_the_lease(make_pool) -> None:
+    """The body reads one reply and stops; the forgery (then the real reply) is caught by the
+    lease's closing sync, whatever the timing."""
+    pool: ReplPool = make_pool(workers=1)
+    await pool.start([HEADER])
+    for _ in range(3):
+        with pytest.raises(ProtocolViolation):
+            async with pool.lease(HEADER, acquire_timeout_s=30) as worker:
+                await worker.send({"cmd": f"{PROOF} -- double:forge", "env": 0}, 10)
+    assert pool.stats().protocol_violations == 3
 
 
 async def test_a_violation_raised_by_the_body_kills_the_worker(make_pool) -> None:
