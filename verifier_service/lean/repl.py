@@ -39,12 +39,13 @@ commands from stdin and answer in the REPL's place, predicting env numbers and e
 the sync's file name. No check on the same channel can tell such an impostor from the REPL. What
 they do stop is every forger that writes without reading: a reply printed or left to a child
 process while the REPL also answers, a wrong number, anything that does not frame, writes after
-a reply. The first line of defence is that a proof never runs code: the allowlist refuses every
-command that does (``#eval``, ``run_cmd``, attributes, ``initialize``, ...), and the sandbox
-(bubblewrap: no network, a private ``/tmp``, process and file-size limits, no secrets in the
-environment) bounds what code that slips through can reach. Reply integrity makes what remains
-fail closed: a detected forgery is ``error`` (``protocol_violation``), never ``valid``, never
-cached.
+a reply. So the first line of defence cannot be on the pipe: it is that a proof never runs code
+(the allowlist refuses every command that does: ``#eval``, ``run_cmd``, attributes,
+``initialize``, ...), and that code which slips through is confined (bubblewrap: a PID namespace
+and a process limit, so the children a proof leaves holding the pipe are few and die with the
+worker; no network, a private ``/tmp``, a file-size limit, no secrets in the environment).
+Reply integrity makes what remains fail closed: a detected forgery is ``error``
+(``protocol_violation``), never ``valid``, never cached.
 """
 
 from __future__ import annotations
