@@ -24,7 +24,8 @@ How a command is answered:
    ``-- double:hang``, ``-- double:crash`` (dies mid-reply), ``-- double:stderr N`` (KiB),
    ``-- double:grow N`` (MiB kept resident), ``-- double:sleep S``, ``-- double:spawn`` (starts a
    child process that outlives the command, as an ``IO.Process.spawn`` in a proof would).
-   Global: ``--delay S`` per proof command, ``--header-delay S``, ``--crash-after N`` commands.
+   Global: ``--delay S`` per proof command, ``--header-delay S``, ``--crash-after N`` commands
+   (the pool's syncs, ``{"path": ...}`` commands, count too).
 4. **Forgeries**, what a proof that runs code could write to the REPL's stdout (see
    :func:`_forge`; in ``TEXT``, ``$ENV`` stands for the env number the command's real reply
    carries and ``$NEXT`` for the one after, so a forgery can be numbered right):
