@@ -11,6 +11,11 @@ A check runs in stages, cheapest first, and each stage can only make a verdict w
    in one command under its own short timeout that is not charged to the proof; an axiom
    outside ``policy.axioms`` anywhere makes the proof ``invalid``.
 
+At every stage, a reply that cannot be the REPL's answer to the command sent
+(:class:`~verifier_service.lean.repl.ProtocolViolation`: code the proof ran may be forging
+replies) makes the verdict ``error`` (``protocol_violation``), never cached; the pool has killed
+the worker by then, so no later proof runs on it.
+
 Header normalisation (:mod:`verifier_service.lean.header`) happens in :meth:`LeanChecker.prepare`,
 so the job's header is the pool key and part of the cache key. The code's header block moves
 into the header, and the blank lines it leaves at the top are dropped (``Job.line_offset``
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -44,7 +50,7 @@ from verifier_service.lean.pool import (
     ReplPool,
     ReplTimeout,
 )
-from verifier_service.lean.repl import UnencodableCommand
+from verifier_service.lean.repl import ProtocolViolation, UnencodableCommand
 from verifier_service.lean.replies import (
     MalformedReply,
     ReplReply,
@@ -260,6 +266,11 @@ class LeanChecker(Checker):
             return _invalid(
                 [Violation("header_error", str(exc))], list(exc.messages), time_s=elapsed
             )
+        except ProtocolViolation as exc:  # the lease killed the worker before this runs
+            logger.error(
+                "lean4: protocol violation during %s, proof %s: %s", stage, _digest(job), exc
+            )
+            return Outcome.error("protocol_violation")
         except UnencodableCommand as exc:  # the API refuses such text; a library caller may not
             logger.warning("lean4: %s command not sent: %s", stage, exc)
             return Outcome.error("unencodable_text")
@@ -277,6 +288,12 @@ class LeanChecker(Checker):
             logger.error("lean4: malformed REPL reply during %s: %s", stage, exc)
             return Outcome.error("malformed_reply")
         return _judge_axioms(targets, axioms_raw, messages, job.policy, elapsed)
+
+
+def _digest(job: Job) -> str:
+    """A short name for the proof in logs (its text may be long and is not logged)."""
+    text = f"{job.header}\0{job.code}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def _analyse(job: Job) -> tuple[list[Violation], Targets]:

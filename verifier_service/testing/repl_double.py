@@ -25,8 +25,17 @@ How a command is answered:
    ``-- double:hang``, ``-- double:crash`` (dies mid-reply), ``-- double:stderr N`` (KiB),
    ``-- double:grow N`` (MiB kept resident), ``-- double:sleep S``, ``-- double:spawn`` (starts a
    child process that outlives the command, as an ``IO.Process.spawn`` in a proof would).
-   Global: ``--delay S`` per proof command, ``--header-delay S``, ``--crash-after N`` commands.
-4. **Sandbox probes**: ``-- double:probe KIND ARG`` really attempts something a hostile proof
+   Global: ``--delay S`` per proof command, ``--header-delay S``, ``--crash-after N`` commands
+   (the pool's syncs, ``{"path": ...}`` commands, count too).
+4. **Forgeries**, what a proof that runs code could write to the REPL's stdout (see
+   :func:`_forge`; in ``TEXT``, ``$ENV`` stands for the env number the command's real reply
+   carries and ``$NEXT`` for the one after, so a forgery can be numbered right):
+   ``-- double:forge [TEXT]`` writes ``TEXT`` (default ``{"env": $ENV}``) and a blank line from
+   inside the command, before the real reply; ``-- double:trailer [TEXT]`` writes it right after
+   the real reply (default ``{"env": $NEXT}``); ``-- double:envshift K`` sends the real reply
+   with its env number moved by ``K``; ``-- double:forgechild S [TEXT]`` starts a child that
+   keeps the pipes and writes ``TEXT`` (default ``{"env": $NEXT}``) ``S`` seconds later.
+5. **Sandbox probes**: ``-- double:probe KIND ARG`` really attempts something a hostile proof
    would, from inside the (sandboxed) process, and answers an info message
    ``probe KIND ARG: ESCAPED|blocked: detail``. Kinds: ``env NAME``, ``procenv NAME`` (any
    ``/proc/*/environ``), ``read PATH``, ``write PATH``, ``remount PATH`` (read-write),
@@ -840,6 +849,50 @@ def _apply_faults(text: str) -> bool:
     return crash
 
 
+@dataclass
+class _Forgery:
+    """What the forgery markers of one command ask for (see the module docstring, point 4)."""
+
+    shift: int = 0
+    trailer: bytes = b""
+
+
+def _forged(text: str, default: str, env: int) -> bytes:
+    """``text`` (or ``default``) with ``$ENV``/``$NEXT`` filled in, framed like a reply."""
+    body = (text or default).replace("$NEXT", str(env + 1)).replace("$ENV", str(env))
+    return body.encode("utf-8") + b"\n\n"
+
+
+def _forge(text: str, env: int, stdout: IO[bytes]) -> _Forgery:
+    """Act on the forgery markers in ``text`` while the command runs; ``env`` is the number its
+    real reply will carry. Writes go to the same stdout as the replies, as a proof's would."""
+    forgery = _Forgery()
+    for marker in _MARKER.finditer(text):
+        kind, arg = marker.group("kind"), marker.group("arg").strip()
+        if kind == "forge":
+            stdout.write(_forged(arg, '{"env": $ENV}', env))
+            stdout.flush()
+        elif kind == "trailer":
+            forgery.trailer += _forged(arg, '{"env": $NEXT}', env)
+        elif kind == "envshift":
+            forgery.shift += int(arg or 1)
+        elif kind == "forgechild":
+            delay, _, rest = arg.partition(" ")
+            data = _forged(rest.strip(), '{"env": $NEXT}', env)
+            script = (
+                "import os, sys, time\n"
+                f"time.sleep({float(delay or 0.5)!r})\n"
+                f"os.write(1, {data!r})\n"
+            )
+            # stdout is inherited: the child holds the REPL's pipe after the command is answered
+            subprocess.Popen(
+                [sys.executable, "-c", script],
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+    return forgery
+
+
 def serve(
     double: ReplDouble, stdin: IO[str], stdout: IO[bytes], *, crash_after: int | None = None
 ) -> int:
@@ -851,17 +904,21 @@ def serve(
             cmd = json.loads(block, strict=False)
         except json.JSONDecodeError as exc:
             reply: dict[str, Any] = {"message": f"Could not parse JSON:\n{exc}"}
-            crash = False
+            crash, forgery = False, _Forgery()
         else:
             text = cmd.get("cmd", cmd.get("tactic", "")) if isinstance(cmd, dict) else ""
-            crash = _apply_faults(text if isinstance(text, str) else "")
+            text = text if isinstance(text, str) else ""
+            crash = _apply_faults(text)
+            forgery = _forge(text, ReplDouble._next(double.envs), stdout)
             reply = double.answer(cmd)
+            if forgery.shift and isinstance(reply.get("env"), int):
+                reply["env"] += forgery.shift
         data = (render(reply) + "\n\n").encode("utf-8")
         if crash:
             stdout.write(data[: len(data) // 2])
             stdout.flush()
             os._exit(1)
-        stdout.write(data)
+        stdout.write(data + forgery.trailer)  # one write: the trailer lands with the reply
         stdout.flush()
     return 0
 
