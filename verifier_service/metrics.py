@@ -20,7 +20,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -65,6 +65,32 @@ class _CheckerStatsCollector(Collector):
     def describe(self) -> Iterable[GaugeMetricFamily]:
         # Families depend on the checkers; an empty description keeps the registry from
         # calling collect() at registration time.
+        return []
+
+
+class _CheckerCountersCollector(Collector):
+    """Turns each checker's ``counters()`` into counters of those names (summed over checkers),
+    e.g. ``sieve_lean_parse_mismatch_total``."""
+
+    def __init__(self, checkers: Callable[[], Mapping[str, Checker]]) -> None:
+        self._checkers = checkers
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        totals: dict[str, float] = {}
+        for checker in self._checkers().values():
+            try:
+                counters = checker.counters()
+            except Exception:  # a broken counter must not break the scrape
+                continue
+            for name, value in counters.items():
+                metric = _NOT_METRIC_CHARS.sub("_", name)
+                totals[metric] = totals.get(metric, 0.0) + float(value)
+        return [
+            CounterMetricFamily(name, f"Checker counter {name!r} (from Checker.counters()).", value)
+            for name, value in sorted(totals.items())
+        ]
+
+    def describe(self) -> Iterable[CounterMetricFamily]:
         return []
 
 
@@ -140,6 +166,7 @@ class ServiceMetrics:
         self.pending.set_function(pending)
         self.cache_up.set_function(cache_up)
         self.registry.register(_CheckerStatsCollector(checkers))
+        self.registry.register(_CheckerCountersCollector(checkers))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()
