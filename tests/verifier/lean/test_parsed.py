@@ -225,3 +225,26 @@ def test_a_statement_lean_cannot_take_as_one_declaration_is_a_statement_error():
     (violation,) = lean_violations(code, parse)
     assert violation.reason == "statement_error"
 
+
+def test_readme_gives_every_reason_of_lean_s_parse_and_the_kernel_terms():
+    from .conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text("utf-8")
+    start = text.index("## What `lean4` counts as verified")
+    section = text[start : text.index("\n## ", start + 1)]
+    for reason in [
+        "parse_mismatch",
+        "statement_error",
+        "target_not_theorem",
+        "statement_mismatch",
+        "parse_unavailable",
+        "statement_unavailable",
+        "target_unavailable",
+        "parse_timeout",
+        "statement_timeout",
+        "target_timeout",
+        "protocol_violation",
+        "sieve_lean_parse_mismatch_total",
+    ]:
+        assert f"`{reason}`" in section, reason
+    assert "fixpoint" in section
