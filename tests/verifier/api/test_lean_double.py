@@ -74,3 +74,32 @@ async def test_kimina_route_through_the_protocol_double(make_client: MakeClient)
     assert ok["id"] == "ok" and "error" not in ok
     assert not any(m["severity"] == "error" for m in ok["response"].get("messages", []))
     assert sorry["response"]["sorries"]
+
+
+async def test_parse_mismatches_and_kernel_term_refusals_over_http(make_client: MakeClient):
+    settings = lean_double_settings()
+    client, _ = await make_client(checkers={"lean4": LeanChecker(settings)}, lean_workers=1)
+    await wait_ready(client)
+    metrics = (await client.get("/metrics")).text
+    assert "sieve_lean_parse_mismatch_total 0.0" in metrics
+    proofs = [
+        {"id": "hidden", "code": STATEMENT + "\n  omega -- double:parse-extra"},
+        {"id": "term", "code": STATEMENT + "\n  omega -- double:type-differs"},
+        {"id": "axiom", "code": STATEMENT + "\n  omega -- double:target-kind axiom"},
+    ]
+    body = {
+        "proofs": [
+            {**p, "checker": "lean4", "header": LEAN_HEADER, "statement": STATEMENT} for p in proofs
+        ]
+    }
+    response = await client.post("/verify", json=body)
+    assert response.status_code == 200, response.text
+    results = {r["id"]: r for r in response.json()["results"]}
+    assert (results["hidden"]["verdict"], results["hidden"]["reasons"]) == (
+        "invalid",
+        ["parse_mismatch"],
+    )
+    assert results["term"]["reasons"] == ["statement_mismatch"]
+    assert results["axiom"]["reasons"] == ["target_not_theorem"]
+    metrics = (await client.get("/metrics")).text
+    assert "sieve_lean_parse_mismatch_total 1.0" in metrics
