@@ -108,14 +108,18 @@ def elabStatement (input : String) : CommandElabM Json := do
     let full := scope.currNamespace ++ name
     let saved := (← get).messages
     modify fun s => { s with messages := {} }
-    let answer ← withoutModifyingEnv do
-      elabCommand stx
-      if (← get).messages.hasErrors then
-        return Json.mkObj [("error", toJson "the statement does not elaborate")]
-      match (← getEnv).find? full with
-      | some info => return Json.mkObj [
-          ("type", toJson (serExpr info.type)), ("kind", toJson (kindOf info))]
-      | none => return Json.mkObj [("error", toJson s!"no constant {full} after elaboration")]
+    -- `Elab.async` (Lean >= 4.17) would move the declaration's messages into snapshot tasks;
+    -- elaborate synchronously so that its errors are in `messages`. Set as a plain option
+    -- name, so that Lean versions without the option (4.9) accept it too.
+    let answer ← withScope (fun sc => { sc with opts := sc.opts.setBool `Elab.async false }) <|
+      withoutModifyingEnv do
+        elabCommand stx
+        if (← get).messages.hasErrors then
+          return Json.mkObj [("error", toJson "the statement does not elaborate")]
+        match (← getEnv).find? full with
+        | some info => return Json.mkObj [
+            ("type", toJson (serExpr info.type)), ("kind", toJson (kindOf info))]
+        | none => return Json.mkObj [("error", toJson s!"no constant {full} after elaboration")]
     modify fun s => { s with messages := saved }
     return answer
 
