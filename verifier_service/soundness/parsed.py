@@ -21,13 +21,13 @@ the code changes those tables. The commands that can (``syntax``, ``notation``, 
 ``infix`` and the other mixfix forms, ``declare_syntax_cat``, ``elab``, new tokens through any of
 them, attributes that register parsers, ``initialize``, ``#eval`` or ``run_cmd`` of meta code)
 all have syntax kinds outside the allowlist, so a code that has one is refused on that same
-parse, and a code that has none parses under elaboration exactly as it parsed here. ``open``
-is the one allowed command that can change the parser: opening a namespace activates its
-``scoped`` syntax. An ``open`` is allowed only where the statement rule allows it (namespaces
-the header already opens, whose scoped syntax the parse already saw) or after the target (the
-target's syntax is parsed before it); a new ``open X in`` inside a later declaration can only
-change how that later declaration parses, which is still checked by its own parse for errors
-and forbidden words, and whose axioms are checked. ``set_option`` does not change the parser.
+parse, and a code that has none parses under elaboration exactly as it parsed here. The scope
+commands (``open``, ``namespace``, ``section``, ``end``) change the parser too: opening a
+namespace activates its ``scoped`` syntax for the commands after it. The parse program
+elaborates exactly these commands as it meets them, as Lean's frontend does, so every later
+command is parsed with the scoped syntax elaboration will have; nothing else of the code runs
+there. (``open X in cmd`` does not change how ``cmd`` parses: Lean parses the whole command
+before the ``open`` is elaborated.) ``set_option`` does not change the parser.
 
 **The lexer is a pre-filter.** :func:`parse_mismatch` compares the pre-filter's view
 (:mod:`.source`: tokens, command split, targets) with Lean's. Where they disagree, the proof is
@@ -297,6 +297,21 @@ def _same_name(target: Target, decl: ParsedDecl) -> bool:
 
 def _targets_differ(code: str, parse: LeanParse, targets: Targets) -> str | None:
     commands = parse.code.commands
+    # An example is elaborated renamed (``theorem sieve_checked_example``) at the lexer's
+    # keyword: that keyword must be the one of an ``example`` Lean parsed, one per example, or
+    # the elaborated text would not be the parsed one.
+    examples = [c for c in commands if c.decl is not None and c.decl.keyword == "example"]
+    for target in targets.all:
+        if not target.is_example:
+            continue
+        owners = [c for c in examples if _inside(target, c)]
+        if len(owners) != 1 or target.keyword.text != "example":
+            line, column = target.keyword.line, target.keyword.column
+            return f"the lexer's example at line {line}, column {column} is not one Lean parsed"
+    for owner in examples:
+        if sum(1 for t in targets.all if t.is_example and _inside(t, owner)) != 1:
+            line, column = line_col(code, owner.head)
+            return f"Lean's example at line {line}, column {column} is not one the lexer found"
     for command in commands:
         if not _theorem_like(command):
             continue

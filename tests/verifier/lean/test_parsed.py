@@ -248,3 +248,15 @@ def test_readme_gives_every_reason_of_lean_s_parse_and_the_kernel_terms():
     ]:
         assert f"`{reason}`" in section, reason
     assert "fixpoint" in section
+
+
+def test_an_example_renamed_where_lean_sees_no_example_is_a_mismatch():
+    code = "example : True := trivial\n" + STATEMENT + "  omega"
+    parse = lean(code, STATEMENT)
+    first = parse.code.commands[0]
+    assert first.decl is not None and first.decl.keyword == "example"
+    as_theorem = dataclasses.replace(
+        first, decl=dataclasses.replace(first.decl, keyword="theorem", name="t")
+    )
+    why = mismatch(code, STATEMENT, _with(parse, commands=(as_theorem, *parse.code.commands[1:])))
+    assert why is not None and "example" in why

@@ -3,7 +3,9 @@ Sieve's trusted parse program (shipped with the service; see verifier_service/le
 
 It runs in the warm worker on the header's environment, before the proof is elaborated, and reads
 the submitted code with Lean's own command parser (`Lean.Parser.parseCommand`, in a loop, with the
-header's environment, options, namespace and open declarations). It answers with ONE info message,
+header's environment, options, namespace and open declarations; scope commands `open`,
+`namespace`, `section` and `end` are elaborated as they are met, as the frontend would, because
+they activate scoped syntax for the commands after them; nothing else of the code is). It answers with ONE info message,
 `SIEVE-PARSE <json>`, whose JSON carries the request's nonce and, for every command:
   kind   its syntax kind (`Lean.Parser.Command.declaration`, `Lean.Parser.Command.open`, ...);
   start, stop, head
@@ -125,23 +127,40 @@ def commandJson (stx : Syntax) : Json :=
     ("decl", decl),
     ("leaves", Json.arr (leaves stx #[]))]
 
-/-- Commands from `mps` on, at most `fuel` of them (each consumes at least one character). -/
-def loop (ictx : InputContext) (pmctx : ParserModuleContext) (mps : ModuleParserState)
-    (msgs : MessageLog) (acc : Array Json) : Nat → Array Json × MessageLog
-  | 0 => (acc, msgs)
-  | fuel + 1 =>
-    let (stx, mps', msgs') := parseCommand ictx pmctx mps msgs
-    if isEnd stx then (acc, msgs')
-    else loop ictx pmctx mps' msgs' (acc.push (commandJson stx)) fuel
+/-- Commands that change the scope (open namespaces, the current namespace), and with it the
+scoped syntax the next command is parsed with. -/
+def scopeKinds : List Name :=
+  [`Lean.Parser.Command.open, `Lean.Parser.Command.namespace, `Lean.Parser.Command.section,
+   `Lean.Parser.Command.noncomputableSection, `Lean.Parser.Command.end]
 
-/-- Parse `input` command by command on the current environment, as the frontend would. -/
-def parseAll (input : String) : CommandElabM Json := do
+/-- What the parser reads the next command with: environment, options, namespace, opens. -/
+def moduleContext : CommandElabM ParserModuleContext := do
   let scope ← getScope
-  let pmctx : ParserModuleContext :=
-    { env := ← getEnv, options := ← getOptions, currNamespace := scope.currNamespace,
-      openDecls := scope.openDecls }
+  return { env := ← getEnv, options := ← getOptions, currNamespace := scope.currNamespace,
+           openDecls := scope.openDecls }
+
+/-- Parse `input` command by command, as the frontend does: each command with the parser of
+the environment and scope the previous commands left. Of the code's commands only the scope
+commands (`scopeKinds`: `open`, `namespace`, `section`, `end`) are elaborated here, since they
+activate scoped syntax; every other command that can change the parser is refused on this
+parse by the service. The whole command state (environment, scopes, messages) is restored
+afterwards. At most one command per character: each consumes at least one. -/
+def parseAll (input : String) : CommandElabM Json := do
+  let saved ← get
   let ictx := mkInputContext input "<sieve>"
-  let (commands, msgs) := loop ictx pmctx {} {} #[] (input.length + 1)
+  let mut mps : ModuleParserState := {}
+  let mut msgs : MessageLog := {}
+  let mut commands : Array Json := #[]
+  for _ in [0:input.length + 1] do
+    let pmctx ← moduleContext
+    let (stx, mps', msgs') := parseCommand ictx pmctx mps msgs
+    mps := mps'
+    msgs := msgs'
+    if isEnd stx then break
+    commands := commands.push (commandJson stx)
+    if scopeKinds.contains stx.getKind then
+      elabCommand stx
+  set saved
   let mut errors : Array Json := #[]
   for m in msgs.toList do
     errors := errors.push (Json.mkObj [
