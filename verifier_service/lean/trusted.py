@@ -228,10 +228,11 @@ class ParsedDecl:
 
 @dataclass(frozen=True)
 class ParsedPart:
-    """One command of an ``in`` chain (or the whole command)."""
+    """One command of an ``in`` chain or ``mutual`` block (or the whole command)."""
 
     kind: str
     head: int
+    decl: ParsedDecl | None = None
 
 
 @dataclass(frozen=True)
@@ -310,31 +311,22 @@ def read_parse(data: Any, text: str) -> ParseResult:
             for a, b in zip(leaves_raw[::2], leaves_raw[1::2], strict=True)
         )
         parts = tuple(
-            ParsedPart(_str(p.get("kind"), "kind"), offsets.char(_int(p.get("head"), "head")))
+            ParsedPart(
+                _str(p.get("kind"), "kind"),
+                offsets.char(_int(p.get("head"), "head")),
+                _decl(p.get("decl"), offsets),
+            )
             for p in raw.get("parts") or []
             if isinstance(p, Mapping)
         )
-        decl = None
-        if isinstance(raw.get("decl"), Mapping):
-            d = raw["decl"]
-            lo, hi = d.get("range") or (None, None)
-            name = d.get("name")
-            decl = ParsedDecl(
-                kind=_str(d.get("kind"), "decl kind"),
-                keyword=_str(d.get("keyword"), "keyword"),
-                name=None if name is None else _str(name, "name"),
-                modifiers=_str(d.get("modifiers"), "modifiers"),
-                signature=_str(d.get("signature"), "signature"),
-                start=offsets.char(_int(lo, "range")),
-                stop=offsets.char(_int(hi, "range")),
-            )
+        decl = _decl(raw.get("decl"), offsets)
         commands.append(
             ParsedCommand(
                 kind=_str(raw.get("kind"), "kind"),
                 start=start,
                 stop=offsets.char(_int(raw.get("stop"), "stop")),
                 head=offsets.char(_int(raw.get("head"), "head")),
-                parts=parts or (ParsedPart(_str(raw.get("kind"), "kind"), start),),
+                parts=parts or (ParsedPart(_str(raw.get("kind"), "kind"), start, decl),),
                 decl=decl,
                 leaves=leaves,
             )
@@ -345,6 +337,24 @@ def read_parse(data: Any, text: str) -> ParseResult:
         if isinstance(e, Mapping)
     )
     return ParseResult(tuple(commands), errors)
+
+
+def _decl(d: Any, offsets: _Offsets) -> ParsedDecl | None:
+    if not isinstance(d, Mapping):
+        return None
+    bounds = d.get("range")
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise ProtocolViolation("parse: a declaration's range is not [start, stop]")
+    name = d.get("name")
+    return ParsedDecl(
+        kind=_str(d.get("kind"), "decl kind"),
+        keyword=_str(d.get("keyword"), "keyword"),
+        name=None if name is None else _str(name, "name"),
+        modifiers=_str(d.get("modifiers"), "modifiers"),
+        signature=_str(d.get("signature"), "signature"),
+        start=offsets.char(_int(bounds[0], "range")),
+        stop=offsets.char(_int(bounds[1], "range")),
+    )
 
 
 # --- running the programs ----------------------------------------------------------------------

@@ -39,7 +39,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from verifier_service.lean.trusted import LeanParse, ParsedCommand, ParsedDecl, ParseResult
+from verifier_service.lean.trusted import (
+    LeanParse,
+    ParsedCommand,
+    ParsedDecl,
+    ParsedPart,
+    ParseResult,
+)
 from verifier_service.soundness.allowlist import (
     ALLOWED_COMMANDS,
     ALLOWED_HASH_COMMANDS,
@@ -111,15 +117,20 @@ def statement_for_elaboration(declaration: str) -> str:
 # --- Lean's decisions ---------------------------------------------------------------------------
 
 
-def _word(command: ParsedCommand, kind: str) -> str | None:
-    decl = command.decl
-    if decl is not None and kind in (DECLARATION_KIND, decl.kind):
+def _word(part: ParsedPart) -> str | None:
+    """The policy word of one command (a declaration's by its own kind)."""
+    decl = part.decl
+    if decl is not None and part.kind in (DECLARATION_KIND, decl.kind):
         return policy_word(DECLARATION_KIND, decl.kind, decl.keyword)
-    return policy_word(kind)
+    return policy_word(part.kind)
+
+
+def _decl_word(decl: ParsedDecl) -> str | None:
+    return policy_word(DECLARATION_KIND, decl.kind, decl.keyword)
 
 
 def _theorem_like(command: ParsedCommand) -> bool:
-    return command.decl is not None and _word(command, command.kind) in THEOREM_WORDS
+    return command.decl is not None and _decl_word(command.decl) in THEOREM_WORDS
 
 
 def lean_target(parse: LeanParse) -> ParsedCommand | None:
@@ -160,7 +171,7 @@ def lean_violations(
         if command.kind in COMMENT_KINDS:
             continue
         for part in command.parts:
-            word = _word(command, part.kind)
+            word = _word(part)
             allowed = word is not None and (
                 word in ALLOWED_COMMANDS
                 or word in ALLOWED_HASH_COMMANDS
@@ -193,7 +204,7 @@ def lean_violations(
         if command.kind in COMMENT_KINDS:
             continue
         for part in command.parts:
-            word = _word(command, part.kind)
+            word = _word(part)
             if word not in _BEFORE_TARGET:
                 line, column = line_col(code, part.head)
                 what = word or part.kind
@@ -272,7 +283,7 @@ def _commands_differ(
             where = f"line {line}, column {column}"
             if piece is None:
                 return f"Lean begins a command ({part.kind}) at {where}; the lexer does not"
-            lean_word, lexer_word = _word(command, part.kind), _piece_word(piece)
+            lean_word, lexer_word = _word(part), _piece_word(piece)
             if lean_word != lexer_word:
                 return (
                     f"the command at {where} is {lean_word or part.kind!r} to Lean "

@@ -849,21 +849,25 @@ def _double_parse(text: str) -> dict[str, Any]:
     at = _Bytes(text)
     commands: list[dict[str, Any]] = []
     chained = False  # the previous piece ended with ``in``: this one is the next part
+    mutual = False  # inside ``mutual ... end``: declarations are parts of the block
     for piece in source.body_commands(tokens):
         first = piece.tokens[0]
         head = source.command_head(piece)
         word = piece.kind if piece.kind in ("open", "set_option") else (head and head.value)
+        is_decl = word in _DECLARATION_KINDS or word == "lemma"
         starts = (
             not commands
             or chained
-            or (first.column == 0 and piece.kind != "continuation")
-            or (word in _DECLARATION_KINDS or word == "lemma")
+            or (mutual and is_decl)
+            or (not mutual and first.column == 0 and piece.kind != "continuation")
+            or (not mutual and is_decl)
         )
         leaves = [n for tok in piece.tokens for n in (at(tok.start), at(tok.end))]
         if not starts:
             commands[-1]["stop"] = at(piece.end)
             commands[-1]["leaves"] += leaves
             chained = False
+            mutual = mutual and word != "end"
             continue
         if word in _DECLARATION_KINDS:
             kind = "Lean.Parser.Command.declaration"
@@ -883,9 +887,11 @@ def _double_parse(text: str) -> dict[str, Any]:
                 "signature": _sig_form(sig),
                 "range": [at(piece.start), at(stop)],
             }
-        if chained and commands:
+        part["decl"] = decl
+        if (chained or mutual) and commands:
             command = commands[-1]
-            command["kind"] = "Lean.Parser.Command.in"
+            if chained:
+                command["kind"] = "Lean.Parser.Command.in"
             command["parts"].append(part)
             command["stop"] = at(piece.end)
             command["leaves"] += leaves
@@ -903,6 +909,7 @@ def _double_parse(text: str) -> dict[str, Any]:
                 }
             )
         chained = piece.kind in ("open", "set_option") and piece.tokens[-1].value == "in"
+        mutual = mutual or word == "mutual"
     errors: list[dict[str, Any]] = []
     for marker in _DOUBLE_MARKER.finditer(text):
         kind, arg = marker.group("kind"), marker.group("arg").strip()

@@ -260,3 +260,27 @@ def test_an_example_renamed_where_lean_sees_no_example_is_a_mismatch():
     )
     why = mismatch(code, STATEMENT, _with(parse, commands=(as_theorem, *parse.code.commands[1:])))
     assert why is not None and "example" in why
+
+
+def test_each_declaration_of_a_mutual_block_is_judged_by_its_kind():
+    code = (
+        "mutual\n  theorem even_a : True := trivial\n  theorem even_b : True := trivial\nend\n"
+        + STATEMENT
+        + "  omega"
+    )
+    parse = lean(code)
+    block = parse.code.commands[0]
+    assert [p.kind for p in block.parts] == [
+        "Lean.Parser.Command.mutual",
+        "Lean.Parser.Command.declaration",
+        "Lean.Parser.Command.declaration",
+    ]
+    assert mismatch(code) is None and lean_violations(code, parse) == []
+    inner = block.parts[1]
+    assert inner.decl is not None
+    as_instance = dataclasses.replace(
+        inner, decl=dataclasses.replace(inner.decl, kind="Lean.Parser.Command.instance")
+    )
+    changed = dataclasses.replace(block, parts=(block.parts[0], as_instance, block.parts[2]))
+    (violation,) = lean_violations(code, _with(parse, commands=(changed, *parse.code.commands[1:])))
+    assert violation.reason == "forbidden_command:instance"

@@ -11,7 +11,7 @@ they activate scoped syntax for the commands after them; nothing else of the cod
   start, stop, head
          UTF-8 byte offsets: first token, end of the last token, first token outside a doc comment;
   parts  the commands an `in` chain is made of (`open Foo in theorem ...`), outermost first,
-         each with its kind and head;
+         and the declarations of a `mutual` block after it, each with its kind, head and decl;
   decl   for a declaration: its kind, keyword, name, the serialised modifiers (doc comment left
          out) and signature (`declSig`/`optDeclSig`) and the byte range of the signature;
   leaves [start, stop, start, stop, ...] of every token outside doc comments;
@@ -109,9 +109,13 @@ def declJson? (stx : Syntax) : Option Json := do
     ("modifiers", toJson (ser mods)), ("signature", toJson (ser sig)),
     ("range", Json.arr #[toJson start, toJson stop])]
 
-/-- The commands of an `in` chain, outermost first (a plain command is a chain of one). -/
+/-- The commands of an `in` chain, outermost first (a plain command is a chain of one); a
+`mutual` block is itself followed by the declarations inside it, so each is judged by kind. -/
 partial def chain (stx : Syntax) : Array Syntax :=
-  if stx.isOfKind `Lean.Parser.Command.in then chain stx[0] ++ chain stx[2] else #[stx]
+  if stx.isOfKind `Lean.Parser.Command.in then chain stx[0] ++ chain stx[2]
+  else if stx.isOfKind `Lean.Parser.Command.mutual then
+    stx[1].getArgs.foldl (fun acc d => acc ++ chain d) #[stx]
+  else #[stx]
 
 def commandJson (stx : Syntax) : Json :=
   let parts := chain stx
@@ -123,7 +127,8 @@ def commandJson (stx : Syntax) : Json :=
     ("stop", toJson ((stx.getTailPos?.map (·.byteIdx)).getD start)),
     ("head", toJson ((head? stx).getD start)),
     ("parts", Json.arr (parts.map fun p => Json.mkObj [
-      ("kind", toJson p.getKind.toString), ("head", toJson ((head? p).getD start))])),
+      ("kind", toJson p.getKind.toString), ("head", toJson ((head? p).getD start)),
+      ("decl", (declJson? p).getD Json.null)])),
     ("decl", decl),
     ("leaves", Json.arr (leaves stx #[]))]
 
