@@ -378,10 +378,13 @@ def _judge_parse(
 ) -> tuple[str | None, list[Violation]]:
     """(why the pre-filter disagrees with Lean, or None; the rules' violations on Lean's parse).
     Parse errors come first: on code Lean cannot parse there is nothing to compare."""
-    violations = lean_violations(job.code, parse)
+    code = parse.text if parse.text is not None else job.code
+    if code != job.code:  # Lean read the code with CRLF made LF: compare on that text
+        targets = find_targets(code, header=job.header, statement=job.statement)
+    violations = lean_violations(code, parse)
     if parse.code.errors:
         return None, violations
-    return parse_mismatch(job.code, parse, targets), violations
+    return parse_mismatch(code, parse, targets), violations
 
 
 def _judge_kernel_terms(

@@ -274,6 +274,8 @@ class LeanParse:
 
     code: ParseResult
     statement: ParseResult | None
+    #: The code as Lean read it (its offsets refer to this): the code, or with CRLF made LF.
+    text: str | None = None
 
 
 def _plain(name: str | None) -> str | None:
@@ -378,9 +380,25 @@ async def parse_code(
 ) -> LeanParse:
     """Lean's parse of ``code`` (and ``statement``) on environment ``env`` (the header's)."""
     data = await _run(worker, "parse", env, {"code": code, "statement": statement or ""}, timeout_s)
-    parsed = read_parse(data.get("code"), code)
+    text = read_text(data.get("code"), code)
+    parsed = read_parse(data.get("code"), text)
     stmt = data.get("statement")
-    return LeanParse(parsed, read_parse(stmt, statement) if statement and stmt else None)
+    if not statement or not stmt:
+        return LeanParse(parsed, None, text)
+    return LeanParse(parsed, read_parse(stmt, read_text(stmt, statement)), text)
+
+
+def read_text(data: Any, text: str) -> str:
+    """The text Lean's offsets refer to: ``text``, or ``text`` with CRLF line endings made LF
+    (``String.crlfToLf``, which ``mkInputContext`` applies from some Lean version on), told
+    apart by the byte size the program reports; a parse without a size is of ``text``."""
+    size = data.get("size") if isinstance(data, Mapping) else None
+    if size is None or size == len(text.encode("utf-8", "surrogatepass")):
+        return text
+    normalised = text.replace("\r\n", "\n")
+    if size == len(normalised.encode("utf-8", "surrogatepass")):
+        return normalised
+    raise ProtocolViolation(f"parse: {size} bytes parsed, which is not the text sent")
 
 
 @dataclass(frozen=True)

@@ -845,6 +845,7 @@ def _double_parse(text: str) -> dict[str, Any]:
     """The parse program's answer, from the lexer's command split: pieces inside a command (an
     indented ``set_option ... in``, tactics after it) join the command they are in, as in Lean."""
     source = _lexer()
+    text = text.replace("\r\n", "\n")  # as ``mkInputContext`` of recent Lean versions does
     tokens = source.tokenize(text)
     at = _Bytes(text)
     commands: list[dict[str, Any]] = []
@@ -937,7 +938,7 @@ def _double_parse(text: str) -> dict[str, Any]:
         elif kind == "parse-error":
             line = text.count("\n", 0, marker.start()) + 1
             errors.append({"line": line, "column": 0, "message": "unexpected token (double)"})
-    return {"commands": commands, "errors": errors}
+    return {"commands": commands, "errors": errors, "size": at(len(text))}
 
 
 def _answer_parse(data: dict[str, Any], _env: Env | None) -> dict[str, Any]:

@@ -587,3 +587,10 @@ def _axioms(name: str) -> dict[str, Any]:
         "env": 8,
         "messages": [{"severity": "info", "pos": {"line": 1, "column": 0}, "data": data}],
     }
+
+
+async def test_crlf_line_endings_are_compared_on_the_text_lean_read(make_checker):
+    checker = make_checker()
+    code = "theorem helper : True := trivial\r\n\r\n" + STATEMENT.replace("\n", "\r\n") + "  omega"
+    outcome = await checker.check(job(checker, code, statement=STATEMENT))
+    assert outcome.verdict is Verdict.VALID, outcome

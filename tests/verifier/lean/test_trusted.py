@@ -161,3 +161,14 @@ def test_an_offset_inside_a_character_is_a_protocol_violation():
     data = {"commands": [{"kind": "k", "start": 1, "stop": 2, "head": 1, "leaves": []}]}
     with pytest.raises(ProtocolViolation):
         read_parse(data, "ℕ x")
+
+
+def test_the_text_lean_read_is_told_by_its_size():
+    from verifier_service.lean.trusted import read_text
+
+    text = "a\r\nb"
+    assert read_text({"size": 4}, text) == text
+    assert read_text({"size": 3}, text) == "a\nb"
+    assert read_text({}, text) == text
+    with pytest.raises(ProtocolViolation):
+        read_text({"size": 2}, text)

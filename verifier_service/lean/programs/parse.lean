@@ -15,7 +15,9 @@ they activate scoped syntax for the commands after them; nothing else of the cod
   decl   for a declaration: its kind, keyword, name, the serialised modifiers (doc comment left
          out) and signature (`declSig`/`optDeclSig`) and the byte range of the signature;
   leaves [start, stop, start, stop, ...] of every token outside doc comments;
-and the parse errors (line, column, text). `statement`, when not empty, is parsed the same way.
+and the parse errors (line, column, text), and the byte size of the text the offsets refer to
+(Lean versions that normalise CRLF line endings read a shorter text). `statement`, when not
+empty, is parsed the same way.
 
 THE CODE IS DATA. The only place the service writes into this file is the placeholder string
 literal on the line marked `SIEVE-DATA`, which it replaces with ONE Lean string literal made by
@@ -171,7 +173,11 @@ def parseAll (input : String) : CommandElabM Json := do
     errors := errors.push (Json.mkObj [
       ("line", toJson m.pos.line), ("column", toJson m.pos.column),
       ("message", toJson (← m.data.toString))])
-  return Json.mkObj [("commands", Json.arr commands), ("errors", Json.arr errors)]
+  -- the text the positions refer to: later Lean versions normalise CRLF line endings in
+  -- `mkInputContext`, and its byte size tells the service which text that was
+  let size := ictx.fileMap.source.utf8ByteSize
+  return Json.mkObj [("commands", Json.arr commands), ("errors", Json.arr errors),
+    ("size", toJson size)]
 
 end SieveTrustedParse
 
