@@ -108,7 +108,8 @@ async def measure(args: argparse.Namespace) -> None:
     finally:
         await checker.aclose()
     sizes = [len(code) for _, code, _ in proofs]
-    print(f"{len(proofs)} proofs (median {statistics.median(sizes):.0f} characters), verdicts and reasons:")
+    median = statistics.median(sizes)
+    print(f"{len(proofs)} proofs (median {median:.0f} characters), verdicts and reasons:")
     print("  " + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))
     print(f"whole check: median {1e3 * statistics.median(checks):.2f} ms per proof")
     for stage in ("parse", "statement", "target"):
