@@ -14,20 +14,21 @@ answer decides:
   whitespace or comments; before the target only helper theorems, ``#check``/``#print``,
   ``open`` and ``set_option`` (and module docs).
 
-**Why parsing the whole code first sees what elaboration will see (the fixpoint).** Lean parses
-a file command by command, each with the parser tables of the environment the previous commands
-built. Parsing the whole code on the header's environment is faithful as long as no command of
-the code changes those tables. The commands that can (``syntax``, ``notation``, ``macro``,
-``infix`` and the other mixfix forms, ``declare_syntax_cat``, ``elab``, new tokens through any of
-them, ``initialize``, ``#eval`` or ``run_cmd`` of meta code) all have syntax kinds outside the allowlist, so a code that has one is refused on that same
-parse; attributes that register parsers are outside the attribute allowlist, which the
-pre-filter reads on tokens :func:`parse_mismatch` proved equal to Lean's. A code that has none
-of them parses under elaboration exactly as it parsed here. The scope commands (``open``, ``namespace``, ``section``, ``end``) change the parser too: opening a
-namespace activates its ``scoped`` syntax for the commands after it. The parse program
-elaborates exactly these commands as it meets them, as Lean's frontend does, so every later
-command is parsed with the scoped syntax elaboration will have; nothing else of the code runs
-there. (``open X in cmd`` does not change how ``cmd`` parses: Lean parses the whole command
-before the ``open`` is elaborated.) ``set_option`` does not change the parser.
+**Why parsing the whole code first sees what elaboration will see (the fixpoint).** Lean parses a
+file command by command, each with the parser tables of the environment the previous commands
+built. Parsing the whole code on the header's environment is faithful as long as no command of the
+code changes those tables. The commands that can (``syntax``, ``notation``, ``macro``, ``infix``
+and the other mixfix forms, ``declare_syntax_cat``, ``elab``, new tokens through any of them,
+``initialize``, ``#eval`` or ``run_cmd`` of meta code) all have syntax kinds outside the allowlist,
+so a code that has one is refused on that same parse; attributes that register parsers are outside
+the attribute allowlist, which the pre-filter reads on tokens :func:`parse_mismatch` proved equal
+to Lean's. A code that has none of them parses under elaboration exactly as it parsed here. The
+scope commands (``open``, ``namespace``, ``section``, ``end``) change the parser too: opening a
+namespace activates its ``scoped`` syntax for the commands after it. The parse program elaborates
+exactly these commands as it meets them, as Lean's frontend does, so every later command is parsed
+with the scoped syntax elaboration will have; nothing else of the code runs there. (``open X in
+cmd`` does not change how ``cmd`` parses: Lean parses the whole command before the ``open`` is
+elaborated.) ``set_option`` does not change the parser.
 
 **The lexer is a pre-filter.** :func:`parse_mismatch` compares the pre-filter's view
 (:mod:`.source`: tokens, command split, targets) with Lean's. Where they disagree, the proof is
