@@ -26,9 +26,10 @@ to Lean's. A code that has none of them parses under elaboration exactly as it p
 scope commands (``open``, ``namespace``, ``section``, ``end``) change the parser too: opening a
 namespace activates its ``scoped`` syntax for the commands after it. The parse program elaborates
 exactly these commands as it meets them, as Lean's frontend does, so every later command is parsed
-with the scoped syntax elaboration will have; nothing else of the code runs there. (``open X in
-cmd`` does not change how ``cmd`` parses: Lean parses the whole command before the ``open`` is
-elaborated.) ``set_option`` does not change the parser.
+with the scoped syntax elaboration will have; nothing else of the code runs there. (For ``open X in
+cmd`` Lean's parser itself activates ``X``'s scoped syntax while it parses ``cmd`` (``withOpen`` in
+``Lean/Parser/Extension.lean``), so the parse program sees it as elaboration will.) ``set_option``
+does not change the parser.
 
 **The lexer is a pre-filter.** :func:`parse_mismatch` compares the pre-filter's view
 (:mod:`.source`: tokens, command split, targets) with Lean's. Where they disagree, the proof is
