@@ -80,7 +80,7 @@ async def measure(args: argparse.Namespace) -> None:
     )
     lean_checker.target_type = timed("target", totals, trusted.target_type)  # type: ignore[assignment]
     pool = ReplPool(double_command("--no-transcripts"), workers=args.workers, header_timeout_s=60)
-    settings = lean_checker.VerifierSettings(lean_repl=None, lean_max_timeout_s=60)
+    settings = lean_checker.VerifierSettings(**{"lean_repl": None, "lean_max_timeout_s": 60})
     checker = lean_checker.LeanChecker(settings, pool=pool)
     proofs = corpus(args.proofs)
     verdicts: dict[str, int] = defaultdict(int)
@@ -131,7 +131,7 @@ async def measure(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--proofs", type=int, default=200, help="proofs to check")
     parser.add_argument("--workers", type=int, default=1, help="REPL doubles")
     asyncio.run(measure(parser.parse_args()))
