@@ -85,6 +85,32 @@ class _CheckerStatsCollector(Collector):
         return []
 
 
+class _CheckerCountersCollector(Collector):
+    """Turns each checker's ``counters()`` into counters of those names (summed over checkers),
+    e.g. ``sieve_lean_parse_mismatch_total``."""
+
+    def __init__(self, checkers: Callable[[], Mapping[str, Checker]]) -> None:
+        self._checkers = checkers
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        totals: dict[str, float] = {}
+        for checker in self._checkers().values():
+            try:
+                counters = checker.counters()
+            except Exception:  # a broken counter must not break the scrape
+                continue
+            for name, value in counters.items():
+                metric = _NOT_METRIC_CHARS.sub("_", name)
+                totals[metric] = totals.get(metric, 0.0) + float(value)
+        return [
+            CounterMetricFamily(name, f"Checker counter {name!r} (from Checker.counters()).", value)
+            for name, value in sorted(totals.items())
+        ]
+
+    def describe(self) -> Iterable[CounterMetricFamily]:
+        return []
+
+
 class ServiceMetrics:
     """Every metric family the service exports, registered in one private registry."""
 
@@ -157,6 +183,7 @@ class ServiceMetrics:
         self.pending.set_function(pending)
         self.cache_up.set_function(cache_up)
         self.registry.register(_CheckerStatsCollector(checkers))
+        self.registry.register(_CheckerCountersCollector(checkers))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()

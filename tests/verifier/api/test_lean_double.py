@@ -118,3 +118,32 @@ async def test_a_forged_reply_is_an_uncached_error_and_the_next_proof_gets_a_fre
     metrics = (await client.get("/metrics")).text
     assert "sieve_lean_protocol_violations_total 2.0" in metrics
     assert 'sieve_proofs_total{checker="lean4",verdict="error"} 2.0' in metrics
+
+
+async def test_parse_mismatches_and_kernel_term_refusals_over_http(make_client: MakeClient):
+    settings = lean_double_settings()
+    client, _ = await make_client(checkers={"lean4": LeanChecker(settings)}, lean_workers=1)
+    await wait_ready(client)
+    metrics = (await client.get("/metrics")).text
+    assert "sieve_lean_parse_mismatch_total 0.0" in metrics
+    proofs = [
+        {"id": "hidden", "code": STATEMENT + "\n  omega -- double:parse-extra"},
+        {"id": "term", "code": STATEMENT + "\n  omega -- double:type-differs"},
+        {"id": "axiom", "code": STATEMENT + "\n  omega -- double:target-kind axiom"},
+    ]
+    body = {
+        "proofs": [
+            {**p, "checker": "lean4", "header": LEAN_HEADER, "statement": STATEMENT} for p in proofs
+        ]
+    }
+    response = await client.post("/verify", json=body)
+    assert response.status_code == 200, response.text
+    results = {r["id"]: r for r in response.json()["results"]}
+    assert (results["hidden"]["verdict"], results["hidden"]["reasons"]) == (
+        "invalid",
+        ["parse_mismatch"],
+    )
+    assert results["term"]["reasons"] == ["statement_mismatch"]
+    assert results["axiom"]["reasons"] == ["target_not_theorem"]
+    metrics = (await client.get("/metrics")).text
+    assert "sieve_lean_parse_mismatch_total 1.0" in metrics
