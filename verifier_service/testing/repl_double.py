@@ -39,7 +39,8 @@ How a command is answered:
    ``namespace SieveTrusted…`` line, are answered as the real ones would be, computed in Python:
    the data literal is decoded (:func:`decode_lean_string`, a model of Lean's string-literal
    grammar), the parse comes from the service's own lexer (``soundness/source.py``, loaded by
-   path; under ``bwrap`` it is not visible and the double answers with a REPL error), and types
+   path from ``--lexer DIR``, which :func:`command` passes so that a sandbox shows it; where it
+   cannot be read the double answers with a REPL error), and types
    are the signature's tokens. Markers in the *code* make Lean's side differ from the lexer's:
    ``-- double:parse-extra`` (Lean reads a command where the lexer sees a comment),
    ``-- double:parse-kind KIND`` (the command around the marker has syntax kind KIND),
@@ -111,7 +112,8 @@ def command(*args: str) -> list[str]:
     It runs this file as a script (it needs only the standard library), so it is this copy that
     runs whatever the child's ``PYTHONPATH`` (the pool clears the environment).
     """
-    return [sys.executable, str(Path(__file__).resolve()), *args]
+    lexer = ["--lexer", str(LEXER_DIR)] if LEXER_DIR.is_dir() else []
+    return [sys.executable, str(Path(__file__).resolve()), *lexer, *args]
 
 
 def default_transcripts() -> Path | None:
@@ -736,7 +738,8 @@ _THEOREM_KINDS = {"theorem": "theorem", "lemma": "theorem", "example": "theorem"
 
 
 class LexerUnavailable(RuntimeError):
-    """The service's lexer cannot be loaded here (under ``bwrap`` only this file is visible)."""
+    """The service's lexer cannot be loaded here (a sandbox shows only the paths on the command
+    line: start the double with ``--lexer DIR``, as :func:`command` does)."""
 
 
 def trusted_program(text: str) -> str | None:
@@ -787,6 +790,12 @@ def decode_lean_string(literal: str) -> str:
     raise ValueError("unterminated string literal")
 
 
+#: Where the service's lexer lives. :func:`command` passes it as ``--lexer DIR``: an absolute
+#: path on the command line is what a sandbox makes visible to the process, so a sandboxed double
+#: answers the trusted programs too.
+LEXER_DIR = Path(__file__).resolve().parents[1] / "soundness"
+
+
 def _lexer() -> Any:
     """The service's lexer (``soundness/source.py``), loaded by path so that this script needs
     neither the package's dependencies nor an installed copy of it."""
@@ -795,7 +804,7 @@ def _lexer() -> Any:
     full = "verifier_service.soundness.source"
     if full in sys.modules:
         return sys.modules[full]
-    directory = Path(__file__).resolve().parents[1] / "soundness"
+    directory = LEXER_DIR
     for name in ("allowlist", "source"):
         dotted = f"verifier_service.soundness.{name}"
         if dotted in sys.modules:
@@ -1314,7 +1323,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per proof command")
     parser.add_argument("--header-delay", type=float, default=0.0, help="seconds per header")
     parser.add_argument("--crash-after", type=int, default=None, help="die on command N+1")
+    parser.add_argument("--lexer", type=Path, default=None, help="the service's soundness/ dir")
     args = parser.parse_args(argv)
+    if args.lexer is not None:
+        global LEXER_DIR
+        LEXER_DIR = args.lexer
     directory = None if args.no_transcripts else (args.transcripts or default_transcripts())
     if directory is not None and not directory.is_dir():
         parser.error(f"--transcripts: no such directory: {directory}")
