@@ -97,7 +97,7 @@ def policy_answers(n: int) -> list[tuple[str, str]]:
 
     from trainer_client.data import build_prompt
     from trainer_client.demo import DEMO_ALPHABET, char_tokenizer, demo_problems
-    from trainer_client.sampler import HFSampler
+    from trainer_client.rollout import HFSampler
 
     torch.set_num_threads(1)
     tokenizer = char_tokenizer(DEMO_ALPHABET + ALPHABET_EXTRA)

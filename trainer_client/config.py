@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainer_client.objectives import ALPHA_DPG, OBJECTIVES, Objective
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -110,7 +112,8 @@ class SamplingConfig(_Section):
 
 
 class LossConfig(_Section):
-    objective: Literal["alpha_dpg", "dr_grpo", "rloo", "rft"] = "alpha_dpg"
+    #: A name in :data:`trainer_client.objectives.OBJECTIVES`.
+    objective: str = ALPHA_DPG.name
     #: α of the divergence: 0 forward KL (coverage) ... 0.999 reverse KL (precision).
     alpha: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Pseudo-reward ceiling M.
@@ -121,6 +124,13 @@ class LossConfig(_Section):
     kl_coef: float = Field(default=0.0, ge=0.0)
     #: Constant length normaliser; none: ``sampling.max_new_tokens``.
     l_max: int | None = Field(default=None, ge=1)
+
+    @field_validator("objective")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in OBJECTIVES:
+            raise ValueError(f"expected one of {', '.join(sorted(OBJECTIVES))}")
+        return value
 
 
 class OptimConfig(_Section):
@@ -205,13 +215,14 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.loss.objective == "alpha_dpg" and self.loss.alpha >= 1.0:
+        objective = self.objective
+        if objective.uses_alpha and self.loss.alpha >= 1.0:
             raise ValueError("loss.alpha = 1 gives wrong proofs -inf; use 0.999 for the RL end")
-        if self.loss.objective == "rft" and self.sampling.tempered:
-            # rft's estimator needs samples from a itself; a tempered or nucleus-filtered a is
+        if not objective.samples_policy and self.sampling.tempered:
+            # The estimator needs samples from a itself; a tempered or nucleus-filtered a is
             # another distribution, and there is no policy π to score instead.
             raise ValueError(
-                "loss.objective = rft samples the base model a and needs "
+                f"loss.objective = {objective.name} samples the base model a and needs "
                 "sampling.temperature = 1 and sampling.top_p = 1 "
                 f"(got sampling.temperature = {self.sampling.temperature}, "
                 f"sampling.top_p = {self.sampling.top_p})"
@@ -223,10 +234,15 @@ class TrainConfig(_Section):
         return self.loss.l_max or self.sampling.max_new_tokens
 
     @property
+    def objective(self) -> Objective:
+        """The registered record of ``loss.objective``."""
+        return OBJECTIVES[self.loss.objective]
+
+    @property
     def needs_reference(self) -> bool:
-        """Whether the run scores samples under the frozen base model ``a``: α-DPG's target
-        and ``rft``'s samples are built on it, and a KL penalty is measured against it."""
-        return self.loss.objective in ("alpha_dpg", "rft") or self.loss.kl_coef > 0
+        """Whether the run scores samples under the frozen base model ``a``: the objective's
+        advantages read it, or a KL penalty is measured against it."""
+        return self.objective.needs_reference or self.loss.kl_coef > 0
 
     @property
     def run_dir(self) -> Path:

@@ -176,7 +176,7 @@ def evaluate_checkpoint(
     import torch
 
     from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
-    from trainer_client.sampler import HFSampler
+    from trainer_client.rollout import HFSampler
 
     sampler = HFSampler.from_pretrained(
         path,

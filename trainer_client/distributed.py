@@ -21,6 +21,8 @@ ever calls the helpers here:
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +32,7 @@ import torch
 __all__ = [
     "FullWeightsSampler",
     "check_layout",
+    "external_launcher_env",
     "full_state_dicts",
     "is_fsdp2",
     "load_full_optimizer_state",
@@ -56,8 +59,6 @@ def make_accelerator(mixed_precision: str = "no") -> Any:
     (``configs/accelerate/fsdp2_cpu.yaml``, for the tests) its state is switched to FSDP2 once
     the gloo group is up, with the plugin read from the launcher's ``FSDP_*`` settings.
     """
-    import os
-
     from accelerate import Accelerator
 
     cpu = not torch.cuda.is_available()
@@ -227,3 +228,16 @@ def load_full_optimizer_state(
     set_optimizer_state_dict(
         model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True)
     )
+
+
+def external_launcher_env() -> None:  # pragma: no cover - needs a GPU
+    """The torchrun variables vLLM's ``external_launcher`` reads; a plain single process (no
+    ``accelerate launch``) has none, and then is rank 0 of 1."""
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in os.environ:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])

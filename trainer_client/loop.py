@@ -28,10 +28,11 @@ from trainer_client.checkpoint import load_trainer_state, restore_rng, save_chec
 from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
 from trainer_client.reference import ReferenceModel
-from trainer_client.sampler import HFSampler, LogprobGap, Samples
+from trainer_client.rollout.batch import Samples
+from trainer_client.rollout.hf import HFSampler
 from trainer_client.stages.precision import Precision
 from trainer_client.stages.sample import PromptStream, SampledChunk, SampleStage
-from trainer_client.stages.score import ScoreStage, StepBatch
+from trainer_client.stages.score import LogprobGap, ScoreStage, StepBatch
 from trainer_client.stages.update import UpdateStage, build_optimizer, build_scheduler
 from trainer_client.stages.verify import PendingVerdicts, Verdicts, VerifyStage
 from trainer_client.tracking import Tracker
@@ -55,7 +56,7 @@ class Trainer:
     default to :func:`~trainer_client.data.build_prompt` and
     :func:`~trainer_client.data.proof_request`. Pass ``accelerator`` for several devices or mixed
     precision; without one, a plain single-process CPU/GPU loop runs. ``sampler`` replaces the
-    default ``generate`` sampler (e.g. a :class:`~trainer_client.sampler.VLLMSampler`); one with
+    default ``generate`` sampler (e.g. a :class:`~trainer_client.rollout.VLLMSampler`); one with
     ``load_weights`` gets the policy's weights after every optimiser step.
     """
 
@@ -89,7 +90,6 @@ class Trainer:
         distributed.check_layout(
             config.sampling.prompts_per_step, config.sampling.k, accelerator.num_processes
         )
-        objective = config.loss.objective
         if config.needs_reference and reference is None:
             reference = ReferenceModel.frozen_copy(model, batch_size=config.optim.micro_batch_size)
         self.reference = reference
@@ -107,7 +107,9 @@ class Trainer:
         self.scheduler = build_scheduler(optimizer, config)
 
         sampling = config.sampling
-        sampling_model = reference.model if objective == "rft" else self.unwrapped_model
+        sampling_model = (
+            self.unwrapped_model if config.objective.samples_policy else reference.model
+        )
         self.sampler = sampler or HFSampler(
             sampling_model,
             tokenizer,
@@ -464,8 +466,9 @@ def sampling_seed(config: TrainConfig, process_index: int) -> int:
 
 
 def objective_samples_policy(config: TrainConfig) -> bool:
-    """Whether samples come from the policy (all objectives but ``rft``, which samples ``a``)."""
-    return config.loss.objective != "rft"
+    """Whether samples come from the policy (else from the base ``a``: its weights never
+    change, so a sampler with its own copy gets no weight push)."""
+    return config.objective.samples_policy
 
 
 def _disable_dropout(model: torch.nn.Module) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from trainer_client.sampler import Samples, token_logprobs
+from trainer_client.rollout.batch import Samples
+from trainer_client.rollout.scoring import token_logprobs
 
 __all__ = ["ReferenceModel"]
 

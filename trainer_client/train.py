@@ -206,11 +206,11 @@ def build_trainer(cfg: TrainConfig, verifier: Any, *, accelerator: Any = None) -
         (cfg.run_dir / "config.yaml").write_text(cfg.to_yaml())
     sampler = None
     if cfg.sampling.backend == "vllm":
-        from trainer_client.sampler import VLLMSampler
+        from trainer_client.rollout import VLLMSampler
 
         s = cfg.sampling
         sampler = VLLMSampler(
-            str(checkpoint or base) if cfg.loss.objective != "rft" else str(base),
+            str(checkpoint or base) if cfg.objective.samples_policy else str(base),
             tokenizer,
             temperature=s.temperature,
             top_p=s.top_p,

@@ -332,7 +332,7 @@ def _run(
         check_prompt_lengths,
         evaluate_problems,
     )
-    from trainer_client.sampler import HFSampler
+    from trainer_client.rollout import HFSampler
 
     problems = load_problems(data, split=split, limit=limit)
     if not problems:

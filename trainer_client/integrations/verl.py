@@ -50,7 +50,7 @@ import torch
 from trainer_client.client import VerifierClient, verify_non_empty
 from trainer_client.data import CHECKERS
 from trainer_client.integrations._request import sample_request
-from trainer_client.losses import alpha_dpg_advantages
+from trainer_client.objectives import ALPHA_DPG, alpha_dpg_advantages
 
 __all__ = [
     "ESTIMATOR",
@@ -63,7 +63,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The name the estimator is registered under (``algorithm.adv_estimator=alpha_dpg``).
-ESTIMATOR = "alpha_dpg"
+ESTIMATOR = ALPHA_DPG.name
 #: Environment variables the estimator reads when no value was given to
 #: :func:`register_alpha_dpg` (verl's ``AlgoConfig`` takes no extra keys; the environment
 #: reaches every Ray process).

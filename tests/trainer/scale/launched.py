@@ -24,7 +24,8 @@ import torch
 
 from tests.trainer.loop.helpers import FakeVerifier, lenient
 from trainer_client.config import TrainConfig
-from trainer_client.sampler import Samples, _assemble, _eos_ids
+from trainer_client.rollout.base import eos_ids
+from trainer_client.rollout.batch import Samples, assemble
 
 ARCHITECTURE = {
     "model_type": "llama",
@@ -57,11 +58,11 @@ class FixedSampler:
         width = max(len(c) for c in completions) + 1
         eos = tok.eos_token_id
         rows = [torch.cat([c, torch.full((width - len(c),), eos)]) for c in completions]
-        samples = _assemble(
+        samples = assemble(
             prompt_ids["input_ids"].repeat_interleave(k, dim=0),
             prompt_ids["attention_mask"].repeat_interleave(k, dim=0),
             torch.stack(rows),
-            _eos_ids(tok),
+            eos_ids(tok),
             k,
         )
         samples.texts = texts
