@@ -95,8 +95,9 @@ def policy_answers(n: int) -> list[tuple[str, str]]:
     import torch
     from trainer_bench import ALPHABET_EXTRA, bench_model
 
+    from examples.demo.task import demo_problems
+    from examples.demo.tokenizer import DEMO_ALPHABET, char_tokenizer
     from trainer_client.data import build_prompt
-    from trainer_client.demo import DEMO_ALPHABET, char_tokenizer, demo_problems
     from trainer_client.rollout import HFSampler
 
     torch.set_num_threads(1)

@@ -28,10 +28,10 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import httpx
 from tenacity import (
@@ -44,6 +44,8 @@ from tenacity import (
 
 __all__ = [
     "RETRY_STATUSES",
+    "ProofRequest",
+    "Verdict",
     "VerificationError",
     "Verifier",
     "VerifierClient",
@@ -66,7 +68,7 @@ class VerifyResult:
     id: str
     verdict: str
     reasons: list[str] = field(default_factory=list)
-    messages: list[dict] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     axioms: list[str] | None = None
     cached: bool = False
     time_s: float = 0.0
@@ -107,33 +109,66 @@ class VerificationError(RuntimeError):
         self.results = results
 
 
+class _RequiredProofFields(TypedDict):
+    id: str
+    code: str
+
+
+class ProofRequest(_RequiredProofFields, total=False):
+    """One item of ``POST /verify``: the service's ``ProofIn`` (``verifier_service/api/
+    schemas.py``), field for field; a test holds the two equal."""
+
+    checker: str
+    header: str | None
+    statement: str | None
+    answer: str | None
+    timeout_s: float | None
+
+
+class Verdict(Protocol):
+    """What the trainer reads of a result (:class:`VerifyResult`, or a test double's)."""
+
+    @property
+    def verdict(self) -> str: ...
+
+    @property
+    def ok(self) -> bool:
+        """The proof is verified."""
+        ...
+
+    @property
+    def failed(self) -> bool:
+        """The system could not judge it: not a wrong proof."""
+        ...
+
+
 class Verifier(Protocol):
     """What the trainer and the evaluation need of a verifier: :class:`VerifierClient`, or a
-    test double. Results need ``.ok`` (verified) and ``.failed`` (system error after retries)."""
+    test double; one result per proof, in order."""
 
-    def verify(self, proofs: Sequence[dict]) -> list[Any]: ...
+    def verify(self, proofs: Sequence[ProofRequest]) -> Sequence[Verdict]: ...
 
 
-def verify_non_empty(verifier: Verifier, proofs: Sequence[dict]) -> list[Any]:
+def verify_non_empty(verifier: Verifier, proofs: Sequence[ProofRequest]) -> list[Verdict]:
     """``verifier.verify(proofs)``, with proofs of empty ``code`` judged ``invalid`` here.
 
     A completion with nothing in it is a wrong answer, not a question for the service, which
     refuses empty ``code`` as malformed input (a 422 the client would have to settle item by
     item). Results keep the order of ``proofs``.
     """
-    results: list[Any] = [None] * len(proofs)
+    results: list[Verdict | None] = [None] * len(proofs)
     sent = [i for i, proof in enumerate(proofs) if str(proof.get("code") or "").strip()]
     answers = verifier.verify([proofs[i] for i in sent]) if sent else []
     if len(answers) != len(sent):
         raise RuntimeError(f"verifier answered {len(answers)} results for {len(sent)} proofs")
     for i, answer in zip(sent, answers, strict=True):
         results[i] = answer
-    for i, result in enumerate(results):
-        if result is None:
-            results[i] = VerifyResult(
-                id=str(proofs[i].get("id")), verdict="invalid", reasons=["empty"]
-            )
-    return results
+    return [
+        VerifyResult(id=str(proofs[i].get("id")), verdict="invalid", reasons=["empty"])
+        if result is None
+        else result
+        for i, result in enumerate(results)
+    ]
 
 
 class _RetryableStatus(Exception):
@@ -241,7 +276,7 @@ class VerifierClient:
     # ----------------------------------------------------------------------------------------
     # Public API
 
-    def verify(self, proofs: Sequence[dict]) -> list[VerifyResult]:
+    def verify(self, proofs: Sequence[Mapping[str, Any]]) -> list[VerifyResult]:
         """Verify ``proofs``; chunks run concurrently on a thread pool. Safe in a running loop."""
         items = _validated(proofs)
         chunks = list(self._chunks(items))
@@ -255,7 +290,7 @@ class VerifierClient:
                 outputs = list(pool.map(lambda c: self._run_chunk(client, *c), chunks))
         return self._collect(items, outputs)
 
-    async def averify(self, proofs: Sequence[dict]) -> list[VerifyResult]:
+    async def averify(self, proofs: Sequence[Mapping[str, Any]]) -> list[VerifyResult]:
         """Verify ``proofs`` as concurrent tasks, at most ``max_concurrency`` requests at once."""
         items = _validated(proofs)
         chunks = list(self._chunks(items))
@@ -499,7 +534,7 @@ class _Attempt:
     url_index: int
 
 
-def _validated(proofs: Sequence[dict]) -> list[dict]:
+def _validated(proofs: Sequence[Mapping[str, Any]]) -> list[dict]:
     """The proofs as a list, with ids as strings; bad input raises naming the field."""
     items: list[dict] = []
     seen: set[str] = set()

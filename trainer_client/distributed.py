@@ -28,6 +28,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+
+from trainer_client.config import ConfigError
 
 __all__ = [
     "FullWeightsSampler",
@@ -46,8 +51,6 @@ __all__ = [
 
 def process_state() -> Any:
     """accelerate's process state (rank, world size), started as :func:`make_accelerator` will."""
-    from accelerate import PartialState
-
     return PartialState(cpu=not torch.cuda.is_available())
 
 
@@ -59,14 +62,10 @@ def make_accelerator(mixed_precision: str = "no") -> Any:
     (``configs/accelerate/fsdp2_cpu.yaml``, for the tests) its state is switched to FSDP2 once
     the gloo group is up, with the plugin read from the launcher's ``FSDP_*`` settings.
     """
-    from accelerate import Accelerator
-
     cpu = not torch.cuda.is_available()
     accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu)
     wants_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
     if cpu and wants_fsdp and accelerator.num_processes > 1 and not is_fsdp2(accelerator):
-        from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
-
         plugin = FullyShardedDataParallelPlugin()
         if plugin.fsdp_version != 2:
             raise RuntimeError("on CPUs only FSDP2 is supported: set fsdp_version: 2")
@@ -95,8 +94,6 @@ def may_stream_chunks(accelerator: Any) -> bool:
 def check_layout(prompts_per_step: int, k: int, num_processes: int) -> None:
     """Refuse a step that does not split into equal whole prompt groups per process."""
     if num_processes > 1 and prompts_per_step % num_processes:
-        from trainer_client.config import ConfigError
-
         raise ConfigError(
             f"sampling.prompts_per_step={prompts_per_step} must be a multiple of the "
             f"{num_processes} processes: each process takes an equal share of whole prompt groups "
@@ -120,8 +117,6 @@ def shard_reference(model: torch.nn.Module, accelerator: Any) -> torch.nn.Module
     """Shard the frozen reference like the policy (a no-op unless FSDP2)."""
     if not is_fsdp2(accelerator):
         return model
-    from accelerate.utils.fsdp_utils import fsdp2_prepare_model
-
     model.requires_grad_(False)
     sharded = fsdp2_prepare_model(accelerator, model)
     sharded.eval()
@@ -129,6 +124,8 @@ def shard_reference(model: torch.nn.Module, accelerator: Any) -> torch.nn.Module
 
 
 def _fsdp_modules(model: torch.nn.Module) -> list[Any]:
+    # torch.distributed is imported only under a layout that uses it: not every torch build
+    # has it (macOS wheels), and a single-process run never needs it.
     from torch.distributed.fsdp import FSDPModule
 
     return [m for m in model.modules() if isinstance(m, FSDPModule)]
@@ -193,7 +190,7 @@ class FullWeightsSampler:
 
 def full_state_dicts(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Any
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(model, optimizer)`` state as full CPU tensors on the main process (collective).
 
     Every process must call it; other processes get empty dicts. Without FSDP2 the objects'

@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import AutoModelForCausalLM
 
 from trainer_client import distributed
 from trainer_client.checkpoint import load_trainer_state, restore_rng, save_checkpoint
 from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
+from trainer_client.data import Problem, RequestFn, build_prompt, proof_request
 from trainer_client.reference import ReferenceModel
+from trainer_client.rollout.base import TrainingSampler
 from trainer_client.rollout.batch import Samples
 from trainer_client.rollout.hf import HFSampler
 from trainer_client.stages.precision import Precision
@@ -66,17 +69,15 @@ class Trainer:
         *,
         model: torch.nn.Module,
         tokenizer: Any,
-        problems: Sequence[Any],
+        problems: Sequence[Problem],
         verifier: Verifier,
         reference: ReferenceModel | None = None,
         accelerator: Any = None,
         tracker: Tracker | None = None,
-        prompt_fn: Callable[[Any], str] | None = None,
-        request_fn: Callable[..., dict] | None = None,
-        sampler: Any = None,
+        prompt_fn: Callable[[Problem], str] | None = None,
+        request_fn: RequestFn | None = None,
+        sampler: TrainingSampler | None = None,
     ) -> None:
-        from trainer_client import data as data_module
-
         self.config = config
         self.tokenizer = tokenizer
         self.verifier = verifier
@@ -107,9 +108,11 @@ class Trainer:
         self.scheduler = build_scheduler(optimizer, config)
 
         sampling = config.sampling
-        sampling_model = (
-            self.unwrapped_model if config.objective.samples_policy else reference.model
-        )
+        if config.objective.samples_policy:
+            sampling_model = self.unwrapped_model
+        else:
+            assert reference is not None  # the objective needs one: made above
+            sampling_model = reference.model
         self.sampler = sampler or HFSampler(
             sampling_model,
             tokenizer,
@@ -135,12 +138,12 @@ class Trainer:
             config,
             process_index=accelerator.process_index,
             num_processes=accelerator.num_processes,
-            prompt_fn=prompt_fn or data_module.build_prompt,
+            prompt_fn=prompt_fn or build_prompt,
         )
         self.verification = VerifyStage(
             verifier,
             config,
-            request_fn=request_fn or data_module.proof_request,
+            request_fn=request_fn or proof_request,
             process_index=accelerator.process_index,
             workers=VERIFY_WORKERS,
         )
@@ -230,7 +233,7 @@ class Trainer:
         t_end = time.perf_counter()
 
         verdicts = Verdicts.concat([c.pending.result() for c in chunks])
-        base = [c.base_logprobs for c in chunks]
+        base = [c.base_logprobs for c in chunks if c.base_logprobs is not None]
         self.last_batch = StepBatch(
             samples=Samples.concat(
                 [c.chunk.samples for c in chunks], pad_id=self.tokenizer.pad_token_id or 0
@@ -238,7 +241,7 @@ class Trainer:
             verified=verdicts.verified,
             failed=verdicts.failed,
             policy_logprobs=torch.cat([c.policy_logprobs for c in chunks]),
-            base_logprobs=None if base[0] is None else torch.cat(base),
+            base_logprobs=torch.cat(base) if base else None,
             advantages=torch.cat([c.advantages for c in chunks]),
             objective_stats=score.average_stats(step.stats_sum),
             loss=float(step.loss),
@@ -317,8 +320,6 @@ class Trainer:
         """
         state = load_trainer_state(path)
         if weights:
-            from transformers import AutoModelForCausalLM
-
             saved = AutoModelForCausalLM.from_pretrained(
                 path, dtype=_dtype_of(self.unwrapped_model)
             )
@@ -398,7 +399,10 @@ def _enable_checkpointing(model: torch.nn.Module) -> None:
     if enable is not None:  # transformers >= 5.24
         enable(activation_checkpointing_kwargs={"use_reentrant": False})
     else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        hf_model: Any = model  # a transformers model
+        hf_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
 
 
 #: Chunks being verified at once (each a request of the client, which has its own concurrency).

@@ -22,6 +22,7 @@ __all__ = [
     "ChunkedSampler",
     "Sampler",
     "SamplerBase",
+    "TrainingSampler",
     "eos_ids",
     "eval_mode",
     "hand_out_at",
@@ -36,17 +37,21 @@ class Sampler(Protocol):
     def sample(self, prompts: Sequence[str], k: int) -> Samples: ...
 
 
-class ChunkedSampler(Sampler, Protocol):
+class TrainingSampler(Sampler, Protocol):
+    """A sampler the trainer can checkpoint: its state replays the same draws on resume."""
+
+    def state_dict(self) -> dict[str, int]: ...
+
+    def load_state_dict(self, state: dict[str, int]) -> None: ...
+
+
+class ChunkedSampler(TrainingSampler, Protocol):
     """A backend that hands out whole prompt groups as they finish (:class:`SamplerBase`'s
     subclasses); the sample stage verifies a chunk while the rest is drawn."""
 
     stream: bool
 
     def sample_chunks(self, prompts: Sequence[str], k: int) -> Iterator[Samples]: ...
-
-    def state_dict(self) -> dict[str, int]: ...
-
-    def load_state_dict(self, state: dict[str, int]) -> None: ...
 
 
 class SamplerBase:

@@ -119,9 +119,10 @@ class Samples:
             response_mask=torch.cat([widen(p.response_mask, p, 0) for p in parts]),
             policy_logprobs=torch.cat([p.policy_logprobs for p in parts]),
         )
-        if all(p.sampler_token_logprobs is not None for p in parts):
+        reported = [p.sampler_token_logprobs for p in parts]
+        if all(t is not None for t in reported):
             merged.sampler_token_logprobs = torch.cat(
-                [widen(p.sampler_token_logprobs, p, 0) for p in parts]
+                [widen(t, p, 0) for t, p in zip(reported, parts, strict=True) if t is not None]
             )
         merged._response_width = response_w
         return merged

@@ -87,7 +87,9 @@ class HFSampler(SamplerBase):
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
+        # Typed as a torch module: transformers' decorated ``to`` does not type-check.
+        model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+        model.to(device)
         return cls(model, tokenizer, **kwargs)
 
     def sample(self, prompts: Sequence[str], k: int) -> Samples:

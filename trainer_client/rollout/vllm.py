@@ -6,7 +6,7 @@ pushed weights through :mod:`trainer_client.rollout.vllm_worker`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -170,7 +170,9 @@ class VLLMSampler(SamplerBase):
         if waiting:
             yield self._chunk(waiting, k)
 
-    def _finished_groups(self, prompts: Sequence[str], k: int) -> Iterator[list[tuple[int, Any]]]:
+    def _finished_groups(
+        self, prompts: Sequence[str], k: int
+    ) -> Generator[list[tuple[int, Any]], None, None]:
         """``(prompt index, finished RequestOutput)`` pairs, a list per engine step that
         finished any (one call number, one seed, for the whole call).
 
@@ -209,10 +211,10 @@ class VLLMSampler(SamplerBase):
                     )
                 finished = []
                 for output in engine.step():
-                    index = _request_index(output.request_id, prefix)
-                    if output.finished and index in pending:
-                        pending.discard(index)
-                        finished.append((index, output))
+                    number = _request_index(output.request_id, prefix)
+                    if output.finished and number is not None and number in pending:
+                        pending.discard(number)
+                        finished.append((number, output))
                 if finished:
                     yield finished
         finally:

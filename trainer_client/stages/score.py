@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from trainer_client.config import TrainConfig
+from trainer_client.divergences import is_estimates
 from trainer_client.reference import ReferenceModel
 from trainer_client.rollout.batch import Samples
 from trainer_client.rollout.scoring import token_logprobs
@@ -108,8 +109,6 @@ def importance_metrics(batch: StepBatch) -> dict[str, float]:
     """
     if batch.base_logprobs is None:
         return {}
-    from trainer_client.divergences import is_estimates
-
     keep = ~batch.failed
     if not bool(keep.any()):
         return {}

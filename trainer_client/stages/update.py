@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
+from transformers import get_scheduler
 
 from trainer_client.config import TrainConfig
 from trainer_client.losses import kl_penalty, reinforce_loss
@@ -115,8 +116,6 @@ def build_optimizer(
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
     """Linear warm-up, then constant / linear decay / cosine (``transformers`` schedules)."""
-    from transformers import get_scheduler
-
     optim = config.optim
     total = max(1, config.run.max_steps)
     warmup = (
