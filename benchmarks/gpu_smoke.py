@@ -34,6 +34,10 @@ from typing import Any
 
 import torch
 
+# The workload is the CPU demo's task (examples/demo/), importable from a checkout: the
+# script runs as `python benchmarks/<name>.py` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 FULL = {
     "model_type": "llama",
     "hidden_size": 1024,

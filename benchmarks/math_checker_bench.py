@@ -26,6 +26,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+# The workload is the CPU demo's task (examples/demo/), importable from a checkout: the
+# script runs as `python benchmarks/<name>.py` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

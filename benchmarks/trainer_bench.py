@@ -42,6 +42,10 @@ from pathlib import Path
 
 import torch
 
+# The workload is the CPU demo's task (examples/demo/), importable from a checkout: the
+# script runs as `python benchmarks/<name>.py` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 #: 18 demo characters + 11 letters + 4 special tokens = 33 tokens.
 ALPHABET_EXTRA = "abcdefghijk"
 PROMPTS, K, NEW_TOKENS, LR = 8, 4, 16, 1e-5

@@ -35,7 +35,6 @@ from transformers import (
 )
 
 from trainer_client.checkpoint import latest_checkpoint, load_trainer_state
-from trainer_client.client import Verifier
 from trainer_client.config import ConfigError, TrainConfig
 from trainer_client.data import Problem, PromptRenderer, filter_long_prompts, load_problems
 from trainer_client.distributed import is_fsdp2, make_accelerator
@@ -45,6 +44,7 @@ from trainer_client.plan import config_from_architecture
 from trainer_client.reference import ReferenceModel
 from trainer_client.rollout.vllm import VLLMSampler
 from trainer_client.tracking import Tracker, plot_metrics
+from trainer_client.wire import Verifier
 
 __all__ = [
     "build_random_base",

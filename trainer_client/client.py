@@ -30,8 +30,8 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from tenacity import (
@@ -41,6 +41,8 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
 )
+
+from trainer_client.wire import ProofRequest, Verdict, Verifier, VerifyResult, verify_non_empty
 
 __all__ = [
     "RETRY_STATUSES",
@@ -55,49 +57,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# The wire types live in trainer_client.wire; they are re-exported here, where users of the
+# client have always found them.
+
 #: HTTP statuses that mean "try again later", not "your request is wrong".
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: The longest ``Retry-After`` the client honours; a larger one is capped to this.
 MAX_RETRY_AFTER_S = 120.0
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """The verdict on one proof, as the service (or, on failure, the client) gives it."""
-
-    id: str
-    verdict: str
-    reasons: list[str] = field(default_factory=list)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    axioms: list[str] | None = None
-    cached: bool = False
-    time_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """The proof is verified."""
-        return self.verdict == "valid"
-
-    @property
-    def failed(self) -> bool:
-        """The system could not judge the proof (after the retries): not a wrong proof."""
-        return self.verdict == "error"
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> VerifyResult:
-        return cls(
-            id=str(data["id"]),
-            verdict=str(data["verdict"]),
-            reasons=list(data.get("reasons") or []),
-            messages=list(data.get("messages") or []),
-            axioms=None if data.get("axioms") is None else list(data["axioms"]),
-            cached=bool(data.get("cached", False)),
-            time_s=float(data.get("time_s") or 0.0),
-        )
-
-    @classmethod
-    def client_error(cls, id: str, what: str) -> VerifyResult:
-        return cls(id=id, verdict="error", reasons=[f"client:{what}"])
 
 
 class VerificationError(RuntimeError):
@@ -107,68 +73,6 @@ class VerificationError(RuntimeError):
         super().__init__(f"verification failed: {what}")
         self.what = what
         self.results = results
-
-
-class _RequiredProofFields(TypedDict):
-    id: str
-    code: str
-
-
-class ProofRequest(_RequiredProofFields, total=False):
-    """One item of ``POST /verify``: the service's ``ProofIn`` (``verifier_service/api/
-    schemas.py``), field for field; a test holds the two equal."""
-
-    checker: str
-    header: str | None
-    statement: str | None
-    answer: str | None
-    timeout_s: float | None
-
-
-class Verdict(Protocol):
-    """What the trainer reads of a result (:class:`VerifyResult`, or a test double's)."""
-
-    @property
-    def verdict(self) -> str: ...
-
-    @property
-    def ok(self) -> bool:
-        """The proof is verified."""
-        ...
-
-    @property
-    def failed(self) -> bool:
-        """The system could not judge it: not a wrong proof."""
-        ...
-
-
-class Verifier(Protocol):
-    """What the trainer and the evaluation need of a verifier: :class:`VerifierClient`, or a
-    test double; one result per proof, in order."""
-
-    def verify(self, proofs: Sequence[ProofRequest]) -> Sequence[Verdict]: ...
-
-
-def verify_non_empty(verifier: Verifier, proofs: Sequence[ProofRequest]) -> list[Verdict]:
-    """``verifier.verify(proofs)``, with proofs of empty ``code`` judged ``invalid`` here.
-
-    A completion with nothing in it is a wrong answer, not a question for the service, which
-    refuses empty ``code`` as malformed input (a 422 the client would have to settle item by
-    item). Results keep the order of ``proofs``.
-    """
-    results: list[Verdict | None] = [None] * len(proofs)
-    sent = [i for i, proof in enumerate(proofs) if str(proof.get("code") or "").strip()]
-    answers = verifier.verify([proofs[i] for i in sent]) if sent else []
-    if len(answers) != len(sent):
-        raise RuntimeError(f"verifier answered {len(answers)} results for {len(sent)} proofs")
-    for i, answer in zip(sent, answers, strict=True):
-        results[i] = answer
-    return [
-        VerifyResult(id=str(proofs[i].get("id")), verdict="invalid", reasons=["empty"])
-        if result is None
-        else result
-        for i, result in enumerate(results)
-    ]
 
 
 class _RetryableStatus(Exception):

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer_client.client import ProofRequest
 from trainer_client.leandojo import load_leandojo_benchmark
 from trainer_client.problem import CHECKERS, DEFAULT_HEADER, Problem
+from trainer_client.wire import ProofRequest
 
 __all__ = [
     "CHECKERS",

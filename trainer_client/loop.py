@@ -26,7 +26,6 @@ from transformers import AutoModelForCausalLM
 
 from trainer_client import distributed
 from trainer_client.checkpoint import load_trainer_state, restore_rng, save_checkpoint
-from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
 from trainer_client.data import Problem, RequestFn, build_prompt, proof_request
 from trainer_client.reference import ReferenceModel
@@ -39,6 +38,7 @@ from trainer_client.stages.score import LogprobGap, ScoreStage, StepBatch
 from trainer_client.stages.update import UpdateStage, build_optimizer, build_scheduler
 from trainer_client.stages.verify import PendingVerdicts, Verdicts, VerifyStage
 from trainer_client.tracking import Tracker
+from trainer_client.wire import Verifier
 
 __all__ = [
     "PromptStream",

@@ -91,10 +91,12 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_graph_sees_known_edges():
-    # The check below is only as good as the graph: it must see a module-level import, a
-    # function-level one and a relative one.
+    # The check below is only as good as the graph: it must see module-level imports, one
+    # inside a function (tracking imports matplotlib lazily) and package re-exports.
     assert "trainer_client.rollout.base" in GRAPH["trainer_client.rollout.hf"]
     assert "trainer_client.objectives" in GRAPH["trainer_client.config"]
+    assert "trainer_client.rollout.hf" in GRAPH["trainer_client.rollout"]
+    assert "matplotlib.pyplot" in _imports("x", MODULES["trainer_client.tracking"])
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
 
 

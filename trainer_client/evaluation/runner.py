@@ -15,10 +15,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from trainer_client.client import ProofRequest, Verdict, Verifier, verify_non_empty
 from trainer_client.data import Problem, build_prompt, proof_request
 from trainer_client.evaluation.diversity import proof_diversity, response_diversity
 from trainer_client.evaluation.results import EvalResult, ProblemResult
+from trainer_client.wire import ProofRequest, Verdict, Verifier, verify_non_empty
 
 __all__ = ["EvalPlan", "PromptTooLong", "check_prompt_lengths", "evaluate_problems"]
 

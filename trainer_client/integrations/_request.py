@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer_client.client import ProofRequest
 from trainer_client.data import DEFAULT_HEADER, Problem, proof_request
+from trainer_client.wire import ProofRequest
 
 
 def sample_request(

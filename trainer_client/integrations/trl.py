@@ -38,9 +38,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trainer_client.client import ProofRequest, Verifier, VerifierClient, verify_non_empty
+from trainer_client.client import VerifierClient
 from trainer_client.data import CHECKERS
 from trainer_client.integrations._request import sample_request
+from trainer_client.wire import ProofRequest, Verifier, verify_non_empty
 
 __all__ = ["SieveReward", "completion_text"]
 

@@ -48,10 +48,11 @@ from typing import Any
 
 import torch
 
-from trainer_client.client import ProofRequest, VerifierClient, verify_non_empty
+from trainer_client.client import VerifierClient
 from trainer_client.data import CHECKERS
 from trainer_client.integrations._request import sample_request
 from trainer_client.objectives import ALPHA_DPG, alpha_dpg_advantages
+from trainer_client.wire import ProofRequest, verify_non_empty
 
 __all__ = [
     "ESTIMATOR",

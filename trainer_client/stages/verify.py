@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer_client.client import ProofRequest, Verifier, verify_non_empty
 from trainer_client.config import TrainConfig
 from trainer_client.data import RequestFn
 from trainer_client.stages.sample import SampledChunk
+from trainer_client.wire import ProofRequest, Verifier, verify_non_empty
 
 __all__ = ["PendingVerdicts", "Verdicts", "VerifyStage"]
 

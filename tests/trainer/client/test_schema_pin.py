@@ -1,8 +1,8 @@
 """The client's request and reply types are the service's wire format, field for field.
 
 ``trainer_client`` does not import ``verifier_service`` (it talks HTTP), so nothing but this
-test keeps :class:`~trainer_client.client.ProofRequest` equal to the service's ``ProofIn`` and
-:class:`~trainer_client.client.VerifyResult` equal to its ``ProofResultOut``.
+test keeps :class:`~trainer_client.wire.ProofRequest` equal to the service's ``ProofIn`` and
+:class:`~trainer_client.wire.VerifyResult` equal to its ``ProofResultOut``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ schemas = pytest.importorskip(
     "verifier_service.api.schemas", reason="the verifier extra (pydantic models of the API)"
 )
 
-from trainer_client.client import ProofRequest, VerifierClient, VerifyResult  # noqa: E402
+from trainer_client.client import VerifierClient  # noqa: E402
+from trainer_client.wire import ProofRequest, VerifyResult  # noqa: E402
 
 
 def _service_types(model: type) -> dict[str, object]:
