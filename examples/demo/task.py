@@ -176,11 +176,13 @@ def _near_misses(correct: Sequence[str], target: int, m: int) -> set[str]:
         tree = ast.parse(expr, mode="eval")
         numbers = [node for node in ast.walk(tree) if isinstance(node, ast.Constant)]
         for node in numbers:
+            old = node.value
+            if not isinstance(old, int):  # every operand is an int literal
+                continue
             for delta in (-2, -1, 1, 2):
-                value = node.value + delta
+                value = old + delta
                 if value < 1:
                     continue
-                old = node.value
                 node.value = value
                 candidate = ast.unparse(tree).replace(" ", "")
                 node.value = old
