@@ -49,12 +49,12 @@ __all__ = [
 ]
 
 
-def process_state() -> Any:
+def process_state() -> PartialState:
     """accelerate's process state (rank, world size), started as :func:`make_accelerator` will."""
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def make_accelerator(mixed_precision: str = "no") -> Any:
+def make_accelerator(mixed_precision: str = "no") -> Accelerator:
     """The run's ``Accelerator``, laid out by ``accelerate launch`` (DDP, FSDP2) on GPUs or CPUs.
 
     Without an accelerator device it runs on the CPU, with the gloo backend when launched on
@@ -76,13 +76,13 @@ def make_accelerator(mixed_precision: str = "no") -> Any:
     return accelerator
 
 
-def is_fsdp2(accelerator: Any) -> bool:
+def is_fsdp2(accelerator: Accelerator) -> bool:
     """Whether ``accelerator`` shards models with FSDP2 (``fsdp_version: 2``)."""
     plugin = getattr(getattr(accelerator, "state", None), "fsdp_plugin", None)
     return plugin is not None and getattr(plugin, "fsdp_version", 1) == 2
 
 
-def may_stream_chunks(accelerator: Any) -> bool:
+def may_stream_chunks(accelerator: Accelerator) -> bool:
     """Whether a sampler may hand out groups as they finish, a number of chunks that differs
     from process to process. Not under FSDP2: there each chunk's reference pass and each
     micro-batch's forward are collective (all-gathers of the shards), so every process must
@@ -113,7 +113,7 @@ def world_size_metric(num_processes: int):
 # --- FSDP2 ------------------------------------------------------------------------------------
 
 
-def shard_reference(model: torch.nn.Module, accelerator: Any) -> torch.nn.Module:
+def shard_reference(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
     """Shard the frozen reference like the policy (a no-op unless FSDP2)."""
     if not is_fsdp2(accelerator):
         return model
@@ -189,7 +189,7 @@ class FullWeightsSampler:
 
 
 def full_state_dicts(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Any
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(model, optimizer)`` state as full CPU tensors on the main process (collective).
 
@@ -211,7 +211,7 @@ def full_state_dicts(
 
 
 def load_full_optimizer_state(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, accelerator: Any
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, accelerator: Accelerator
 ) -> None:
     """Restore what :func:`full_state_dicts` saved, sharding it again under FSDP2."""
     if not is_fsdp2(accelerator):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from transformers import AutoModelForCausalLM
 
 from trainer_client import distributed
@@ -72,7 +73,7 @@ class Trainer:
         problems: Sequence[Problem],
         verifier: Verifier,
         reference: ReferenceModel | None = None,
-        accelerator: Any = None,
+        accelerator: Accelerator | None = None,
         tracker: Tracker | None = None,
         prompt_fn: Callable[[Problem], str] | None = None,
         request_fn: RequestFn | None = None,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 
 from trainer_client.config import TrainConfig
 from trainer_client.divergences import is_estimates
@@ -199,7 +200,7 @@ class ScoreStage:
         config: TrainConfig,
         *,
         reference: ReferenceModel | None,
-        accelerator: Any,
+        accelerator: Accelerator,
         precision: Precision | None = None,
         metrics: list[MetricFn] | None = None,
     ) -> None:

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from transformers import get_scheduler
 
 from trainer_client.config import TrainConfig
@@ -34,7 +35,7 @@ class UpdateStage:
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
-        accelerator: Any,
+        accelerator: Accelerator,
         precision: Precision | None = None,
     ) -> None:
         self.config = config
