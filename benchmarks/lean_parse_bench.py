@@ -9,7 +9,7 @@ every Lean command answers at once, so the figures are this service's own cost: 
 commands (the escaped data literal), the round trips through the REPL protocol, reading the
 answers and judging them. On a real Lean add Lean's time to parse and elaborate.
 
-Proofs: the published prover proofs (``shared/data/prover_proofs.jsonl``, with their
+Proofs: the published prover proofs (``data/prover_proofs.jsonl``, with their
 statements) when present, else ``--proofs`` synthetic ones. Usage::
 
     python benchmarks/lean_parse_bench.py [--proofs 200] [--workers 1]

@@ -92,8 +92,7 @@ def test_sweep_trains_evaluates_and_plots(tmp_path, capsys):
 
 
 def test_held_out_evaluation_counts_each_target_once():
-    from trainer_client.demo_sweep import _distinct_targets
-
+    from examples.demo.sweep import _distinct_targets
     from examples.demo.task import demo_problems
 
     problems = demo_problems(24, split="test")  # 8 held-out targets, repeated
