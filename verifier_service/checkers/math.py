@@ -50,6 +50,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
+from verifier_service.checkers.math_answer import Refused, read_answer, read_reference
 from verifier_service.settings import VerifierSettings
 from verifier_service.verdicts import Outcome, Verdict
 
@@ -60,6 +61,13 @@ logger = logging.getLogger(__name__)
 STUCK_GRACE_S = 10.0
 #: Longest rendering of a parsed answer echoed back in ``messages``.
 _ECHO_CHARS = 200
+#: The reasons of an ``invalid`` verdict: all are the answer's fault, never the checker's.
+INVALID_REASONS = frozenset(
+    {"wrong_answer", "unparsable_answer", "ambiguous_answer", "uncomparable_answer"}
+)
+#: Revision of the strict rules; part of :attr:`MathChecker.version`, so that a verdict cached
+#: under other rules is never served.
+STRICT_RULES = 1
 
 
 class MathChecker(Checker):
@@ -92,7 +100,9 @@ class MathChecker(Checker):
         self._recycled = 0
         #: What a worker runs per job (a seam for tests; must be picklable by reference).
         self._work: Callable[[str, str, float], dict[str, Any]] = judge
-        self._version = f"math-verify {importlib.metadata.version('math-verify')}"
+        self._version = (
+            f"math-verify {importlib.metadata.version('math-verify')}; strict {STRICT_RULES}"
+        )
 
     @property
     def version(self) -> str:
@@ -130,6 +140,12 @@ class MathChecker(Checker):
             raise InvalidInput("code", "the answer to check is empty")
         if not timeout_s > 0:
             raise InvalidInput("timeout_s", f"must be > 0, got {timeout_s}")
+        try:
+            read_reference(answer.strip())
+        except Refused as refused:
+            raise InvalidInput(
+                "answer", f"the math checker cannot read this reference answer: {refused.message}"
+            ) from refused
         # Header, statement and Lean policy mean nothing here; dropping them lets requests that
         # differ only there share one cache entry.
         return Job(
@@ -236,7 +252,9 @@ def _outcome(result: dict[str, Any], budget_s: float) -> Outcome:
     ]
     if status == "valid":
         return Outcome(Verdict.VALID, messages=messages, time_s=time_s)
-    if status in ("wrong_answer", "unparsable_answer"):
+    if result.get("detail"):
+        messages.append({"severity": "info", "data": f"why: {result['detail']}"})
+    if status in INVALID_REASONS:
         return Outcome(Verdict.INVALID, [status], messages=messages, time_s=time_s)
     if status == "timeout":
         return Outcome.timeout(budget_s, time_s=time_s)
@@ -365,8 +383,11 @@ def _lib() -> SimpleNamespace:
     from sympy.parsing.sympy_parser import parse_expr
 
     from verifier_service.checkers import math_shortcuts
+    from verifier_service.checkers.math_answer.compare import compare, parse_core
 
     return SimpleNamespace(
+        compare=compare,
+        parse_core=parse_core,
         parse=parse,
         verify=verify,
         parse_expr=parse_expr,
@@ -380,22 +401,24 @@ def _lib() -> SimpleNamespace:
 def _compare(code: str, answer: str, result: dict[str, Any]) -> str:
     lib = _lib()
     lib.shortcuts.install()
-    reference = _extract_reference(answer)
-    result["reference"] = _echo(reference)
-    if not reference:
+    try:
+        reference = read_reference(answer)
+    except Refused as refused:  # prepare() refuses these; a direct caller gets a status
+        result["detail"] = refused.message
+        return "unparsable_reference"
+    gold = _extract_reference(answer)
+    result["reference"] = _echo(gold)
+    if not gold:
         return "unparsable_reference"
     try:
-        candidate = extract(code)
-    except lib.SympifyError:
-        # math-verify extracted a number SymPy cannot read (``-086``): the answer is unreadable,
-        # which is the answer's fault, not a fault of the checker.
-        return "unparsable_answer"
-    result["answer"] = _echo(candidate)
-    if not candidate:
-        return "unparsable_answer"
-    if lib.verify(reference, candidate, timeout_seconds=None, raise_on_error=True):
-        return "valid"
-    return "wrong_answer"
+        candidate = read_answer(code)
+    except Refused as refused:
+        result["detail"] = refused.message
+        return refused.reason
+    judgement = lib.compare(reference, candidate, gold)
+    result["answer"] = _echo(judgement.answer) if judgement.answer else None
+    result["detail"] = judgement.detail
+    return judgement.status
 
 
 @contextlib.contextmanager
@@ -459,9 +482,10 @@ def extract(text: str) -> list[Any]:
 
 @functools.lru_cache(maxsize=4096)
 def _extract_reference(answer: str) -> list[Any]:
-    """:func:`extract` of a reference answer, kept: a step sends the same reference with each
-    of a prompt's k samples, and SymPy objects are immutable, so sharing them is safe."""
-    return extract(answer)
+    """math-verify's parse of a reference answer (its strict reading's core), kept: a step
+    sends the same reference with each of a prompt's k samples, and SymPy objects are
+    immutable, so sharing them is safe."""
+    return _lib().parse_core(read_reference(answer).core)
 
 
 def _parse_arithmetic(text: str) -> list[Any]:
