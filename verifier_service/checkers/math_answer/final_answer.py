@@ -176,7 +176,7 @@ def _check_after(after: str) -> None:
 
 def _bare(text: str) -> FinalAnswer:
     answer = strip_delimiters(text)
-    if "\n" in answer or "$" in answer:
+    if "\n" in answer or re.search(r"(?<!\\)\$", answer):
         raise Refused("unparsable_answer", "no \\boxed{} answer and no final-answer line")
     return FinalAnswer(answer, "bare")
 
