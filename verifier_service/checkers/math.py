@@ -19,12 +19,13 @@ Comparisons run with :mod:`~verifier_service.checkers.math_shortcuts` installed:
 that a symbolic answer differs from the reference, instead of SymPy's ``simplify``, where one
 exists (the same verdicts, several times faster on a policy's wrong answers).
 
-What is read from the text:
-
-* a bare expression (one line, no ``$``/``\\boxed``/prose: ``3*8``, ``\\frac{1}{2}``, ``2**10``)
-  must parse *as a whole*: ``3*`` is unparsable, not ``3``;
-* anything else (a worked solution) goes through math-verify's usual extraction, which prefers
-  ``\\boxed{...}`` and ``the answer is ...``.
+What is read from the text, and how it is compared, is the strict reading of
+:mod:`verifier_service.checkers.math_answer`: exactly one final answer (the last ``\\boxed{…}``,
+an explicit final-answer line, or a bare expression that must parse as a whole), of the
+reference's kind, with its relation signs, percent and units compared and its value compared
+exactly. A completion that offers several answers, hedges or retracts is ``invalid``
+(``ambiguous_answer``). The reference is read in :meth:`MathChecker.prepare`, in the service
+process and without SymPy: one the checker cannot read is refused there (HTTP 422).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from tokenize import TokenError
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -354,9 +354,11 @@ def _on_alarm(signum: int, frame: object) -> None:
 def judge(code: str, answer: str, budget_s: float) -> dict[str, Any]:
     """Compare ``code`` with ``answer`` within ``budget_s`` seconds; runs in a worker process.
 
-    Returns ``{"status", "time_s", "answer", "reference"}`` with ``status`` one of ``valid``,
-    ``wrong_answer``, ``unparsable_answer``, ``unparsable_reference``, ``timeout``; any other
-    failure raises (and becomes ``error``).
+    Returns ``{"status", "time_s", "answer", "reference", "detail"}`` with ``status`` ``valid``,
+    one of :data:`INVALID_REASONS`, ``unparsable_reference`` (only for a caller that skipped
+    :meth:`MathChecker.prepare`) or ``timeout``; ``detail`` says why an answer was refused. An
+    exception inside math-verify on the answer is the answer's (``unparsable_answer`` or
+    ``uncomparable_answer``); any other failure raises (and becomes ``error``).
     """
     started = time.perf_counter()
     result: dict[str, Any] = {"answer": None, "reference": None}
@@ -371,31 +373,16 @@ def judge(code: str, answer: str, budget_s: float) -> dict[str, Any]:
 
 @functools.cache
 def _lib() -> SimpleNamespace:
-    """math-verify, SymPy's error and the shortcuts, imported once per worker.
+    """The comparison (math-verify, SymPy) and the shortcuts, imported once per worker.
 
     Imported on first use, not with this module: the service process never needs them. Looked
     up once: ``from package import name`` inside a function runs the import machinery on every
-    call: with the extraction configs built anew, about 11 us for each of an answer's two
-    extractions, a tenth of a short answer's 0.25 ms.
+    call.
     """
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-    from sympy import SympifyError
-    from sympy.parsing.sympy_parser import parse_expr
-
     from verifier_service.checkers import math_shortcuts
     from verifier_service.checkers.math_answer.compare import compare, parse_core
 
-    return SimpleNamespace(
-        compare=compare,
-        parse_core=parse_core,
-        parse=parse,
-        verify=verify,
-        parse_expr=parse_expr,
-        SympifyError=SympifyError,
-        shortcuts=math_shortcuts,
-        latex_only=[LatexExtractionConfig()],
-        latex_or_expr=[LatexExtractionConfig(), ExprExtractionConfig()],
-    )
+    return SimpleNamespace(compare=compare, parse_core=parse_core, shortcuts=math_shortcuts)
 
 
 def _compare(code: str, answer: str, result: dict[str, Any]) -> str:
@@ -444,9 +431,6 @@ def _time_limit(seconds: float) -> Iterator[None]:
 _DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\n")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _FUNCTIONS = frozenset({"sqrt", "sin", "cos", "tan", "log", "ln", "exp"})
-# Plain arithmetic that SymPy may read directly (``**`` is not LaTeX). Nothing else ever reaches
-# SymPy's parser unescaped: it evaluates Python.
-_ARITHMETIC = re.compile(r"[0-9\s.+\-*/^()]+")
 
 
 def is_bare_expression(text: str) -> bool:
@@ -457,27 +441,15 @@ def is_bare_expression(text: str) -> bool:
 
 
 def extract(text: str) -> list[Any]:
-    """The final answer(s) math-verify reads from ``text``; ``[]`` when there is none."""
-    lib = _lib()
-    text = text.strip()
-    if is_bare_expression(text):
-        found = lib.parse(
-            f"${text}$",
-            extraction_config=lib.latex_only,
-            fallback_mode="no_fallback",
-            parsing_timeout=None,  # type: ignore[arg-type]
-            raise_on_error=True,
-        )
-        if not found and _ARITHMETIC.fullmatch(text):
-            found = _parse_arithmetic(text)
-        return found
-    return lib.parse(
-        text,
-        extraction_config=lib.latex_or_expr,
-        fallback_mode="no_fallback",
-        parsing_timeout=None,  # type: ignore[arg-type]
-        raise_on_error=True,
-    )
+    """What math-verify reads from the final answer of ``text`` under the strict reading;
+    ``[]`` when there is none, more than one, or it is not mathematics."""
+    try:
+        shape = read_answer(text)
+    except Refused:
+        return []
+    if shape.kind == "text":
+        return []
+    return _lib().parse_core(shape.core)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -486,13 +458,6 @@ def _extract_reference(answer: str) -> list[Any]:
     sends the same reference with each of a prompt's k samples, and SymPy objects are
     immutable, so sharing them is safe."""
     return _lib().parse_core(read_reference(answer).core)
-
-
-def _parse_arithmetic(text: str) -> list[Any]:
-    try:
-        return [_lib().parse_expr(text.replace("^", "**"), evaluate=False)]
-    except (SyntaxError, TypeError, ValueError, TokenError, ZeroDivisionError):
-        return []
 
 
 def _echo(found: list[Any]) -> str | None:

@@ -84,6 +84,8 @@ def parse_core(core: str) -> list[Any]:
     return found
 
 
+#: Plain arithmetic that SymPy may read directly (``**`` is not LaTeX). Nothing else ever reaches
+#: SymPy's parser unescaped: it evaluates Python.
 _ARITHMETIC = re.compile(r"[0-9\s.+\-*/^()]+")
 
 

@@ -68,7 +68,7 @@ _REPEATING = re.compile(r"(?<![\d.])(\d*)\.(\d*)\\(?:overline|bar|dot)\{(\d+)\}"
 _JUXTAPOSED = re.compile(r"(\d|\))\s*\(")
 _THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!|\\,)(?=\d{3}(?!\d))")
 _SPACING = re.compile(
-    r"\\[,;:!> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|left|right)\b|\\[bB]ig+[lr]?\b"
+    r"(?<!\\)\\[,;:!> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|left|right)\b|\\[bB]ig+[lr]?\b"
 )
 
 

@@ -278,6 +278,8 @@ def _classify(tokens: list[_Token]) -> Shape:
     top = _top_level(tokens)
     if any(t.kind == "env" for t in tokens):
         return _matrix(tokens, core)
+    if any(t.kind == "row" or t.text == "&" for t in tokens):
+        raise Refused("unparsable_answer", "a row or column separator outside a matrix")
     relation_at = [i for i in top if _is_relation(tokens[i])]
     commas = [i for i in top if tokens[i].text in (",", ";")]
     if relation_at and commas:
@@ -344,6 +346,13 @@ def _check_juxtaposed_numbers(tokens: list[_Token]) -> None:
             )
         if "." in (before.text, after.text) and "num" in (before.kind, after.kind):
             raise Refused("unparsable_answer", "a stray decimal point")
+    texts = [token.text for token in tokens]
+    for i, token in enumerate(tokens[:-7]):
+        # 1\frac{1}{2}: a mixed number (1.5) to a reader, a product (0.5) to the LaTeX grammar.
+        if token.kind == "num" and texts[i + 1 : i + 3] == ["\\frac", "{"]:
+            numbers = tokens[i + 3], tokens[i + 6]
+            if all(t.kind == "num" for t in numbers) and texts[i + 4 : i + 6] == ["}", "{"]:
+                raise Refused("unparsable_answer", "a number before a fraction of numbers")
 
 
 def _top_level(tokens: list[_Token]) -> list[int]:
