@@ -126,8 +126,7 @@ def compare(reference: Shape, answer: Shape, gold: list[Any] | None = None) -> J
         same = _lib().verify(
             gold, pred, timeout_seconds=None, raise_on_error=True, allow_set_relation_comp=as_set
         )
-        if same:
-            detail = _strict_values(reference, answer, gold[0], pred[0])
+        detail = _strict_values(reference, answer, gold[0], pred[0]) if same else ""
     except Exception as exc:
         return Judgement(
             "uncomparable_answer", f"math-verify: {type(exc).__name__}: {exc}", pred, gold
@@ -207,6 +206,8 @@ def _strict_values(reference: Shape, answer: Shape, gold: Any, pred: Any) -> str
     kind = reference.kind
     if kind == "number":
         return "" if _same_number(gold, pred, reference.stated) else _imprecise(reference)
+    if kind == "interval" and reference.brackets == "∪":
+        return _same_multiset(reference.parts, answer.parts)
     if kind in ("pair", "tuple", "interval") and answer.parts:
         for i, (ref_part, ans_part) in enumerate(zip(reference.parts, answer.parts, strict=True)):
             judgement = compare(ref_part, ans_part)
@@ -276,8 +277,8 @@ def _same_number(gold: Any, pred: Any, stated: tuple[int, int] | None) -> bool:
         p = sympy.sympify(_rationalise(pred)).doit()
     except Exception:
         return False
-    if not (g.is_number and p.is_number):
-        return False
+    if not (g.is_number and p.is_number):  # the empty set, infinity: no value to round
+        return bool(g == p)
     if g.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or p.has(
         sympy.oo, -sympy.oo, sympy.zoo, sympy.nan
     ):

@@ -126,7 +126,7 @@ def _from_lines(text: str, lines: list[re.Match[str]]) -> FinalAnswer:
         if 0 <= newline < stop:
             stop = newline
         candidate, rest_at = _sentence(text[line.end() : stop])
-        candidate = strip_delimiters(candidate)
+        candidate = strip_delimiters(re.sub(r"^\s*\*\*|\*\*\s*$", "", candidate))
         if candidate.lower().strip(" .:") in _FILLER:
             continue
         answers.append(candidate)
@@ -168,7 +168,7 @@ def _check_after(after: str) -> None:
     """Anything after the answer that could offer another one, or take it back."""
     rest = _CLOSINGS.sub(" ", after)
     rest = re.sub(r"\\[\])]|\$+|\*\*|[.!,;:)\]}\s]", " ", rest)
-    if re.search(r"\d|\\boxed|\\fbox", rest) or _RETRACTION.search(rest):
+    if re.search(r"\d|\\boxed|\\fbox|%|\bper\s*cent", rest) or _RETRACTION.search(rest):
         raise Refused(
             "ambiguous_answer", f"text after the answer may retract it: {rest.strip()[:80]!r}"
         )

@@ -79,6 +79,7 @@ def normalise(text: str) -> str:
     text = _SPACING.sub(" ", text)
     text = text.replace(r"\dfrac", r"\frac").replace(r"\tfrac", r"\frac")
     text = text.replace(r"\dbinom", r"\binom").replace(r"\tbinom", r"\binom")
+    text = text.replace(r"\varnothing", r"\emptyset")
     text = _E_NOTATION.sub(_scientific, text)
     text = _REPEATING.sub(_repeating, text)
     text = _JUXTAPOSED.sub(r"\1 \\cdot (", text)

@@ -83,8 +83,7 @@ class Shape:
     assigned: Shape | None = None
     #: ``x \\in [0, 1]``: the set's shape.
     member_of: Shape | None = None
-    #: The variable compared against an interval (``0 \\le x \\le 1``), if the answer is a chain
-    #: of inequalities in one variable.
+    #: For a text answer (``\\text{Monday}``): its words as written.
     words: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -150,7 +149,8 @@ def _scan(text: str) -> tuple[list[_Token], list[str], bool, list[str], list[str
             content, position = _braced(text, position)
             token = _text_group(value, content, units, words)
             if token is not None:
-                tokens.append(_Token("word", token, match.start(), position))
+                kind = "num" if token[0].isdigit() else "word"
+                tokens.append(_Token(kind, token, match.start(), position))
                 continue
             position = _unit_power(text, position, units)
             percent = percent or bool(units and units[-1] == "%" and units.pop())
@@ -185,9 +185,9 @@ def _scan(text: str) -> tuple[list[_Token], list[str], bool, list[str], list[str
             if lowered in PERCENT_WORDS:
                 percent = True
                 continue
-            name = unit_name(value) if len(value) >= 2 else None
-            if name is not None and lowered not in FUNCTIONS and _ends_math(text, position):
-                units.append(name)
+            unit = unit_name(value) if len(value) >= 2 else None
+            if unit is not None and lowered not in FUNCTIONS and _ends_math(text, position):
+                units.append(unit)
                 continue
             if lowered in IGNORED_UNITS or (lowered == "square" and "units" in text[position:]):
                 continue
@@ -220,8 +220,10 @@ def _text_group(command: str, content: str, units: list[str], words: list[str]) 
     """Sort a ``\\text{…}`` group: a unit or percent (recorded), a letter or function name (a
     math token, returned), nothing, or words (recorded, and refused unless all is text)."""
     content = " ".join(content.replace("\\ ", " ").replace("~", " ").split())
-    if not content:
+    if not content or content in (".", "!"):
         return None
+    if re.fullmatch(r"\d+(?:\.\d+)?", content):
+        return content
     if content in PERCENT_WORDS or content.lower() in PERCENT_WORDS:
         units.append("%")
         return None
@@ -340,7 +342,7 @@ def _check_balance(tokens: list[_Token]) -> None:
 def _check_juxtaposed_numbers(tokens: list[_Token]) -> None:
     """``20 4`` is not 24 nor 80: two numbers side by side are no answer."""
     for before, after in itertools.pairwise(tokens):
-        if before.kind == "num" and after.kind == "num":
+        if before.kind == "num" and after.kind == "num" and not _scripted(tokens, before):
             raise Refused(
                 "unparsable_answer", f"two numbers side by side: {before.text} {after.text}"
             )
@@ -353,6 +355,12 @@ def _check_juxtaposed_numbers(tokens: list[_Token]) -> None:
             numbers = tokens[i + 3], tokens[i + 6]
             if all(t.kind == "num" for t in numbers) and texts[i + 4 : i + 6] == ["}", "{"]:
                 raise Refused("unparsable_answer", "a number before a fraction of numbers")
+
+
+def _scripted(tokens: list[_Token], token: _Token) -> bool:
+    """Whether ``token`` is a one-token sub- or superscript (the ``2`` of ``\\log_2 8``)."""
+    i = tokens.index(token)
+    return i > 0 and tokens[i - 1].text in ("_", "^")
 
 
 def _top_level(tokens: list[_Token]) -> list[int]:
