@@ -269,3 +269,18 @@ async def test_a_deeply_nested_small_answer_is_judged_in_time(math_checker: Math
         code=code, header=None, statement=None, answer="24", timeout_s=5.0, policy=Policy()
     )
     assert (await math_checker.check(job)).verdict is Verdict.VALID
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\boxed{" * 5000 + "1" + "}" * 5000,  # each layer would be a pass over the text
+        "$" * 10001,
+        "3+" * 3000 + "3",
+    ],
+)
+def test_text_too_long_for_one_answer_is_refused_before_it_is_rewritten(text: str) -> None:
+    for reader in (read_reference, read_answer):
+        with pytest.raises(Refused) as caught:
+            reader(text)
+        assert caught.value.reason == "unparsable_answer"

@@ -21,7 +21,7 @@ import functools
 
 from verifier_service.checkers.math_answer.final_answer import FinalAnswer, final_answer
 from verifier_service.checkers.math_answer.normalise import normalise, strip_delimiters
-from verifier_service.checkers.math_answer.shape import Refused, Shape, read
+from verifier_service.checkers.math_answer.shape import MAX_CHARS, Refused, Shape, read
 
 __all__ = ["FinalAnswer", "Refused", "Shape", "read_answer", "read_reference"]
 
@@ -32,10 +32,18 @@ def read_reference(reference: str) -> Shape:
 
     A reference is one answer, not a completion: it may be wrapped in ``$…$`` or
     ``\\boxed{…}``, and nothing else around it is searched."""
-    return read(normalise(strip_delimiters(reference)))
+    return read(normalise(_bounded(strip_delimiters(_bounded(reference, 2 * MAX_CHARS)))))
 
 
 def read_answer(completion: str) -> Shape:
     """The shape of the completion's one final answer; raises :class:`Refused` (with reason
     ``ambiguous_answer`` or ``unparsable_answer``) when there is none, or more than one."""
-    return read(normalise(final_answer(completion).text))
+    return read(normalise(_bounded(final_answer(completion).text)))
+
+
+def _bounded(text: str, limit: int = MAX_CHARS) -> str:
+    """``text``, or :class:`Refused` when it is too long to be one answer (checked before the
+    rewrites, which need not be linear in every input)."""
+    if len(text) > limit:
+        raise Refused("unparsable_answer", f"longer than {limit} characters")
+    return text

@@ -140,26 +140,21 @@ def _from_lines(text: str, lines: list[re.Match[str]]) -> FinalAnswer:
     return FinalAnswer(answers[-1], "line")
 
 
+_SENTENCE_PARTS = re.compile(r"\$[^$]*\$|\\\(.*?\\\)|(?P<stop>\.(?:\s|$))")
+
+
 def _sentence(text: str) -> tuple[str, int]:
     """The answer part of a final-answer line: up to the end of its sentence (a full stop
-    followed by a space, not a decimal point) or of the line."""
-    inline_math = re.compile(r"\$[^$]*\$|\\\([^)]*\\\)")
-    position = 0
-    while position < len(text):
-        math = inline_math.search(text, position)
-        stop = re.compile(r"\.(?:\s|$)").search(text, position)
-        if stop is None:
-            break
-        if math is not None and math.start() < stop.start():
-            position = math.end()
-            continue
-        return text[: stop.start()], stop.end()
+    followed by a space, not a decimal point nor one inside ``$…$``) or of the line."""
+    for part in _SENTENCE_PARTS.finditer(text):
+        if part.group("stop"):
+            return text[: part.start()], part.end()
     return text, len(text)
 
 
 def _check_clause_before(before: str) -> None:
     """A negation or alternative just before the answer, in its clause, refuses it."""
-    clause = re.split(r"[.;:\n]|,\s", before)[-1][-80:]
+    clause = re.split(r"[.;:\n]|,\s", before[-200:])[-1][-80:]
     if _RETRACTION.search(clause):
         raise Refused("ambiguous_answer", f"the answer is hedged: {clause.strip()!r}")
 

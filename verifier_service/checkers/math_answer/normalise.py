@@ -17,7 +17,10 @@ import re
 import unicodedata
 from fractions import Fraction
 
-__all__ = ["normalise", "strip_delimiters"]
+__all__ = ["MAX_LAYERS", "normalise", "strip_delimiters"]
+
+#: Most layers of delimiters :func:`strip_delimiters` removes (``$\\boxed{…}$`` is two).
+MAX_LAYERS = 8
 
 #: Unicode operators and symbols -> LaTeX. Applied before NFKC, which would turn ``²`` into ``2``.
 _SYMBOLS = {
@@ -88,11 +91,14 @@ def normalise(text: str) -> str:
 
 
 def strip_delimiters(text: str) -> str:
-    """``text`` without one pair of math delimiters around all of it (``$…$``, ``\\(…\\)``, …),
-    a trailing full stop, or a ``\\boxed{…}`` around all of it."""
+    """``text`` without the math delimiters around all of it (``$…$``, ``\\(…\\)``, …), a
+    trailing full stop, or a ``\\boxed{…}`` around all of it; at most :data:`MAX_LAYERS` layers
+    (each costs a pass over the text; what is left is refused by the reader)."""
     text = text.strip()
     changed = True
-    while changed:
+    for _ in range(MAX_LAYERS):
+        if not changed:
+            break
         changed = False
         for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
             if (

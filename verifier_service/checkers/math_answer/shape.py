@@ -341,8 +341,9 @@ def _check_balance(tokens: list[_Token]) -> None:
 
 def _check_juxtaposed_numbers(tokens: list[_Token]) -> None:
     """``20 4`` is not 24 nor 80: two numbers side by side are no answer."""
-    for before, after in itertools.pairwise(tokens):
-        if before.kind == "num" and after.kind == "num" and not _scripted(tokens, before):
+    for i, (before, after) in enumerate(itertools.pairwise(tokens)):
+        scripted = i > 0 and tokens[i - 1].text in ("_", "^")  # the 2 of \log_2 8
+        if before.kind == "num" and after.kind == "num" and not scripted:
             raise Refused(
                 "unparsable_answer", f"two numbers side by side: {before.text} {after.text}"
             )
@@ -355,12 +356,6 @@ def _check_juxtaposed_numbers(tokens: list[_Token]) -> None:
             numbers = tokens[i + 3], tokens[i + 6]
             if all(t.kind == "num" for t in numbers) and texts[i + 4 : i + 6] == ["}", "{"]:
                 raise Refused("unparsable_answer", "a number before a fraction of numbers")
-
-
-def _scripted(tokens: list[_Token], token: _Token) -> bool:
-    """Whether ``token`` is a one-token sub- or superscript (the ``2`` of ``\\log_2 8``)."""
-    i = tokens.index(token)
-    return i > 0 and tokens[i - 1].text in ("_", "^")
 
 
 def _top_level(tokens: list[_Token]) -> list[int]:
