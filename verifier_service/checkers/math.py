@@ -393,7 +393,11 @@ def _compare(code: str, answer: str, result: dict[str, Any]) -> str:
     except Refused as refused:  # prepare() refuses these; a direct caller gets a status
         result["detail"] = refused.message
         return "unparsable_reference"
-    gold = _extract_reference(answer)
+    try:
+        gold = _extract_reference(answer)
+    except Exception as exc:  # read by our reader, not by math-verify: the request's to fix
+        result["detail"] = f"math-verify: {type(exc).__name__}: {exc}"
+        return "unparsable_reference"
     result["reference"] = _echo(gold)
     if not gold:
         return "unparsable_reference"

@@ -220,8 +220,95 @@ def _strict_values(reference: Shape, answer: Shape, gold: Any, pred: Any) -> str
         exact = _lib().verify(
             [_rationalise(gold)], [_rationalise(pred)], timeout_seconds=None, raise_on_error=True
         )
-        return "" if exact else "equal only after rounding"
+        if not exact:
+            return "equal only after rounding"
+    if kind == "expression" and not _same_expression(gold, pred):
+        return "not exactly equal to the reference"
+    if kind == "relation" and not _same_relation(gold, pred):
+        return "not exactly the reference's relation"
     return ""
+
+
+def _witnesses(symbols: list[Any]) -> list[dict[Any, Any]]:
+    """Two exact points at which to evaluate both sides: math-verify compares expressions
+    numerically to 15 digits with small values chopped to zero, so ``2x + 1 + 10^{-30}`` passed
+    for ``2x + 1``. A point that breaks a symbol's assumptions is not used."""
+    sympy = _lib().sympy
+    points = []
+    for shift in (0, 1):
+        point = {
+            symbol: sympy.Rational(_PRIMES[(i + shift) % len(_PRIMES)], 3 + shift)
+            for i, symbol in enumerate(symbols)
+        }
+        if all(_satisfies(value, symbol) for symbol, value in point.items()):
+            points.append(point)
+    return points
+
+
+_PRIMES = (7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)
+
+
+def _satisfies(value: Any, symbol: Any) -> bool:
+    for name, holds in getattr(symbol, "assumptions0", {}).items():
+        if getattr(value, f"is_{name}", None) is not holds:
+            return False
+    return True
+
+
+def _same_expression(gold: Any, pred: Any) -> bool:
+    """Whether two expressions math-verify called equal take exactly equal values (relative
+    agreement to 40 digits, :func:`_same_number`) at two exact points. False only with a
+    witness: a point where both are defined and differ."""
+    sympy = _lib().sympy
+    try:
+        g, p = sympy.sympify(_rationalise(gold)), sympy.sympify(_rationalise(pred))
+        symbols = sorted(g.free_symbols | p.free_symbols, key=str)
+        if not symbols:
+            return _same_number(g, p, None)
+        for point in _witnesses(symbols):
+            gv, pv = g.xreplace(point), p.xreplace(point)
+            if gv.has(sympy.zoo, sympy.nan) or pv.has(sympy.zoo, sympy.nan):
+                continue  # a pole: this point says nothing
+            if gv.is_number and pv.is_number and not _same_number(gv, pv, None):
+                return False
+    except Exception:  # cannot evaluate: math-verify's verdict stands
+        return True
+    return True
+
+
+def _same_relation(gold: Any, pred: Any) -> bool:
+    """For one relation each: the sides' differences (turned to face the same way) agree up to a
+    constant factor, positive for an inequality, exactly at two points (:func:`_same_expression`).
+    Chains and systems are left to math-verify and the shape checks."""
+    sympy = _lib().sympy
+    relational = sympy.core.relational.Relational
+    if not (isinstance(gold, relational) and isinstance(pred, relational)):
+        return True
+    try:
+        g, p = _facing(gold), _facing(pred)
+        if type(g) is not type(p):
+            return True  # solved into each other by math-verify; the signs were compared
+        g_side, p_side = g.lhs - g.rhs, p.lhs - p.rhs
+        symbols = sorted(g_side.free_symbols | p_side.free_symbols, key=str)
+        points = _witnesses(symbols) if symbols else [{}]
+        for point in points:
+            denominator = p_side.xreplace(point)
+            if denominator.is_zero is False and denominator.is_number:
+                factor = g_side.xreplace(point) / denominator
+                if isinstance(g, (sympy.Eq, sympy.Ne)) or factor.is_positive:
+                    return _same_expression(g_side, factor * p_side)
+                return False
+    except Exception:
+        return True
+    return True
+
+
+def _facing(relation: Any) -> Any:
+    """``a > b`` as ``b < a``, ``a >= b`` as ``b <= a``: one direction to compare."""
+    sympy = _lib().sympy
+    if isinstance(relation, (sympy.StrictGreaterThan, sympy.GreaterThan)):
+        return relation.reversed
+    return relation
 
 
 def _imprecise(reference: Shape) -> str:

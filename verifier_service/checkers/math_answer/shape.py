@@ -274,6 +274,8 @@ def _ends_math(text: str, position: int) -> bool:
 
 
 def _classify(tokens: list[_Token]) -> Shape:
+    if not tokens:
+        raise Refused("unparsable_answer", "an empty part of the answer")
     core = _join(tokens)
     _check_balance(tokens)
     _check_juxtaposed_numbers(tokens)
@@ -349,6 +351,10 @@ def _check_juxtaposed_numbers(tokens: list[_Token]) -> None:
             )
         if "." in (before.text, after.text) and "num" in (before.kind, after.kind):
             raise Refused("unparsable_answer", "a stray decimal point")
+        if after.text == "'" and before.kind != "word" and before.text != "'":
+            raise Refused("unparsable_answer", "a prime on something that is not a variable")
+        if after.text == "_" and before.kind == "num" and not _is_base(tokens, i):
+            raise Refused("unparsable_answer", "a subscript on a number inside an expression")
     texts = [token.text for token in tokens]
     for i, token in enumerate(tokens[:-7]):
         # 1\frac{1}{2}: a mixed number (1.5) to a reader, a product (0.5) to the LaTeX grammar.
@@ -356,6 +362,15 @@ def _check_juxtaposed_numbers(tokens: list[_Token]) -> None:
             numbers = tokens[i + 3], tokens[i + 6]
             if all(t.kind == "num" for t in numbers) and texts[i + 4 : i + 6] == ["}", "{"]:
                 raise Refused("unparsable_answer", "a number before a fraction of numbers")
+
+
+def _is_base(tokens: list[_Token], number: int) -> bool:
+    """Whether the subscript after ``tokens[number]`` is the whole answer's number base
+    (``1010_2``): the only place a number may carry one."""
+    rest = [token.text for token in tokens[number + 2 :]]
+    return number == 0 and (
+        len(rest) == 1 or (len(rest) == 3 and rest[0] == "{" and rest[2] == "}")
+    )
 
 
 def _top_level(tokens: list[_Token]) -> list[int]:
