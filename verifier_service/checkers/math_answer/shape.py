@@ -96,7 +96,7 @@ _TOKEN = re.compile(
     r"|(?P<word>[A-Za-z]+(?:'[a-z]+)?)"
     r"|(?P<op>[-+*/^_=<>!(),;\[\]{}|&':%$.])"
 )
-_OPEN = {"(": ")", "[": "]", "{": "}", "\\{": "\\}", "\\langle": "\\rangle", "\\lbrace": "\\rbrace"}
+_OPENERS = frozenset({"(", "[", "{", "\\{", "\\langle", "\\lbrace"})
 _CLOSE = {")", "]", "}", "\\}", "\\rangle", "\\rbrace"}
 
 
@@ -329,7 +329,7 @@ def _join(tokens: list[_Token]) -> str:
 def _check_balance(tokens: list[_Token]) -> None:
     depth = 0
     for token in tokens:
-        if token.text in ("(", "[", "{", "\\{", "\\langle", "\\lbrace"):
+        if token.text in _OPENERS:
             depth += 1
         elif token.text in _CLOSE:
             depth -= 1
@@ -378,7 +378,7 @@ def _top_level(tokens: list[_Token]) -> list[int]:
     top: list[int] = []
     depth = 0
     for i, token in enumerate(tokens):
-        if token.text in ("(", "[", "{", "\\{", "\\langle", "\\lbrace"):
+        if token.text in _OPENERS:
             depth += 1
             continue
         if token.text in _CLOSE:
@@ -487,7 +487,7 @@ def _enclosing(tokens: list[_Token]) -> tuple[int, int] | None:
     depth = 0
     commas = 0
     for i, token in enumerate(tokens):
-        if token.text in ("(", "[", "{", "\\{", "\\langle", "\\lbrace"):
+        if token.text in _OPENERS:
             depth += 1
         elif token.text in _CLOSE:
             depth -= 1
