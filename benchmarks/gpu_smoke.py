@@ -34,6 +34,10 @@ from typing import Any
 
 import torch
 
+# The workload is the CPU demo's task (examples/demo/), importable from a checkout: the
+# script runs as `python benchmarks/<name>.py` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 FULL = {
     "model_type": "llama",
     "hidden_size": 1024,
@@ -107,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _random_base(tmp: Path, architecture: dict[str, Any], vocab: int) -> Path:
     """A character tokenizer over ``vocab`` symbols and a random model saved beside it."""
+    from examples.demo.tokenizer import DEMO_ALPHABET, char_tokenizer
+    from trainer_client.build import build_random_base
     from trainer_client.config import TrainConfig
-    from trainer_client.demo import DEMO_ALPHABET, char_tokenizer
-    from trainer_client.train import build_random_base
 
     extra = "".join(chr(0x4E00 + i) for i in range(max(0, vocab - len(DEMO_ALPHABET) - 4)))
     tokenizer_dir = tmp / "tokenizer"
@@ -117,11 +121,10 @@ def _random_base(tmp: Path, architecture: dict[str, Any], vocab: int) -> Path:
     cfg = TrainConfig.from_dict(
         {
             "model": {
-                "name_or_path": "random",
+                "random_init": True,
                 "architecture": architecture,
                 "tokenizer": str(tokenizer_dir),
             },
-            "data": {"path": "demo"},
         }
     )
     return build_random_base(cfg, tmp / "base")
@@ -131,7 +134,7 @@ def _parameters(path: Path) -> int:
     from trainer_client.config import TrainConfig
     from trainer_client.plan import model_shape
 
-    cfg = TrainConfig.from_dict({"model": {"name_or_path": str(path)}, "data": {"path": "demo"}})
+    cfg = TrainConfig.from_dict({"model": {"name_or_path": str(path)}})
     return model_shape(cfg).num_parameters
 
 
@@ -181,13 +184,14 @@ def _run(
     device: str,
     budget_s: float,
 ) -> list[dict[str, float]]:
+    from examples.demo.task import demo_problems
+    from trainer_client.build import build_trainer
     from trainer_client.config import TrainConfig
-    from trainer_client.train import build_trainer
 
     cfg = TrainConfig.from_dict(
         {
             "model": {"name_or_path": str(base), "dtype": "float32"},
-            "data": {"path": "demo", "limit": 64},
+            "data": {"limit": 64},
             "sampling": {
                 "backend": backend,
                 "k": args.k,
@@ -209,7 +213,7 @@ def _run(
     )
     print(f"\n[{backend}]")
     build_started = time.perf_counter()
-    trainer = build_trainer(cfg, _HalfVerifier())
+    trainer = build_trainer(cfg, _HalfVerifier(), problems=demo_problems(64, seed=cfg.run.seed))
     print(f"  built in {time.perf_counter() - build_started:.1f} s")
     rows: list[dict[str, float]] = []
     started = time.perf_counter()

@@ -20,12 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# This checkout's checker, not an installed one: the script runs as
+# `python benchmarks/math_adversarial.py` from the repository root.
+sys.path.insert(0, str(ROOT))
 CASES = ROOT / "tests" / "verifier" / "math" / "adversarial.jsonl"
 Judge = Callable[[str, str, float], dict[str, Any]]
 

@@ -44,6 +44,10 @@ ONE_THREAD = {
     )
 }
 
+# The workload is the CPU demo's task (examples/demo/), importable from a checkout: the
+# script runs as `python benchmarks/<name>.py` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -142,9 +146,10 @@ def policy_answers(n: int) -> list[tuple[str, str]]:
     import torch
     from trainer_bench import ALPHABET_EXTRA, bench_model
 
+    from examples.demo.task import demo_problems
+    from examples.demo.tokenizer import DEMO_ALPHABET, char_tokenizer
     from trainer_client.data import build_prompt
-    from trainer_client.demo import DEMO_ALPHABET, char_tokenizer, demo_problems
-    from trainer_client.sampler import HFSampler
+    from trainer_client.rollout import HFSampler
 
     torch.set_num_threads(1)
     tokenizer = char_tokenizer(DEMO_ALPHABET + ALPHABET_EXTRA)

@@ -1,11 +1,11 @@
-"""False negatives on published proofs: every row of ``shared/data/prover_proofs.jsonl`` through
+"""False negatives on published proofs: every row of ``data/prover_proofs.jsonl`` through
 the service, with the REPL double standing in for Lean, posted two ways.
 
 - ``split``: ``header`` + ``statement`` + ``code`` (the proof), as the data gives them;
 - ``file``: the whole ``.lean`` text (header, then proof) as ``code``, the statement, no header.
 
 InternLM rows import ``MiniF2F.Minif2fImport`` (a LeanDojo project); they run with the standard
-Mathlib header instead, as ``shared/data/README.md`` advises (the rows, their sources and the two
+Mathlib header instead, as ``data/README.md`` advises (the rows, their sources and the two
 postings are :mod:`verifier_service.testing.prover_proofs`, which the test of the same name uses).
 Prints, per source and posting, how many rows came back ``valid`` and the reasons of the others.
 The double accepts every proof Lean would accept here (it has no tactics to fail), so a refusal

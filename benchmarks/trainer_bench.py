@@ -42,6 +42,10 @@ from pathlib import Path
 
 import torch
 
+# The workload is the CPU demo's task (examples/demo/), importable from a checkout: the
+# script runs as `python benchmarks/<name>.py` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 #: 18 demo characters + 11 letters + 4 special tokens = 33 tokens.
 ALPHABET_EXTRA = "abcdefghijk"
 PROMPTS, K, NEW_TOKENS, LR = 8, 4, 16, 1e-5
@@ -96,7 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from trainer_client.demo import DEMO_ALPHABET, char_tokenizer, demo_problems
+    from examples.demo.task import demo_problems
+    from examples.demo.tokenizer import DEMO_ALPHABET, char_tokenizer
 
     tokenizer = char_tokenizer(DEMO_ALPHABET + ALPHABET_EXTRA)
     problems = demo_problems(64)
@@ -153,7 +158,7 @@ def main() -> None:
 
 def bench_model(tokenizer):
     """The workload's policy: a random 2-layer Llama (hidden 128), the same weights each time."""
-    from trainer_client.train import random_model
+    from trainer_client.build import random_model
 
     return random_model(
         {
@@ -178,7 +183,6 @@ def _our_trainer(name, loss, tokenizer, problems, verifier, out, args, *, seed):
     cfg = TrainConfig.from_dict(
         {
             "model": {"name_or_path": "random-llama"},
-            "data": {"path": "demo"},
             "sampling": {
                 "k": K,
                 "prompts_per_step": PROMPTS,
@@ -304,7 +308,7 @@ def _verifier(args):
     if not args.fake_verifier:
         try:
             from trainer_client.client import VerifierClient
-            from trainer_client.train import local_verifier
+            from trainer_client.local_verifier import local_verifier
 
             with local_verifier(["math"]) as url, VerifierClient(url) as client:
                 yield client, f"real service, math checker, {url}"
@@ -316,8 +320,8 @@ def _verifier(args):
 
 class _FakeVerifier:
     def verify(self, proofs):
+        from examples.demo.task import is_correct
         from trainer_client.client import VerifyResult
-        from trainer_client.demo import is_correct
 
         return [
             VerifyResult(

@@ -5,7 +5,9 @@
     time) divided by proofs per second of the same REPL double driven directly by a
     :class:`~verifier_service.lean.pool.ReplPool` (2 concurrent leases). Both sides run 2 REPL
     processes answering each command after ``--delay`` seconds, and both do the Lean work the
-    ``lean4`` checker does per proof: the proof on env 0, then ``#print axioms`` on its env.
+    ``lean4`` checker does per proof: the trusted parse program on env 0, the proof on env 0,
+    the statement program (once per worker and statement), the target program and
+    ``#print axioms`` on the proof's env.
     Target: ratio >= 0.97.
 
 (b) **Cached verdicts per second.** One replica answers a 1,000-proof batch that is fully cached
@@ -54,9 +56,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from verifier_service.launcher import free_port, serve_subprocess  # noqa: E402
+from verifier_service.lean import trusted  # noqa: E402
 from verifier_service.lean.header import normalise_header  # noqa: E402
-from verifier_service.lean.pool import ReplPool  # noqa: E402
+from verifier_service.lean.pool import LeanWorker, ReplPool  # noqa: E402
 from verifier_service.settings import VerifierSettings  # noqa: E402
+from verifier_service.soundness.parsed import (  # noqa: E402
+    statement_declaration,
+    statement_for_elaboration,
+)
 from verifier_service.testing.repl_double import command as double_command  # noqa: E402
 
 HEADER = "import Mathlib\nimport Aesop"
@@ -203,11 +210,7 @@ async def pool_proofs_per_s(
         while queue:
             proof = queue.pop()
             async with pool.lease(header, acquire_timeout_s=60) as worker:
-                env = worker.header_env if worker.header_env is not None else 0
-                reply = await worker.send({"cmd": proof["code"], "env": env}, timeout_s=60)
-                await worker.send(
-                    {"cmd": f"#print axioms {proof['id']}", "env": reply["env"]}, timeout_s=30
-                )
+                await checker_lean_work(worker, proof)
 
     start = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
@@ -302,9 +305,18 @@ def p99(values: Sequence[float]) -> float:
 
 async def _lean_work(pool: ReplPool, header: str, proof: dict[str, str]) -> None:
     async with pool.lease(header, acquire_timeout_s=600) as worker:
-        env = worker.header_env if worker.header_env is not None else 0
-        reply = await worker.send({"cmd": proof["code"], "env": env}, timeout_s=60)
-        await worker.send({"cmd": f"#print axioms {proof['id']}", "env": reply["env"]}, 30)
+        await checker_lean_work(worker, proof)
+
+
+async def checker_lean_work(worker: LeanWorker, proof: dict[str, str]) -> None:
+    """The REPL commands the lean4 checker sends for one valid proof, in its order."""
+    env = worker.header_env if worker.header_env is not None else 0
+    statement = statement_declaration(proof["statement"])
+    await trusted.parse_code(worker, env, proof["code"], statement, 30)
+    reply = await worker.send({"cmd": proof["code"], "env": env}, timeout_s=60)
+    await trusted.elaborate_statement(worker, env, statement_for_elaboration(statement), 30)
+    await trusted.target_type(worker, reply["env"], proof["id"], 30)
+    await worker.send({"cmd": f"#print axioms {proof['id']}", "env": reply["env"]}, 30)
 
 
 async def _churn_latencies(

@@ -11,7 +11,7 @@
 # name another tag, a branch or a full commit hash built for the same toolchain.
 #
 # The default, v4.19.0, is a release tagged by all three projects, and the first Lean that
-# elaborates in parallel (see SIEVE_LEAN_THREADS). The datasets in shared/data were written for
+# elaborates in parallel (see SIEVE_LEAN_THREADS). The datasets in data/ were written for
 # Mathlib of the Lean v4.9 era (DeepSeek-Prover-V1.5; Lean Workbook pinned v4.8.0-rc1); newer
 # Mathlib renamed lemmas and deprecated syntax such as `∑ k in s, f k`, so reproduce the paper's
 # numbers with `--build-arg LEAN_VERSION=v4.9.0`.

@@ -14,6 +14,7 @@ half-written ``step_<N>`` that ``latest`` would pick up.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -103,8 +104,6 @@ def save_checkpoint(
 
 def _plain_architectures(directory: Path) -> None:
     """FSDP2 renames a module's class (``FSDPLlamaForCausalLM``); record the model's own."""
-    import json
-
     file = directory / "config.json"
     config = json.loads(file.read_text())
     names = config.get("architectures") or []

@@ -28,10 +28,10 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from tenacity import (
@@ -42,8 +42,12 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from trainer_client.wire import ProofRequest, Verdict, Verifier, VerifyResult, verify_non_empty
+
 __all__ = [
     "RETRY_STATUSES",
+    "ProofRequest",
+    "Verdict",
     "VerificationError",
     "Verifier",
     "VerifierClient",
@@ -53,49 +57,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# The wire types live in trainer_client.wire; they are re-exported here, where users of the
+# client have always found them.
+
 #: HTTP statuses that mean "try again later", not "your request is wrong".
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: The longest ``Retry-After`` the client honours; a larger one is capped to this.
 MAX_RETRY_AFTER_S = 120.0
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """The verdict on one proof, as the service (or, on failure, the client) gives it."""
-
-    id: str
-    verdict: str
-    reasons: list[str] = field(default_factory=list)
-    messages: list[dict] = field(default_factory=list)
-    axioms: list[str] | None = None
-    cached: bool = False
-    time_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """The proof is verified."""
-        return self.verdict == "valid"
-
-    @property
-    def failed(self) -> bool:
-        """The system could not judge the proof (after the retries): not a wrong proof."""
-        return self.verdict == "error"
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> VerifyResult:
-        return cls(
-            id=str(data["id"]),
-            verdict=str(data["verdict"]),
-            reasons=list(data.get("reasons") or []),
-            messages=list(data.get("messages") or []),
-            axioms=None if data.get("axioms") is None else list(data["axioms"]),
-            cached=bool(data.get("cached", False)),
-            time_s=float(data.get("time_s") or 0.0),
-        )
-
-    @classmethod
-    def client_error(cls, id: str, what: str) -> VerifyResult:
-        return cls(id=id, verdict="error", reasons=[f"client:{what}"])
 
 
 class VerificationError(RuntimeError):
@@ -105,35 +73,6 @@ class VerificationError(RuntimeError):
         super().__init__(f"verification failed: {what}")
         self.what = what
         self.results = results
-
-
-class Verifier(Protocol):
-    """What the trainer and the evaluation need of a verifier: :class:`VerifierClient`, or a
-    test double. Results need ``.ok`` (verified) and ``.failed`` (system error after retries)."""
-
-    def verify(self, proofs: Sequence[dict]) -> list[Any]: ...
-
-
-def verify_non_empty(verifier: Verifier, proofs: Sequence[dict]) -> list[Any]:
-    """``verifier.verify(proofs)``, with proofs of empty ``code`` judged ``invalid`` here.
-
-    A completion with nothing in it is a wrong answer, not a question for the service, which
-    refuses empty ``code`` as malformed input (a 422 the client would have to settle item by
-    item). Results keep the order of ``proofs``.
-    """
-    results: list[Any] = [None] * len(proofs)
-    sent = [i for i, proof in enumerate(proofs) if str(proof.get("code") or "").strip()]
-    answers = verifier.verify([proofs[i] for i in sent]) if sent else []
-    if len(answers) != len(sent):
-        raise RuntimeError(f"verifier answered {len(answers)} results for {len(sent)} proofs")
-    for i, answer in zip(sent, answers, strict=True):
-        results[i] = answer
-    for i, result in enumerate(results):
-        if result is None:
-            results[i] = VerifyResult(
-                id=str(proofs[i].get("id")), verdict="invalid", reasons=["empty"]
-            )
-    return results
 
 
 class _RetryableStatus(Exception):
@@ -241,7 +180,7 @@ class VerifierClient:
     # ----------------------------------------------------------------------------------------
     # Public API
 
-    def verify(self, proofs: Sequence[dict]) -> list[VerifyResult]:
+    def verify(self, proofs: Sequence[Mapping[str, Any]]) -> list[VerifyResult]:
         """Verify ``proofs``; chunks run concurrently on a thread pool. Safe in a running loop."""
         items = _validated(proofs)
         chunks = list(self._chunks(items))
@@ -255,7 +194,7 @@ class VerifierClient:
                 outputs = list(pool.map(lambda c: self._run_chunk(client, *c), chunks))
         return self._collect(items, outputs)
 
-    async def averify(self, proofs: Sequence[dict]) -> list[VerifyResult]:
+    async def averify(self, proofs: Sequence[Mapping[str, Any]]) -> list[VerifyResult]:
         """Verify ``proofs`` as concurrent tasks, at most ``max_concurrency`` requests at once."""
         items = _validated(proofs)
         chunks = list(self._chunks(items))
@@ -499,7 +438,7 @@ class _Attempt:
     url_index: int
 
 
-def _validated(proofs: Sequence[dict]) -> list[dict]:
+def _validated(proofs: Sequence[Mapping[str, Any]]) -> list[dict]:
     """The proofs as a list, with ids as strings; bad input raises naming the field."""
     items: list[dict] = []
     seen: set[str] = set()

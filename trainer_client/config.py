@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainer_client.objectives import ALPHA_DPG, OBJECTIVES, Objective
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -33,6 +35,8 @@ __all__ = [
     "VerifierConfig",
     "apply_overrides",
     "load_config",
+    "read_config_file",
+    "resolve_config",
 ]
 
 ENV_PREFIX = "SIEVE_TRAIN_"
@@ -47,9 +51,12 @@ class _Section(BaseModel):
 
 
 class ModelConfig(_Section):
-    #: HF hub id or local path of the policy's starting point (the base model ``a``).
-    #: ``demo:fit`` fits the CPU demo's tiny base model first (cached under the run directory).
-    name_or_path: str
+    #: HF hub id or local path of the policy's starting point (the base model ``a``); required
+    #: unless ``random_init``.
+    name_or_path: str | None = None
+    #: Start from a randomly initialised model of shape ``architecture`` with ``tokenizer``'s
+    #: vocabulary (saved under ``<run dir>/base``; nothing is downloaded): smoke runs, benchmarks.
+    random_init: bool = False
     #: The frozen reference ``a``; defaults to ``name_or_path`` (a frozen copy of the start).
     reference: str | None = None
     #: Tokenizer path; defaults to ``name_or_path``.
@@ -57,27 +64,30 @@ class ModelConfig(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
-    #: Steps of the demo's base-model fit when ``name_or_path`` is ``demo:fit``.
-    demo_fit_steps: int = Field(default=600, ge=1)
-    #: A ``transformers`` config (what ``config.json`` holds, ``model_type`` included). With
-    #: ``name_or_path: random`` the run starts from a randomly initialised model of this shape
-    #: (no download); otherwise ``--plan`` reads the shape from here when ``name_or_path`` is not
-    #: a local directory.
+    #: A ``transformers`` config (what ``config.json`` holds, ``model_type`` included): the shape
+    #: of a ``random_init`` model; otherwise ``--plan`` reads the shape from here when
+    #: ``name_or_path`` is not a local directory.
     architecture: dict[str, Any] | None = None
     #: Parameter count for ``--plan`` when neither a local config nor ``architecture`` is given.
     num_parameters: int | None = Field(default=None, ge=1)
 
+    @model_validator(mode="after")
+    def _a_start(self) -> ModelConfig:
+        if self.random_init:
+            if self.architecture is None or self.tokenizer is None:
+                raise ValueError("random_init needs model.architecture and model.tokenizer")
+        elif self.name_or_path is None:
+            raise ValueError("name_or_path: required unless model.random_init is true")
+        return self
+
 
 class DataConfig(_Section):
-    #: A problems file (``.jsonl``, ``.parquet``, LeanDojo ``.json``) or ``demo`` for the CPU demo.
-    path: str
+    #: A problems file (``.jsonl``, ``.parquet``, LeanDojo ``.json``); none: the caller passes
+    #: the problems (``build_trainer(problems=...)``).
+    path: str | None = None
     split: str | None = None
     limit: int | None = Field(default=None, ge=1)
     shuffle: bool = True
-    #: Held-out problems for the sweep's evaluation (``demo`` allowed); none: no evaluation.
-    eval_path: str | None = None
-    eval_split: str | None = None
-    eval_limit: int | None = Field(default=None, ge=1)
     #: Wrap prompts in the tokenizer's chat template (``add_generation_prompt``), as the paper's
     #: pipeline does; a tokenizer without one gets the plain prompt either way.
     chat_template: bool = True
@@ -110,7 +120,8 @@ class SamplingConfig(_Section):
 
 
 class LossConfig(_Section):
-    objective: Literal["alpha_dpg", "dr_grpo", "rloo", "rft"] = "alpha_dpg"
+    #: A name in :data:`trainer_client.objectives.OBJECTIVES`.
+    objective: str = ALPHA_DPG.name
     #: α of the divergence: 0 forward KL (coverage) ... 0.999 reverse KL (precision).
     alpha: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Pseudo-reward ceiling M.
@@ -121,6 +132,13 @@ class LossConfig(_Section):
     kl_coef: float = Field(default=0.0, ge=0.0)
     #: Constant length normaliser; none: ``sampling.max_new_tokens``.
     l_max: int | None = Field(default=None, ge=1)
+
+    @field_validator("objective")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in OBJECTIVES:
+            raise ValueError(f"expected one of {', '.join(sorted(OBJECTIVES))}")
+        return value
 
 
 class OptimConfig(_Section):
@@ -175,27 +193,11 @@ class RunConfig(_Section):
     save_every: int = Field(default=50, ge=0)
     #: ``latest`` (newest ``step_*`` in the run directory) or a checkpoint directory.
     resume: str | None = None
-    #: A sweep: train one run per α (each under ``<run dir>/alpha<α>``), then evaluate them all.
-    alphas: list[float] | None = None
-    #: Objectives the sweep also trains, as baselines beside the α values (each under
-    #: ``<run dir>/<objective>``): ``dr_grpo`` is the paper's RL baseline.
-    baselines: list[Literal["dr_grpo", "rloo", "rft"]] | None = None
-    #: Samples per held-out problem in the sweep's evaluation.
-    eval_n: int = Field(default=32, ge=1)
-
-    @field_validator("alphas")
-    @classmethod
-    def _alphas_in_range(cls, value: list[float] | None) -> list[float] | None:
-        if value is not None:
-            for alpha in value:
-                if not 0.0 <= alpha <= 1.0:
-                    raise ValueError(f"every α must lie in [0, 1], got {alpha}")
-        return value
 
 
 class TrainConfig(_Section):
     model: ModelConfig
-    data: DataConfig
+    data: DataConfig = Field(default_factory=DataConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -205,13 +207,14 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.loss.objective == "alpha_dpg" and self.loss.alpha >= 1.0:
+        objective = self.objective
+        if objective.uses_alpha and self.loss.alpha >= 1.0:
             raise ValueError("loss.alpha = 1 gives wrong proofs -inf; use 0.999 for the RL end")
-        if self.loss.objective == "rft" and self.sampling.tempered:
-            # rft's estimator needs samples from a itself; a tempered or nucleus-filtered a is
+        if not objective.samples_policy and self.sampling.tempered:
+            # The estimator needs samples from a itself; a tempered or nucleus-filtered a is
             # another distribution, and there is no policy π to score instead.
             raise ValueError(
-                "loss.objective = rft samples the base model a and needs "
+                f"loss.objective = {objective.name} samples the base model a and needs "
                 "sampling.temperature = 1 and sampling.top_p = 1 "
                 f"(got sampling.temperature = {self.sampling.temperature}, "
                 f"sampling.top_p = {self.sampling.top_p})"
@@ -223,10 +226,15 @@ class TrainConfig(_Section):
         return self.loss.l_max or self.sampling.max_new_tokens
 
     @property
+    def objective(self) -> Objective:
+        """The registered record of ``loss.objective``."""
+        return OBJECTIVES[self.loss.objective]
+
+    @property
     def needs_reference(self) -> bool:
-        """Whether the run scores samples under the frozen base model ``a``: α-DPG's target
-        and ``rft``'s samples are built on it, and a KL penalty is measured against it."""
-        return self.loss.objective in ("alpha_dpg", "rft") or self.loss.kl_coef > 0
+        """Whether the run scores samples under the frozen base model ``a``: the objective's
+        advantages read it, or a KL penalty is measured against it."""
+        return self.objective.needs_reference or self.loss.kl_coef > 0
 
     @property
     def run_dir(self) -> Path:
@@ -259,15 +267,31 @@ def load_config(
     ``true``, ``[0, 0.5]`` work). ``shortcuts`` are the CLI's named flags; ``None`` means unset:
     ``verifier_url``, ``alpha``, ``output_dir``, ``max_steps``, ``resume``, ``name``, ``seed``.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
-        data = loaded
+    data = read_config_file(path) if path is not None else {}
+    return resolve_config(data, overrides, env=env, **shortcuts)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's sections, as written."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return loaded
+
+
+def resolve_config(
+    data: Mapping[str, Any],
+    overrides: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    **shortcuts: Any,
+) -> TrainConfig:
+    """``data`` (a config file's sections) with ``SIEVE_TRAIN_*`` env vars, ``overrides`` and
+    ``shortcuts`` applied in that order (see :func:`load_config`), validated."""
+    data = _deep_copy(data)
     env = os.environ if env is None else env
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX):

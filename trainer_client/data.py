@@ -16,7 +16,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from trainer_client.leandojo import load_leandojo_benchmark
+from trainer_client.problem import CHECKERS, DEFAULT_HEADER, Problem
+from trainer_client.wire import ProofRequest
 
 __all__ = [
     "CHECKERS",
@@ -26,6 +30,7 @@ __all__ = [
     "Problem",
     "PromptFilter",
     "PromptRenderer",
+    "RequestFn",
     "build_prompt",
     "completion_lean_block",
     "extract_lean_block",
@@ -37,12 +42,6 @@ __all__ = [
     "save_problems",
 ]
 
-#: The header a plain-Mathlib checker uses for problems that do not bring their own: the paper's
-#: (``maxHeartbeats 0``, as in miniF2F's own rows; the service bounds time by its own timeout).
-DEFAULT_HEADER = (
-    "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 0\n\n"
-    "open BigOperators Real Nat Topology Rat\n"
-)
 #: The paper's instruction (DeepSeek-Prover-V1.5 chain-of-thought prompt).
 PROMPT_PREFIX = (
     "Complete the following Lean 4 code with explanatory comments preceding each line of code:"
@@ -50,34 +49,6 @@ PROMPT_PREFIX = (
 )
 #: The system message the paper's evaluation adds to the chat (training uses none).
 EVAL_SYSTEM_PROMPT = "You are an expert in mathematics and Lean 4."
-#: The checkers a problem can name.
-CHECKERS = ("lean4", "math")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One theorem to prove (``checker="lean4"``) or question to answer (``checker="math"``)."""
-
-    name: str
-    #: lean4: the formal statement, normally ending in ``:= by``; math: the question.
-    statement: str
-    checker: str = "lean4"
-    header: str = DEFAULT_HEADER
-    #: Natural-language statement; rendered as a ``/-- ... -/`` doc comment in the prompt.
-    informal: str = ""
-    #: math: the reference answer.
-    answer: str | None = None
-    split: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.checker not in CHECKERS:
-            raise ValueError(f"checker: expected one of {CHECKERS}, got {self.checker!r}")
-        if not self.statement.strip():
-            raise ValueError(f"statement: empty for problem {self.name!r}")
-        if self.checker == "math" and self.answer is None:
-            raise ValueError(f"answer: required for math problem {self.name!r}")
-
-
 # --------------------------------------------------------------------------------------------
 # Loading and saving
 
@@ -101,8 +72,6 @@ def load_problems(
     elif suffix == ".parquet":
         rows = _parquet_problems(path)
     elif suffix == ".json":
-        from trainer_client.leandojo import load_leandojo_benchmark
-
         rows = load_leandojo_benchmark(path)
     else:
         raise ValueError(f"path: unsupported file type {suffix!r} (use .jsonl, .parquet, .json)")
@@ -171,6 +140,7 @@ def _require(row: Mapping[str, Any], fields: Iterable[str], where: str) -> None:
 
 
 def _parquet_problems(path: Path) -> Iterator[Problem]:
+    # pandas is the trainer extra's; the integrations import this module without it.
     import pandas as pd
 
     frame = pd.read_parquet(path)
@@ -436,6 +406,20 @@ def completion_lean_block(prompt: str, completion: str) -> str | None:
     return whole_open
 
 
+class RequestFn(Protocol):
+    """Turns a completion into its ``POST /verify`` item (:func:`proof_request`'s signature)."""
+
+    def __call__(
+        self,
+        problem: Problem,
+        prompt: str,
+        completion: str,
+        *,
+        id: str,
+        timeout_s: float | None = None,
+    ) -> ProofRequest: ...
+
+
 def proof_request(
     problem: Problem,
     prompt: str,
@@ -443,7 +427,7 @@ def proof_request(
     *,
     id: str,
     timeout_s: float | None = None,
-) -> dict[str, Any]:
+) -> ProofRequest:
     """One item of ``POST /verify`` for ``completion`` of ``prompt`` on ``problem``.
 
     lean4: ``code`` is :func:`completion_lean_block` of prompt and completion, with the problem's
@@ -453,14 +437,14 @@ def proof_request(
     statement check: a wrong proof, not a system error). math: ``code`` is the completion's first
     non-blank line, stripped; ``answer`` is the reference answer.
     """
-    request: dict[str, Any] = {"id": id, "checker": problem.checker}
+    request: ProofRequest
     if problem.checker == "math":
-        request["code"] = _first_line(completion)
+        request = {"id": id, "checker": problem.checker, "code": _first_line(completion)}
         request["answer"] = problem.answer
     else:
         block = completion_lean_block(prompt, completion)
         code = completion if block is None else _strip_header(block, problem.header)
-        request["code"] = code
+        request = {"id": id, "checker": problem.checker, "code": code}
         request["header"] = problem.header
         request["statement"] = problem.statement
     if timeout_s is not None:

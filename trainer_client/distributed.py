@@ -21,15 +21,23 @@ ever calls the helpers here:
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+
+from trainer_client.config import ConfigError
 
 __all__ = [
     "FullWeightsSampler",
     "check_layout",
+    "external_launcher_env",
     "full_state_dicts",
     "is_fsdp2",
     "load_full_optimizer_state",
@@ -41,14 +49,12 @@ __all__ = [
 ]
 
 
-def process_state() -> Any:
+def process_state() -> PartialState:
     """accelerate's process state (rank, world size), started as :func:`make_accelerator` will."""
-    from accelerate import PartialState
-
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def make_accelerator(mixed_precision: str = "no") -> Any:
+def make_accelerator(mixed_precision: str = "no") -> Accelerator:
     """The run's ``Accelerator``, laid out by ``accelerate launch`` (DDP, FSDP2) on GPUs or CPUs.
 
     Without an accelerator device it runs on the CPU, with the gloo backend when launched on
@@ -56,16 +62,10 @@ def make_accelerator(mixed_precision: str = "no") -> Any:
     (``configs/accelerate/fsdp2_cpu.yaml``, for the tests) its state is switched to FSDP2 once
     the gloo group is up, with the plugin read from the launcher's ``FSDP_*`` settings.
     """
-    import os
-
-    from accelerate import Accelerator
-
     cpu = not torch.cuda.is_available()
     accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu)
     wants_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
     if cpu and wants_fsdp and accelerator.num_processes > 1 and not is_fsdp2(accelerator):
-        from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
-
         plugin = FullyShardedDataParallelPlugin()
         if plugin.fsdp_version != 2:
             raise RuntimeError("on CPUs only FSDP2 is supported: set fsdp_version: 2")
@@ -76,13 +76,13 @@ def make_accelerator(mixed_precision: str = "no") -> Any:
     return accelerator
 
 
-def is_fsdp2(accelerator: Any) -> bool:
+def is_fsdp2(accelerator: Accelerator) -> bool:
     """Whether ``accelerator`` shards models with FSDP2 (``fsdp_version: 2``)."""
     plugin = getattr(getattr(accelerator, "state", None), "fsdp_plugin", None)
     return plugin is not None and getattr(plugin, "fsdp_version", 1) == 2
 
 
-def may_stream_chunks(accelerator: Any) -> bool:
+def may_stream_chunks(accelerator: Accelerator) -> bool:
     """Whether a sampler may hand out groups as they finish, a number of chunks that differs
     from process to process. Not under FSDP2: there each chunk's reference pass and each
     micro-batch's forward are collective (all-gathers of the shards), so every process must
@@ -94,8 +94,6 @@ def may_stream_chunks(accelerator: Any) -> bool:
 def check_layout(prompts_per_step: int, k: int, num_processes: int) -> None:
     """Refuse a step that does not split into equal whole prompt groups per process."""
     if num_processes > 1 and prompts_per_step % num_processes:
-        from trainer_client.config import ConfigError
-
         raise ConfigError(
             f"sampling.prompts_per_step={prompts_per_step} must be a multiple of the "
             f"{num_processes} processes: each process takes an equal share of whole prompt groups "
@@ -115,12 +113,10 @@ def world_size_metric(num_processes: int):
 # --- FSDP2 ------------------------------------------------------------------------------------
 
 
-def shard_reference(model: torch.nn.Module, accelerator: Any) -> torch.nn.Module:
+def shard_reference(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
     """Shard the frozen reference like the policy (a no-op unless FSDP2)."""
     if not is_fsdp2(accelerator):
         return model
-    from accelerate.utils.fsdp_utils import fsdp2_prepare_model
-
     model.requires_grad_(False)
     sharded = fsdp2_prepare_model(accelerator, model)
     sharded.eval()
@@ -128,6 +124,8 @@ def shard_reference(model: torch.nn.Module, accelerator: Any) -> torch.nn.Module
 
 
 def _fsdp_modules(model: torch.nn.Module) -> list[Any]:
+    # torch.distributed is imported only under a layout that uses it: not every torch build
+    # has it (macOS wheels), and a single-process run never needs it.
     from torch.distributed.fsdp import FSDPModule
 
     return [m for m in model.modules() if isinstance(m, FSDPModule)]
@@ -191,8 +189,8 @@ class FullWeightsSampler:
 
 
 def full_state_dicts(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Any
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, accelerator: Accelerator
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(model, optimizer)`` state as full CPU tensors on the main process (collective).
 
     Every process must call it; other processes get empty dicts. Without FSDP2 the objects'
@@ -213,7 +211,7 @@ def full_state_dicts(
 
 
 def load_full_optimizer_state(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, accelerator: Any
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, accelerator: Accelerator
 ) -> None:
     """Restore what :func:`full_state_dicts` saved, sharding it again under FSDP2."""
     if not is_fsdp2(accelerator):
@@ -227,3 +225,16 @@ def load_full_optimizer_state(
     set_optimizer_state_dict(
         model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True)
     )
+
+
+def external_launcher_env() -> None:  # pragma: no cover - needs a GPU
+    """The torchrun variables vLLM's ``external_launcher`` reads; a plain single process (no
+    ``accelerate launch``) has none, and then is rank 0 of 1."""
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in os.environ:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trainer_client.data import Problem
+from trainer_client.problem import Problem
 
 __all__ = [
     "LEANDOJO_EXTRA_HINT",
@@ -136,8 +136,8 @@ def problem_from_theorem(
     ``None`` when no top-level ``:=`` ends the statement. A leading doc comment becomes the
     informal statement.
     """
-    informal, statement = _leading_doc_comment(text)
-    statement = split_statement(statement)
+    informal, rest = _leading_doc_comment(text)
+    statement = split_statement(rest)
     if statement is None:
         return None
     if fresh_name:

@@ -22,19 +22,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from transformers import AutoModelForCausalLM
 
 from trainer_client import distributed
 from trainer_client.checkpoint import load_trainer_state, restore_rng, save_checkpoint
-from trainer_client.client import Verifier
 from trainer_client.config import TrainConfig
+from trainer_client.data import Problem, RequestFn, build_prompt, proof_request
 from trainer_client.reference import ReferenceModel
-from trainer_client.sampler import HFSampler, LogprobGap, Samples
+from trainer_client.rollout.base import TrainingSampler
+from trainer_client.rollout.batch import Samples
+from trainer_client.rollout.hf import HFSampler
 from trainer_client.stages.precision import Precision
 from trainer_client.stages.sample import PromptStream, SampledChunk, SampleStage
-from trainer_client.stages.score import ScoreStage, StepBatch
+from trainer_client.stages.score import LogprobGap, ScoreStage, StepBatch
 from trainer_client.stages.update import UpdateStage, build_optimizer, build_scheduler
 from trainer_client.stages.verify import PendingVerdicts, Verdicts, VerifyStage
 from trainer_client.tracking import Tracker
+from trainer_client.wire import Verifier
 
 __all__ = [
     "PromptStream",
@@ -55,7 +60,7 @@ class Trainer:
     default to :func:`~trainer_client.data.build_prompt` and
     :func:`~trainer_client.data.proof_request`. Pass ``accelerator`` for several devices or mixed
     precision; without one, a plain single-process CPU/GPU loop runs. ``sampler`` replaces the
-    default ``generate`` sampler (e.g. a :class:`~trainer_client.sampler.VLLMSampler`); one with
+    default ``generate`` sampler (e.g. a :class:`~trainer_client.rollout.VLLMSampler`); one with
     ``load_weights`` gets the policy's weights after every optimiser step.
     """
 
@@ -65,17 +70,15 @@ class Trainer:
         *,
         model: torch.nn.Module,
         tokenizer: Any,
-        problems: Sequence[Any],
+        problems: Sequence[Problem],
         verifier: Verifier,
         reference: ReferenceModel | None = None,
-        accelerator: Any = None,
+        accelerator: Accelerator | None = None,
         tracker: Tracker | None = None,
-        prompt_fn: Callable[[Any], str] | None = None,
-        request_fn: Callable[..., dict] | None = None,
-        sampler: Any = None,
+        prompt_fn: Callable[[Problem], str] | None = None,
+        request_fn: RequestFn | None = None,
+        sampler: TrainingSampler | None = None,
     ) -> None:
-        from trainer_client import data as data_module
-
         self.config = config
         self.tokenizer = tokenizer
         self.verifier = verifier
@@ -89,7 +92,6 @@ class Trainer:
         distributed.check_layout(
             config.sampling.prompts_per_step, config.sampling.k, accelerator.num_processes
         )
-        objective = config.loss.objective
         if config.needs_reference and reference is None:
             reference = ReferenceModel.frozen_copy(model, batch_size=config.optim.micro_batch_size)
         self.reference = reference
@@ -107,7 +109,11 @@ class Trainer:
         self.scheduler = build_scheduler(optimizer, config)
 
         sampling = config.sampling
-        sampling_model = reference.model if objective == "rft" else self.unwrapped_model
+        if config.objective.samples_policy:
+            sampling_model = self.unwrapped_model
+        else:
+            assert reference is not None  # the objective needs one: made above
+            sampling_model = reference.model
         self.sampler = sampler or HFSampler(
             sampling_model,
             tokenizer,
@@ -133,12 +139,12 @@ class Trainer:
             config,
             process_index=accelerator.process_index,
             num_processes=accelerator.num_processes,
-            prompt_fn=prompt_fn or data_module.build_prompt,
+            prompt_fn=prompt_fn or build_prompt,
         )
         self.verification = VerifyStage(
             verifier,
             config,
-            request_fn=request_fn or data_module.proof_request,
+            request_fn=request_fn or proof_request,
             process_index=accelerator.process_index,
             workers=VERIFY_WORKERS,
         )
@@ -228,7 +234,7 @@ class Trainer:
         t_end = time.perf_counter()
 
         verdicts = Verdicts.concat([c.pending.result() for c in chunks])
-        base = [c.base_logprobs for c in chunks]
+        base = [c.base_logprobs for c in chunks if c.base_logprobs is not None]
         self.last_batch = StepBatch(
             samples=Samples.concat(
                 [c.chunk.samples for c in chunks], pad_id=self.tokenizer.pad_token_id or 0
@@ -236,7 +242,7 @@ class Trainer:
             verified=verdicts.verified,
             failed=verdicts.failed,
             policy_logprobs=torch.cat([c.policy_logprobs for c in chunks]),
-            base_logprobs=None if base[0] is None else torch.cat(base),
+            base_logprobs=torch.cat(base) if base else None,
             advantages=torch.cat([c.advantages for c in chunks]),
             objective_stats=score.average_stats(step.stats_sum),
             loss=float(step.loss),
@@ -315,8 +321,6 @@ class Trainer:
         """
         state = load_trainer_state(path)
         if weights:
-            from transformers import AutoModelForCausalLM
-
             saved = AutoModelForCausalLM.from_pretrained(
                 path, dtype=_dtype_of(self.unwrapped_model)
             )
@@ -396,7 +400,10 @@ def _enable_checkpointing(model: torch.nn.Module) -> None:
     if enable is not None:  # transformers >= 5.24
         enable(activation_checkpointing_kwargs={"use_reentrant": False})
     else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        hf_model: Any = model  # a transformers model
+        hf_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
 
 
 #: Chunks being verified at once (each a request of the client, which has its own concurrency).
@@ -464,8 +471,9 @@ def sampling_seed(config: TrainConfig, process_index: int) -> int:
 
 
 def objective_samples_policy(config: TrainConfig) -> bool:
-    """Whether samples come from the policy (all objectives but ``rft``, which samples ``a``)."""
-    return config.loss.objective != "rft"
+    """Whether samples come from the policy (else from the base ``a``: its weights never
+    change, so a sampler with its own copy gets no weight push)."""
+    return config.objective.samples_policy
 
 
 def _disable_dropout(model: torch.nn.Module) -> None:

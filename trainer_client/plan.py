@@ -32,7 +32,10 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from trainer_client.config import ConfigError, TrainConfig
 
@@ -52,6 +55,16 @@ RUNTIME_OVERHEAD_BYTES = int(1.5 * GiB)
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
+class Dims(NamedTuple):
+    """A model's known sizes (:attr:`ModelShape.dims`)."""
+
+    hidden_size: int
+    num_layers: int
+    vocab_size: int
+    kv_size: int
+    intermediate_size: int
+
+
 @dataclass(frozen=True)
 class ModelShape:
     """What the plan needs of a model: parameter counts and the sizes activations scale with."""
@@ -69,7 +82,15 @@ class ModelShape:
 
     @property
     def known_shape(self) -> bool:
-        return None not in (self.hidden_size, self.num_layers, self.vocab_size, self.kv_size)
+        return self.dims is not None
+
+    @property
+    def dims(self) -> Dims | None:
+        """The sizes activations scale with, when all of them are known."""
+        h, layers, vocab, kv = self.hidden_size, self.num_layers, self.vocab_size, self.kv_size
+        if h is None or layers is None or vocab is None or kv is None:
+            return None
+        return Dims(h, layers, vocab, kv, self.intermediate_size or 4 * h)
 
     @property
     def root_parameters(self) -> int:
@@ -164,10 +185,8 @@ class MemoryPlan:
 def model_shape(cfg: TrainConfig) -> ModelShape:
     """The policy's shape, from a local ``config.json``, ``model.architecture`` or a count."""
     model = cfg.model
-    local = Path(model.name_or_path)
-    if (local / "config.json").is_file():
-        from transformers import AutoConfig
-
+    local = Path(model.name_or_path or "")
+    if model.name_or_path is not None and (local / "config.json").is_file():
         hf_config = AutoConfig.from_pretrained(
             str(local), trust_remote_code=model.trust_remote_code, local_files_only=True
         )
@@ -184,8 +203,6 @@ def model_shape(cfg: TrainConfig) -> ModelShape:
 
 def config_from_architecture(architecture: dict[str, Any]) -> Any:
     """A ``transformers`` config from ``model.architecture`` (``model_type`` picks the class)."""
-    from transformers import AutoConfig
-
     values = dict(architecture)
     model_type = values.pop("model_type", None)
     if not model_type:
@@ -198,9 +215,6 @@ def config_from_architecture(architecture: dict[str, Any]) -> Any:
 
 def _shape_of(hf_config: Any, *, source: str) -> ModelShape:
     """Count parameters exactly on the meta device (nothing is allocated)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(hf_config)
     total = sum(p.numel() for p in model.parameters())
@@ -300,9 +314,9 @@ def plan_memory(
     micro = min(cfg.optim.micro_batch_size or local_sequences, local_sequences)
     micro = max(sampling.k, micro // sampling.k * sampling.k)
     seq = sampling.max_prompt_tokens + sampling.max_new_tokens
-    if shape.known_shape:
-        h, layers = shape.hidden_size, shape.num_layers
-        inter = shape.intermediate_size or 4 * h
+    dims = shape.dims
+    if dims is not None:
+        h, layers, inter = dims.hidden_size, dims.num_layers, dims.intermediate_size
         per_layer = micro * seq * compute * (8 * h + 4 * inter)
         if cfg.model.gradient_checkpointing:
             activations = layers * micro * seq * compute * h + per_layer
@@ -311,7 +325,7 @@ def plan_memory(
             activations = layers * per_layer
             how = f"{layers} layers × {micro} seq × {seq} tok, no checkpointing"
         plan.training.append(PlanRow("activations", activations, how))
-        logits = micro * sampling.max_new_tokens * shape.vocab_size * (compute + 8)
+        logits = micro * sampling.max_new_tokens * dims.vocab_size * (compute + 8)
         plan.training.append(
             PlanRow(
                 "response logits",
@@ -340,16 +354,16 @@ def plan_memory(
             plan.generation.append(
                 PlanRow("full weights for generate", n * compute, "gathered from the shards")
             )
-        if shape.known_shape:
+        if dims is not None:
             batch = min(sampling.batch_size or local_sequences, local_sequences)
-            kv = batch * seq * 2 * shape.num_layers * shape.kv_size * compute
+            kv = batch * seq * 2 * dims.num_layers * dims.kv_size * compute
             plan.generation.append(
                 PlanRow("KV cache", kv, f"{batch} seq × {seq} tok × {shape.num_layers} layers")
             )
             plan.generation.append(
                 PlanRow(
                     "sampling logits",
-                    batch * shape.vocab_size * 4 * 2,
+                    batch * dims.vocab_size * 4 * 2,
                     f"{batch} × {shape.vocab_size} fp32, one step",
                 )
             )

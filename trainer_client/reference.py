@@ -12,8 +12,10 @@ import copy
 from typing import Any
 
 import torch
+from transformers import AutoModelForCausalLM
 
-from trainer_client.sampler import Samples, token_logprobs
+from trainer_client.rollout.batch import Samples
+from trainer_client.rollout.scoring import token_logprobs
 
 __all__ = ["ReferenceModel"]
 
@@ -43,9 +45,7 @@ class ReferenceModel:
         device: torch.device | str | None = None,
         **kwargs: Any,
     ) -> ReferenceModel:
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+        model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
         if device is not None:
             model.to(device)
         return cls(model, batch_size=batch_size)

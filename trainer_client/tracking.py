@@ -49,6 +49,7 @@ class Tracker:
                 path.write_text("".join(json.dumps(r) + "\n" for r in kept))
             self._jsonl = path.open("a")
         if tensorboard:
+            # Optional backends, imported only when asked for (wandb is an extra of its own).
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(
@@ -128,6 +129,7 @@ PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 def plot_metrics(run_dir: str | Path, out: str | Path) -> Path:
     """Training curves of a run (from its JSONL) as one PNG; missing metrics are skipped."""
+    # Lazy: the Agg backend must be chosen before pyplot is first imported.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -6,4 +6,6 @@ de-duplication, queueing), :mod:`~verifier_service.checkers` (what a verdict mea
 Lean proof must pass), :mod:`~verifier_service.cache` (verdict cache).
 """
 
+#: The version of the ``sieve`` distribution, both packages included: the one place it is written
+#: (pyproject.toml reads it as ``dynamic``; ``trainer_client.__version__`` is this same object).
 __version__ = "0.1.0"

@@ -20,7 +20,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -35,21 +35,38 @@ CHECK_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 
 
 _NOT_METRIC_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
+#: Checker statistics that only ever grow and have a counter of their own, besides their
+#: ``sieve_checker_<stat>`` gauge: (checker, stat) -> (counter name without ``_total``, help).
+CHECKER_COUNTERS = {
+    ("lean4", "protocol_violations"): (
+        "sieve_lean_protocol_violations",
+        "Lean workers killed because a reply could not be the REPL's answer (forged, unframed, "
+        "out of order, or carrying an unexpected environment number).",
+    ),
+}
+
 
 class _CheckerStatsCollector(Collector):
-    """Turns each checker's ``stats()`` into ``sieve_checker_<stat>{checker=...}`` gauges."""
+    """Turns each checker's ``stats()`` into ``sieve_checker_<stat>{checker=...}`` gauges, and the
+    statistics named in :data:`CHECKER_COUNTERS` into their counters as well."""
 
     def __init__(self, checkers: Callable[[], Mapping[str, Checker]]) -> None:
         self._checkers = checkers
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         families: dict[str, GaugeMetricFamily] = {}
+        counters = {
+            key: CounterMetricFamily(name, text) for key, (name, text) in CHECKER_COUNTERS.items()
+        }
         for name, checker in self._checkers().items():
             try:
                 stats = checker.stats()
             except Exception:  # a broken gauge must not break the scrape
                 continue
             for stat, value in stats.items():
+                counter = counters.get((name, stat))
+                if counter is not None:
+                    counter.add_metric([], float(value))
                 metric = "sieve_checker_" + _NOT_METRIC_CHARS.sub("_", stat)
                 family = families.get(metric)
                 if family is None:
@@ -60,11 +77,37 @@ class _CheckerStatsCollector(Collector):
                     )
                     families[metric] = family
                 family.add_metric([name], float(value))
-        return families.values()
+        return [*families.values(), *(c for c in counters.values() if c.samples)]
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         # Families depend on the checkers; an empty description keeps the registry from
         # calling collect() at registration time.
+        return []
+
+
+class _CheckerCountersCollector(Collector):
+    """Turns each checker's ``counters()`` into counters of those names (summed over checkers),
+    e.g. ``sieve_lean_parse_mismatch_total``."""
+
+    def __init__(self, checkers: Callable[[], Mapping[str, Checker]]) -> None:
+        self._checkers = checkers
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        totals: dict[str, float] = {}
+        for checker in self._checkers().values():
+            try:
+                counters = checker.counters()
+            except Exception:  # a broken counter must not break the scrape
+                continue
+            for name, value in counters.items():
+                metric = _NOT_METRIC_CHARS.sub("_", name)
+                totals[metric] = totals.get(metric, 0.0) + float(value)
+        return [
+            CounterMetricFamily(name, f"Checker counter {name!r} (from Checker.counters()).", value)
+            for name, value in sorted(totals.items())
+        ]
+
+    def describe(self) -> Iterable[CounterMetricFamily]:
         return []
 
 
@@ -140,6 +183,7 @@ class ServiceMetrics:
         self.pending.set_function(pending)
         self.cache_up.set_function(cache_up)
         self.registry.register(_CheckerStatsCollector(checkers))
+        self.registry.register(_CheckerCountersCollector(checkers))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()

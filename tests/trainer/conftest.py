@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from examples.demo.tokenizer import char_tokenizer
 from trainer_client.data import Problem
-from trainer_client.demo import char_tokenizer
 
 
 @pytest.fixture(autouse=True)

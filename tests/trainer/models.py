@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer_client.train import random_model
+from trainer_client.build import random_model
 
 
 def tiny_gpt2(tokenizer, seed: int = 0, *, n_layer: int = 2, n_embd: int = 32, n_head: int = 2):

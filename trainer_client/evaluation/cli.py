@@ -1,7 +1,7 @@
 """``sieve-eval``: evaluate a checkpoint against the verifier, or compare finished evaluations.
 
     sieve-eval --checkpoint runs/alpha0.25/step_200 \\
-        --data ../shared/data/mff-lwb-unseen-200.parquet --n 256
+        --data data/mff-lwb-unseen-200.parquet --n 256
     sieve-eval --checkpoint ... --data ... --base-results eval/base/results.json \\
         --compare eval/grpo/results.json --compare eval/alpha0.5/results.json
     sieve-eval compare eval/*/results.json --out eval/compare
@@ -33,6 +33,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from trainer_client.evaluation.comparison import (
+    DifferentProblems,
+    check_same_problems,
+    pvalue_matrices,
+    unique_label,
+)
 from trainer_client.evaluation.diversity import DIVERSITY_DEFINITIONS
 from trainer_client.evaluation.pareto import PARETO_RULES
 from trainer_client.evaluation.plots import (
@@ -42,7 +48,6 @@ from trainer_client.evaluation.plots import (
     plot_transitions,
 )
 from trainer_client.evaluation.results import EvalResult
-from trainer_client.evaluation.significance import paired_bootstrap_pvalues
 from trainer_client.evaluation.transitions import transition_matrix
 
 __all__ = [
@@ -196,57 +201,6 @@ def compare_command(
     console.print(f"[bold]wrote[/bold] {out}/")
 
 
-class DifferentProblems(ValueError):
-    """Results to be compared were scored on different problem sets."""
-
-
-def check_same_problems(runs: Sequence[EvalResult], names: Sequence[str] | None = None) -> None:
-    """Raise :class:`DifferentProblems` unless every run scored the same problems.
-
-    Comparisons pair runs problem by problem (transitions, paired bootstrap); a silent
-    intersection would compare means over different sets and hide the mismatch.
-    """
-    names = list(names or [r.label for r in runs])
-    reference = runs[0].problem_names
-    for run, name in zip(runs[1:], names[1:], strict=True):
-        mine = run.problem_names
-        if mine != reference:
-            shared = len(mine & reference)
-            only_first = sorted(reference - mine)[:3]
-            only_mine = sorted(mine - reference)[:3]
-            raise DifferentProblems(
-                f"{names[0]} and {name} were scored on different problems: {len(reference)} vs "
-                f"{len(mine)}, {shared} shared (only in the first: {only_first or '-'}; only in "
-                f"the second: {only_mine or '-'}). Evaluate both on the same data (same --data, "
-                "--split and --limit)."
-            )
-
-
-def pvalue_matrices(
-    runs: Sequence[EvalResult], *, n_resamples: int = 10000, seed: int = 0
-) -> dict[str, object]:
-    """Paired-bootstrap p-values of pass@1 and pass@n between runs, keyed ``pass@1``, ``pass@{n}``.
-
-    ``n`` is the smallest n any run evaluated (coverage is compared at the same k for all); the
-    problem order is the first run's. Runs must share their problems (:func:`check_same_problems`).
-    """
-    check_same_problems(runs)
-    labels = [_unique(r.label, i, runs) for i, r in enumerate(runs)]
-    order = sorted(runs[0].problem_names)
-    n = min(r.ks[-1] for r in runs)
-    out: dict[str, object] = {}
-    for k in (1, n):
-        vectors = {}
-        for label, r in zip(labels, runs, strict=True):
-            values = r.per_problem(k)
-            vectors[label] = [values[name] for name in order]
-        out[f"pass@{k}"] = paired_bootstrap_pvalues(vectors, n_resamples=n_resamples, seed=seed)
-    out["n"] = n
-    out["problems"] = len(order)
-    out["n_resamples"] = n_resamples
-    return out
-
-
 def write_comparison(
     runs: Sequence[EvalResult],
     out: Path,
@@ -260,7 +214,7 @@ def write_comparison(
     written = [
         plot_pass_at_k(
             {
-                _unique(r.label, i, runs): (r.ks, r.pass_at_k, r.pass_at_k_se)
+                unique_label(r.label, i, runs): (r.ks, r.pass_at_k, r.pass_at_k_se)
                 for i, r in enumerate(runs)
             },
             out / "pass_at_k.png",
@@ -269,7 +223,7 @@ def write_comparison(
     if pareto:
         points, errors = {}, {}
         for i, r in enumerate(runs):
-            name = _unique(r.label, i, runs)
+            name = unique_label(r.label, i, runs)
             (p1, p1_se), (pn, pn_se) = r.precision, r.coverage
             points[name], errors[name] = (p1, pn), (p1_se, pn_se)
         n = max(r.ks[-1] for r in runs)
@@ -332,7 +286,7 @@ def _run(
         check_prompt_lengths,
         evaluate_problems,
     )
-    from trainer_client.sampler import HFSampler
+    from trainer_client.rollout import HFSampler
 
     problems = load_problems(data, split=split, limit=limit)
     if not problems:
@@ -515,12 +469,6 @@ def _run_label(checkpoint: Path) -> str:
     """``runs/alpha0.25/step_200`` -> ``alpha0.25-step_200``."""
     resolved = checkpoint.resolve()
     return f"{resolved.parent.name}-{resolved.name}" if resolved.parent.name else resolved.name
-
-
-def _unique(label: str, index: int, runs: Sequence[EvalResult]) -> str:
-    """Disambiguate runs that share a label (legend entries and plot keys must differ)."""
-    same = [i for i, r in enumerate(runs) if r.label == label]
-    return label if len(same) == 1 else f"{label} ({same.index(index) + 1})"
 
 
 def _print_summary(runs: Sequence[EvalResult]) -> None:

@@ -198,7 +198,9 @@ def _diversity(texts, tactic_fn, premise_fn) -> Diversity:
 
 def _split_items(text: str, start: int) -> list[str]:
     """Split the bracket list opening just before ``start`` at its top-level commas."""
-    items, depth, current = [], 0, []
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text[start:]:
         if char in "([{":
             depth += 1

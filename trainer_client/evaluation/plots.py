@@ -87,8 +87,8 @@ def plot_precision_coverage(
         (fx, fy) = xy[frontier[0]]
         ax.plot([fx], [fy], "o", markersize=14, markerfacecolor="none", color="k", label=legend)
     elif frontier:
-        fx, fy = zip(*(xy[i] for i in frontier), strict=True)
-        ax.plot(fx, fy, "k--", linewidth=1.0, label=legend)
+        xs, ys = zip(*(xy[i] for i in frontier), strict=True)
+        ax.plot(xs, ys, "k--", linewidth=1.0, label=legend)
     ax.set_xlabel("precision (pass@1)")
     ax.set_ylabel(f"coverage (pass@{n})" if n else "coverage (pass@n)")
     _probability_axis(ax, "x", [x for x, _ in xy])

@@ -57,8 +57,9 @@ class EvalResult:
     label: str
     problems: list[ProblemResult]
     ks: list[int]
-    pass_at_k: list[float]
-    pass_at_k_se: list[float]
+    #: None where the estimate is not finite (JSON has no NaN).
+    pass_at_k: list[float | None]
+    pass_at_k_se: list[float | None]
     config: dict[str, Any] = field(default_factory=dict)
     #: ``{"paper": {...}, "verified": {...}}``: each figure's mean under both definitions.
     diversity: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -15,10 +15,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from trainer_client.client import Verifier, verify_non_empty
 from trainer_client.data import Problem, build_prompt, proof_request
 from trainer_client.evaluation.diversity import proof_diversity, response_diversity
 from trainer_client.evaluation.results import EvalResult, ProblemResult
+from trainer_client.wire import ProofRequest, Verdict, Verifier, verify_non_empty
 
 __all__ = ["EvalPlan", "PromptTooLong", "check_prompt_lengths", "evaluate_problems"]
 
@@ -142,7 +142,7 @@ def evaluate_problems(
     prompts = [(prompt_fn or build_prompt)(p) for p in problems]
     done = verified = errors = 0
 
-    def verify(batch: list[tuple[int, int, str]]) -> list[tuple[int, str, dict, Any]]:
+    def verify(batch: list[tuple[int, int, str]]) -> list[tuple[int, str, ProofRequest, Verdict]]:
         requests = [
             proof_request(problems[i], prompts[i], text, id=f"{i}:{s}", timeout_s=plan.timeout_s)
             for i, s, text in batch
@@ -153,7 +153,7 @@ def evaluate_problems(
             for (i, _, text), req, res in zip(batch, requests, results, strict=True)
         ]
 
-    def record(outcomes: list[tuple[int, str, dict, Any]]) -> None:
+    def record(outcomes: list[tuple[int, str, ProofRequest, Verdict]]) -> None:
         nonlocal done, verified, errors
         for i, text, request, result in outcomes:
             tally = tallies[i]

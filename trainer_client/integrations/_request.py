@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainer_client.data import DEFAULT_HEADER, Problem, proof_request
+from trainer_client.wire import ProofRequest
 
 
 def sample_request(
@@ -16,7 +17,7 @@ def sample_request(
     header: Any = None,
     prompt: str = "",
     timeout_s: float | None = None,
-) -> dict[str, Any]:
+) -> ProofRequest:
     """``completion`` as a ``/verify`` item; ``truth`` is the statement (lean4) or the answer.
 
     math sends the whole completion, stripped (the checker finds a bare expression,
@@ -24,7 +25,7 @@ def sample_request(
     as in Sieve's own loop, with ``header`` (default :data:`DEFAULT_HEADER`).
     """
     if checker == "math":
-        request: dict[str, Any] = {
+        request: ProofRequest = {
             "id": id,
             "checker": "math",
             "code": completion.strip(),

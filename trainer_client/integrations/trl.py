@@ -38,9 +38,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trainer_client.client import Verifier, VerifierClient, verify_non_empty
+from trainer_client.client import VerifierClient
 from trainer_client.data import CHECKERS
 from trainer_client.integrations._request import sample_request
+from trainer_client.wire import ProofRequest, Verifier, verify_non_empty
 
 __all__ = ["SieveReward", "completion_text"]
 
@@ -84,9 +85,10 @@ class SieveReward:
         self.proof_timeout_s = proof_timeout_s
         self.__name__ = name or f"sieve_{checker}"
         self._owns_client = client is None
-        self.client: Verifier = (
-            client if client is not None else VerifierClient(url, **client_options)
-        )
+        if client is None:
+            assert url is not None  # refused above
+            client = VerifierClient(url, **client_options)
+        self.client: Verifier = client
         self._calls = itertools.count()
         self._lock = threading.Lock()
         self._counts = {"samples": 0, "verified": 0, "wrong": 0, "failed": 0}
@@ -133,7 +135,7 @@ class SieveReward:
 
     def _request(
         self, id: str, i: int, prompt: Any, completion: Any, columns: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> ProofRequest:
         text = completion_text(completion)
         if self.checker == "math":
             truth = _column(

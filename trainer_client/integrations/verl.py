@@ -36,6 +36,7 @@ log-prob tensors for ``alpha_dpg`` (every other estimator goes through untouched
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -47,10 +48,11 @@ from typing import Any
 
 import torch
 
-from trainer_client.client import VerifierClient, verify_non_empty
+from trainer_client.client import VerifierClient
 from trainer_client.data import CHECKERS
 from trainer_client.integrations._request import sample_request
-from trainer_client.losses import alpha_dpg_advantages
+from trainer_client.objectives import ALPHA_DPG, alpha_dpg_advantages
+from trainer_client.wire import ProofRequest, verify_non_empty
 
 __all__ = [
     "ESTIMATOR",
@@ -63,7 +65,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The name the estimator is registered under (``algorithm.adv_estimator=alpha_dpg``).
-ESTIMATOR = "alpha_dpg"
+ESTIMATOR = ALPHA_DPG.name
 #: Environment variables the estimator reads when no value was given to
 #: :func:`register_alpha_dpg` (verl's ``AlgoConfig`` takes no extra keys; the environment
 #: reaches every Ray process).
@@ -104,7 +106,7 @@ def compute_score(
     ``max_batch``, ``retries``) configure the per-process :class:`VerifierClient`.
     """
     batched = solution_strs is not None
-    if batched:
+    if solution_strs is not None:
         n = len(solution_strs)
         truths = list(ground_truths) if ground_truths is not None else [None] * n
         infos = list(extra_infos) if extra_infos is not None else [None] * n
@@ -142,7 +144,7 @@ def _request(
     info: Mapping[str, Any],
     checker: str,
     proof_timeout_s: float | None,
-) -> dict[str, Any]:
+) -> ProofRequest:
     checker = str(info.get("checker") or checker)
     if checker not in CHECKERS:
         raise ValueError(f"checker: expected one of {CHECKERS}, got {checker!r}")
@@ -350,9 +352,8 @@ _BINDERS = (
 
 
 def _wrap_compute_advantage() -> None:
-    ray_trainer = sys.modules.get("verl.trainer.ppo.ray_trainer")
-    if ray_trainer is None:
-        import verl.trainer.ppo.ray_trainer as ray_trainer
+    # verl is an optional extra: imported only when alpha_dpg is registered with it.
+    ray_trainer: Any = importlib.import_module("verl.trainer.ppo.ray_trainer")
     current = ray_trainer.compute_advantage
     original = getattr(current, "__wrapped__", current)
     if getattr(current, "_sieve_alpha_dpg", False):
@@ -360,14 +361,12 @@ def _wrap_compute_advantage() -> None:
     else:
         wrapped = _make_wrapper(original, ray_trainer.compute_response_mask)
     for name in _BINDERS:
-        module = sys.modules.get(name)
+        module: Any = sys.modules.get(name)
         if module is not None and getattr(module, "compute_advantage", None) is original:
             module.compute_advantage = wrapped
 
 
 def _make_wrapper(original: Any, compute_response_mask: Any) -> Any:
-    import functools
-
     @functools.wraps(original)
     def compute_advantage(data: Any, adv_estimator: Any, *args: Any, **kwargs: Any) -> Any:
         name = getattr(adv_estimator, "value", adv_estimator)

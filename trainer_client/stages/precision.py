@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 
 __all__ = ["Precision"]
 
@@ -23,7 +24,7 @@ __all__ = ["Precision"]
 class Precision:
     """The autocast context, backward, unscale and optimiser step of one mixed-precision mode."""
 
-    def __init__(self, accelerator: Any) -> None:
+    def __init__(self, accelerator: Accelerator) -> None:
         self.accelerator = accelerator
         self.mode = str(accelerator.mixed_precision)
         self.device_type = accelerator.device.type

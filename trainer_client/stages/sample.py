@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from trainer_client.config import TrainConfig
-from trainer_client.sampler import Samples
+from trainer_client.rollout.batch import Samples
 
 __all__ = ["PromptStream", "SampleStage", "SampledChunk"]
 
@@ -117,8 +117,8 @@ class SampleStage:
     def chunks(self, problems: Sequence[Any]) -> Iterator[SampledChunk]:
         """The completions for ``problems``, chunk by chunk, as the sampler finishes them.
 
-        A sampler with ``sample_chunks`` (:class:`~trainer_client.sampler.HFSampler`,
-        :class:`~trainer_client.sampler.VLLMSampler`) hands out whole prompt groups as soon as
+        A sampler with ``sample_chunks`` (:class:`~trainer_client.rollout.HFSampler`,
+        :class:`~trainer_client.rollout.VLLMSampler`) hands out whole prompt groups as soon as
         they are complete (its chunks name their prompts in ``Samples.prompt_indices``; without
         them a chunk is the next groups in prompt order); any other sampler's one batch is a
         single chunk. The generator draws the next chunk only when asked for it.

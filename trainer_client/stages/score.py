@@ -1,7 +1,7 @@
 """Stage 3, score: ``log π`` and ``log a`` of the samples, the advantages, and the step's metrics.
 
 The objective turns sequence log-scores and verdicts into one advantage per sample
-(:func:`~trainer_client.losses.compute_advantages`). Samples whose verdict is ``error`` are left
+(its :class:`~trainer_client.objectives.Objective`). Samples whose verdict is ``error`` are left
 out of the target: they get advantage 0 and do not enter Ẑ or any group baseline.
 
 ``log π(y)`` is read (detached) from the training forward pass instead of a separate scoring pass:
@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 
 from trainer_client.config import TrainConfig
-from trainer_client.losses import compute_advantages
+from trainer_client.divergences import is_estimates
 from trainer_client.reference import ReferenceModel
-from trainer_client.sampler import Samples, token_logprobs
+from trainer_client.rollout.batch import Samples
+from trainer_client.rollout.scoring import token_logprobs
 from trainer_client.stages.precision import Precision
 
-__all__ = ["METRICS", "MetricFn", "ScoreStage", "StepBatch"]
+__all__ = ["METRICS", "LogprobGap", "MetricFn", "ScoreStage", "StepBatch"]
 
 
 @dataclass
@@ -108,8 +110,6 @@ def importance_metrics(batch: StepBatch) -> dict[str, float]:
     """
     if batch.base_logprobs is None:
         return {}
-    from trainer_client.divergences import is_estimates
-
     keep = ~batch.failed
     if not bool(keep.any()):
         return {}
@@ -152,6 +152,38 @@ METRICS: list[MetricFn] = [
 ]
 
 
+class LogprobGap:
+    """``sampling/logprob_gap``: mean |sampler log-prob − training log-prob| of sampled tokens.
+
+    The loop adds each micro-batch's training log-probs (:meth:`add`); the score stage reads the
+    step's figure (:meth:`metric`, which also starts the next step afresh). Samples whose
+    sampler reported no per-token log-probs (``transformers`` at temperature 1, where the
+    training forward *is* the sampler's score) add nothing, and the metric is then omitted.
+    """
+
+    def __init__(self) -> None:
+        # Sums kept as tensors on the training device: read once a step, in :meth:`metric`,
+        # rather than waiting for the device after every micro-batch's forward.
+        self._total: torch.Tensor | float = 0.0
+        self._tokens: torch.Tensor | int = 0
+
+    @torch.no_grad()
+    def add(self, training_tokens: torch.Tensor, part: Samples) -> None:
+        if part.sampler_token_logprobs is None:
+            return
+        device = training_tokens.device
+        mask = part.response_mask.to(device).bool()
+        sampler = part.sampler_token_logprobs.to(device)
+        diff = (sampler - training_tokens.detach().float()).abs()
+        self._total = self._total + torch.where(mask, diff, 0.0).sum()
+        self._tokens = self._tokens + mask.sum()
+
+    def metric(self, batch: StepBatch | None = None) -> dict[str, float]:
+        total, tokens = float(self._total), int(self._tokens)
+        self._total, self._tokens = 0.0, 0
+        return {"sampling/logprob_gap": total / tokens} if tokens else {}
+
+
 class ScoreStage:
     """Scores samples under π and ``a`` and turns verdicts into advantages.
 
@@ -168,7 +200,7 @@ class ScoreStage:
         config: TrainConfig,
         *,
         reference: ReferenceModel | None,
-        accelerator: Any,
+        accelerator: Accelerator,
         precision: Precision | None = None,
         metrics: list[MetricFn] | None = None,
     ) -> None:
@@ -181,8 +213,7 @@ class ScoreStage:
     @property
     def alpha(self) -> float | None:
         """The α whose divergence the step logs: ``loss.alpha`` for α-DPG, else None."""
-        loss = self.config.loss
-        return loss.alpha if loss.objective == "alpha_dpg" else None
+        return self.config.loss.alpha if self.config.objective.uses_alpha else None
 
     # --- log-scores -------------------------------------------------------------------------
 
@@ -240,8 +271,9 @@ class ScoreStage:
         base_logprobs: torch.Tensor | None,
     ) -> torch.Tensor:
         """``[n]`` ``log π(y)`` for the objective (detached): the training forward's own numbers,
-        so the pseudo-reward and the gradient see one π (``rft`` samples ``a``: ``log a``)."""
-        if self.config.loss.objective == "rft":
+        so the pseudo-reward and the gradient see one π (an objective that samples ``a``:
+        ``log a``)."""
+        if not self.config.objective.samples_policy:
             assert base_logprobs is not None
             return base_logprobs[index]
         return tokens.sum(dim=1).detach().float().cpu()
@@ -269,8 +301,7 @@ class ScoreStage:
         if len(keep) == 0:
             return values
         base = policy_logprobs if base_logprobs is None else base_logprobs
-        result = compute_advantages(
-            loss.objective,
+        result = self.config.objective.advantages(
             policy_logprobs=policy_logprobs[keep],
             base_logprobs=base[keep].float().cpu(),
             verified=verified[keep],

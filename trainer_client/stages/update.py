@@ -15,6 +15,8 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from transformers import get_scheduler
 
 from trainer_client.config import TrainConfig
 from trainer_client.losses import kl_penalty, reinforce_loss
@@ -33,7 +35,7 @@ class UpdateStage:
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
-        accelerator: Any,
+        accelerator: Accelerator,
         precision: Precision | None = None,
     ) -> None:
         self.config = config
@@ -115,8 +117,6 @@ def build_optimizer(
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
     """Linear warm-up, then constant / linear decay / cosine (``transformers`` schedules)."""
-    from transformers import get_scheduler
-
     optim = config.optim
     total = max(1, config.run.max_steps)
     warmup = (

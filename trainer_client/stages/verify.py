@@ -12,15 +12,15 @@ client's retries, not a wrong proof: the score stage leaves such samples out of 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 
-from trainer_client.client import Verifier, verify_non_empty
 from trainer_client.config import TrainConfig
+from trainer_client.data import RequestFn
 from trainer_client.stages.sample import SampledChunk
+from trainer_client.wire import ProofRequest, Verifier, verify_non_empty
 
 __all__ = ["PendingVerdicts", "Verdicts", "VerifyStage"]
 
@@ -70,7 +70,7 @@ class VerifyStage:
         verifier: Verifier,
         config: TrainConfig,
         *,
-        request_fn: Callable[..., dict],
+        request_fn: RequestFn,
         process_index: int = 0,
         workers: int = 1,
     ) -> None:
@@ -80,7 +80,7 @@ class VerifyStage:
         self.process_index = process_index
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sieve-verify")
 
-    def proofs(self, chunk: SampledChunk, step: int) -> list[dict]:
+    def proofs(self, chunk: SampledChunk, step: int) -> list[ProofRequest]:
         """The verifier's requests for a chunk; ids are unique per step, process and row."""
         k = self.config.sampling.k
         return [
@@ -101,7 +101,7 @@ class VerifyStage:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def _verify(self, proofs: list[dict]) -> Verdicts:
+    def _verify(self, proofs: list[ProofRequest]) -> Verdicts:
         start = time.perf_counter()
         results = verify_non_empty(self.verifier, proofs)
         latency = time.perf_counter() - start

@@ -95,6 +95,11 @@ class Checker(ABC):
         """Gauges for ``/metrics`` (pool size, busy workers, ...)."""
         return {}
 
+    def counters(self) -> dict[str, float]:
+        """Monotonic counters for ``/metrics``, by full metric name without ``_total``:
+        ``{"sieve_lean_parse_mismatch": 3.0}`` is ``sieve_lean_parse_mismatch_total 3.0``."""
+        return {}
+
     @abstractmethod
     def prepare(
         self,

@@ -2,14 +2,30 @@
 
 A check runs in stages, cheapest first, and each stage can only make a verdict worse:
 
-1. **Static rules** (:func:`~verifier_service.soundness.static_violations`): forbidden commands in
-   header or code, and the statement check. A proof that breaks one is ``invalid`` without Lean.
-2. **Lean**: a worker warm for the job's header runs the code on env 0 under the job's budget.
+1. **Pre-filter** (:func:`~verifier_service.soundness.static_violations`): the lexer's rules
+   (forbidden commands in header or code, the statement check). It can only refuse: a proof that
+   breaks one is ``invalid`` without Lean; one that passes still needs every stage below.
+2. **Lean's parse** (:func:`~verifier_service.lean.trusted.parse_code`, the trusted parse
+   program, on the header's env, before the code is elaborated): the command allowlist by
+   syntax kind, the target and the statement's syntax are decided on it
+   (:mod:`verifier_service.soundness.parsed`). Where the pre-filter read the code otherwise, the
+   proof is ``invalid`` (``parse_mismatch``), counted and logged with the proof's digest.
+3. **Lean**: a worker warm for the job's header runs the code on env 0 under the job's budget.
    Errors and ``sorry`` make the proof ``invalid``; a budget overrun is ``timeout``; a crashed or
    unavailable REPL is ``error`` (the proof is not to blame, so the verdict is not cached).
-3. **Axioms**: ``#print axioms`` of every theorem, lemma and example (the statement's first),
+4. **Kernel terms**: the target constant must be a theorem (``target_not_theorem``) and, with a
+   statement, its type must be exactly the type of the statement elaborated alone on the header
+   (``statement_mismatch``; the statement program's answer is cached per worker).
+5. **Axioms**: ``#print axioms`` of every theorem, lemma and example (the statement's first),
    in one command under its own short timeout that is not charged to the proof; an axiom
    outside ``policy.axioms`` anywhere makes the proof ``invalid``.
+
+At every stage, a reply that cannot be the REPL's answer to the command sent
+(:class:`~verifier_service.lean.repl.ProtocolViolation`: code the proof ran may be forging
+replies) makes the verdict ``error`` (``protocol_violation``), never cached; the pool has killed
+the worker by then, so no later proof runs on it.
+
+The trusted programs run under :data:`PROGRAM_TIMEOUT_S`, not charged to the proof.
 
 Header normalisation (:mod:`verifier_service.lean.header`) happens in :meth:`LeanChecker.prepare`,
 so the job's header is the pool key and part of the cache key. The code's header block moves
@@ -24,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -44,12 +61,20 @@ from verifier_service.lean.pool import (
     ReplPool,
     ReplTimeout,
 )
-from verifier_service.lean.repl import UnencodableCommand
+from verifier_service.lean.repl import LeanWorker, ProtocolViolation, UnencodableCommand
 from verifier_service.lean.replies import (
     MalformedReply,
     ReplReply,
     parse_axioms,
     parse_reply,
+)
+from verifier_service.lean.trusted import (
+    ConstantType,
+    LeanParse,
+    ProgramUnavailable,
+    elaborate_statement,
+    parse_code,
+    target_type,
 )
 from verifier_service.settings import VerifierSettings
 from verifier_service.soundness import (
@@ -63,15 +88,25 @@ from verifier_service.soundness import (
     statement_tokens,
     static_violations,
 )
+from verifier_service.soundness.parsed import (
+    lean_violations,
+    parse_mismatch,
+    statement_declaration,
+    statement_for_elaboration,
+)
 from verifier_service.verdicts import Outcome, Verdict
 
-__all__ = ["AXIOMS_TIMEOUT_S", "INLINE_ANALYSIS_CHARS", "LeanChecker"]
+__all__ = ["AXIOMS_TIMEOUT_S", "INLINE_ANALYSIS_CHARS", "PROGRAM_TIMEOUT_S", "LeanChecker"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds ``#print axioms`` may take. It is not charged to the proof's budget: it only reads
 #: the environment the proof already built.
 AXIOMS_TIMEOUT_S = 30.0
+#: Seconds each trusted program (parse, statement, target) may take; not charged to the proof.
+PROGRAM_TIMEOUT_S = 30.0
+#: The counter of proofs on which the pre-filter and Lean's parse disagreed (``/metrics``).
+PARSE_MISMATCH_COUNTER = "sieve_lean_parse_mismatch"
 #: Code longer than this is analysed in a thread, so the event loop keeps serving meanwhile
 #: (the lexer reads about a megabyte per second).
 INLINE_ANALYSIS_CHARS = 20_000
@@ -92,6 +127,8 @@ class LeanChecker(Checker):
         self._configured_imports = frozenset(
             module for h in settings.lean_prewarm_headers for module in parse_header(h).imports
         )
+        #: Proofs on which the pre-filter and Lean's parse disagreed.
+        self.parse_mismatches = 0
 
     @property
     def pool(self) -> ReplPool | None:
@@ -145,6 +182,10 @@ class LeanChecker(Checker):
             for key, value in values.items()
             if isinstance(value, int | float) and not isinstance(value, bool)
         }
+
+    def counters(self) -> dict[str, float]:
+        """Monotonic counters for ``/metrics`` (exported as ``<name>_total``)."""
+        return {PARSE_MISMATCH_COUNTER: float(self.parse_mismatches)}
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -222,9 +263,13 @@ class LeanChecker(Checker):
             async with pool.lease(
                 job.header, acquire_timeout_s=self.settings.lean_acquire_timeout_s
             ) as worker:
+                env = worker.header_env if worker.header_env is not None else 0
+                stage = "parse"
+                refused = await self._lean_parse(worker, env, job, targets)
+                if refused is not None:
+                    return refused
                 stage = "proof"
                 started = time.perf_counter()
-                env = worker.header_env if worker.header_env is not None else 0
                 code = targets.code_to_run(job.code)
                 raw = await worker.send({"cmd": code, "env": env}, timeout_s=job.timeout_s)
                 elapsed = time.perf_counter() - started
@@ -246,6 +291,21 @@ class LeanChecker(Checker):
                     return _invalid(violations, messages, time_s=elapsed)
                 if targets.main is None:  # nothing claimed, nothing to ask Lean about
                     return Outcome(Verdict.VALID, messages=messages, time_s=elapsed)
+                assert reply.env is not None
+                stage = "statement"
+                statement = None
+                if job.statement is not None:
+                    statement = await elaborate_statement(
+                        worker,
+                        env,
+                        statement_for_elaboration(statement_declaration(job.statement)),
+                        PROGRAM_TIMEOUT_S,
+                    )
+                stage = "target"
+                target = await target_type(worker, reply.env, targets.main.name, PROGRAM_TIMEOUT_S)
+                refused = _judge_kernel_terms(statement, target, messages, elapsed)
+                if refused is not None:
+                    return refused
                 stage = "axioms"
                 axioms_raw = await worker.send(
                     {"cmd": targets.print_axioms, "env": reply.env}, timeout_s=AXIOMS_TIMEOUT_S
@@ -260,9 +320,20 @@ class LeanChecker(Checker):
             return _invalid(
                 [Violation("header_error", str(exc))], list(exc.messages), time_s=elapsed
             )
+        except ProtocolViolation as exc:  # the lease killed the worker before this runs
+            logger.error(
+                "lean4: protocol violation during %s, proof %s: %s",
+                stage,
+                proof_digest(job.header, job.code),
+                exc,
+            )
+            return Outcome.error("protocol_violation")
         except UnencodableCommand as exc:  # the API refuses such text; a library caller may not
             logger.warning("lean4: %s command not sent: %s", stage, exc)
             return Outcome.error("unencodable_text")
+        except ProgramUnavailable as exc:
+            logger.error("lean4: the trusted %s program gave no answer: %s", stage, exc)
+            return Outcome.error(f"{stage}_unavailable")
         except ReplTimeout:
             if stage == "proof":
                 return Outcome.timeout(job.timeout_s, time_s=time.perf_counter() - started)
@@ -277,6 +348,79 @@ class LeanChecker(Checker):
             logger.error("lean4: malformed REPL reply during %s: %s", stage, exc)
             return Outcome.error("malformed_reply")
         return _judge_axioms(targets, axioms_raw, messages, job.policy, elapsed)
+
+    async def _lean_parse(
+        self, worker: LeanWorker, env: int, job: Job, targets: Targets
+    ) -> Outcome | None:
+        """Lean's parse of the code, and the rules decided on it: ``None`` when the code may be
+        elaborated, else the ``invalid`` outcome (``parse_mismatch`` when the pre-filter read
+        the code otherwise than Lean)."""
+        statement = statement_declaration(job.statement) if job.statement is not None else None
+        parse = await parse_code(worker, env, job.code, statement, PROGRAM_TIMEOUT_S)
+        if len(job.code) > INLINE_ANALYSIS_CHARS:
+            judged = await asyncio.to_thread(_judge_parse, job, parse, targets)
+        else:
+            judged = _judge_parse(job, parse, targets)
+        mismatch, violations = judged
+        if mismatch is not None:
+            self.parse_mismatches += 1
+            logger.warning(
+                "lean4: parse_mismatch digest=%s: %s", proof_digest(job.header, job.code), mismatch
+            )
+            detail = f"the pre-filter and Lean read the code differently: {mismatch}"
+            return _invalid([Violation("parse_mismatch", detail)], [])
+        if violations:
+            messages = [v.to_message() for v in violations]
+            if parse.code.errors:
+                messages = [e.to_message() for e in parse.code.errors]
+            return _invalid(violations, messages)
+        return None
+
+
+def proof_digest(header: str, code: str) -> str:
+    """sha256 of header and code: names a proof in logs without writing its text there."""
+    data = (header + "\n" + code).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _judge_parse(
+    job: Job, parse: LeanParse, targets: Targets
+) -> tuple[str | None, list[Violation]]:
+    """(why the pre-filter disagrees with Lean, or None; the rules' violations on Lean's parse).
+    Parse errors come first: on code Lean cannot parse there is nothing to compare."""
+    code = parse.text if parse.text is not None else job.code
+    if code != job.code:  # Lean read the code with CRLF made LF: compare on that text
+        targets = find_targets(code, header=job.header, statement=job.statement)
+    violations = lean_violations(code, parse)
+    if parse.code.errors:
+        return None, violations
+    return parse_mismatch(code, parse, targets), violations
+
+
+def _judge_kernel_terms(
+    statement: ConstantType | None,
+    target: ConstantType,
+    messages: list[dict[str, Any]],
+    elapsed: float,
+) -> Outcome | None:
+    """The target is a theorem whose type is, as a term, the statement's (``None``: it is)."""
+    if target.error is not None:
+        # The code elaborated, so its target must be in the environment; if Lean cannot find
+        # it, something is wrong on our side, not with the proof.
+        logger.error("lean4: the target program found no target: %s", target.error)
+        return Outcome.error("target_unavailable", time_s=elapsed)
+    if statement is not None and statement.error is not None:
+        violation = Violation("statement_error", f"the statement alone: {statement.error}")
+        return _invalid([violation], messages, time_s=elapsed)
+    expected = statement.kind if statement is not None else "theorem"
+    if target.kind != expected:
+        reason = "target_not_theorem" if expected == "theorem" else "statement_mismatch"
+        detail = f"the target is a {target.kind} constant, not a {expected}"
+        return _invalid([Violation(reason, detail)], messages, time_s=elapsed)
+    if statement is not None and target.type != statement.type:
+        detail = "the target's type is not, as a term, the statement's elaborated alone"
+        return _invalid([Violation("statement_mismatch", detail)], messages, time_s=elapsed)
+    return None
 
 
 def _analyse(job: Job) -> tuple[list[Violation], Targets]:

@@ -8,6 +8,15 @@ size: a worker killed for a timeout, found crashed, or recycled (too many proofs
 is replaced in the background. Header imports run under their own timeout and are never charged to
 a proof: a lease is granted only once the worker's header is warm.
 
+**Reply integrity.** A worker whose replies cannot be the REPL's (see :mod:`.repl`) is killed and
+replaced, never handed out again, and counted in ``protocol_violations``. A lease that sent
+commands ends with :meth:`LeanWorker.sync`, which proves every reply the body read was the
+REPL's, and then checks that nothing followed. If either fails, or the body raised
+:class:`ProtocolViolation` (the trusted programs' nonce checks raise it too), the lease raises it
+and the worker dies, so the proof's verdict is ``error`` whatever the body concluded. A new
+worker syncs once after its header, so a REPL that does not answer the sync as expected fails
+at start-up, loudly, instead of failing every proof.
+
 **Header churn.** Any client can send a header nobody asked for before, and each one costs an
 import (with Mathlib: a minute and gigabytes). So the headers given to :meth:`ReplPool.start` (the
 operator's ``SIEVE_LEAN_PREWARM_HEADERS``) keep their workers: every other header together holds
@@ -48,6 +57,7 @@ from verifier_service.lean.repl import (
     HeaderFailed,
     LeanWorker,
     PoolUnavailable,
+    ProtocolViolation,
     ReplCrashed,
     ReplError,
     ReplTimeout,
@@ -61,6 +71,7 @@ __all__ = [
     "LeanWorker",
     "PoolStats",
     "PoolUnavailable",
+    "ProtocolViolation",
     "ReplCrashed",
     "ReplError",
     "ReplPool",
@@ -97,6 +108,8 @@ class PoolStats:
     #: Headers remembered as failing to elaborate, and the bytes that memory holds.
     failed_headers: int = 0
     failed_header_bytes: int = 0
+    #: Workers killed because a reply could not be the REPL's (forged, unframed, out of order).
+    protocol_violations: int = 0
 
 
 @dataclass
@@ -368,10 +381,21 @@ class ReplPool:
         if no worker is free within ``acquire_timeout_s`` (header import time included) or the
         pool is closed or unconfigured. The worker goes back to the pool on exit, or is replaced
         if it died meanwhile.
+
+        Raises :class:`ProtocolViolation` on exit when a reply the body read cannot have been the
+        REPL's (the closing :meth:`~LeanWorker.sync` fails) or output no command asked for reached
+        the worker; the worker is killed then, and whenever the body raises
+        :class:`ProtocolViolation` itself.
         """
         worker = await self._acquire(header, acquire_timeout_s)
         try:
             yield worker
+            if worker.alive and worker.unsynced:
+                await worker.sync()
+            worker.check_quiet()
+        except ProtocolViolation as exc:
+            worker.kill_for_protocol(str(exc))
+            raise
         finally:
             self._release(worker)
 
@@ -422,8 +446,8 @@ class ReplPool:
         if self._closed:
             self._in_background(worker.close())
         elif not worker.alive:
-            if worker.death in ("timeout", "crash"):
-                self._counts["timeouts" if worker.death == "timeout" else "crashes"] += 1
+            if worker.death in ("timeout", "crash", "protocol"):
+                self._count_death(worker)
             self._replace(worker)
         elif worker.proofs >= self.max_proofs_per_worker or self._too_big(worker):
             self._counts["recycled"] += 1
@@ -455,7 +479,7 @@ class ReplPool:
         for worker in list(self._idle):
             if not worker.alive:  # died while idle; its watcher may not have run yet
                 del self._idle[worker]
-                self._counts["crashes"] += 1
+                self._count_death(worker)
                 self._replace(worker, dispatch=False)
                 continue
             queue = self._queues.get(worker.header)
@@ -571,13 +595,19 @@ class ReplPool:
                 credentials=launch.popen_kwargs(),
             )
             await worker.import_header(self.header_timeout_s)
+            await worker.sync(self.header_timeout_s)
         except HeaderFailed as exc:
             logger.warning("%.500s", exc)
             self._failed.put(header, exc.messages)
             messages = self._failed.get(header) or exc.messages
             self._fail_waiters(header, lambda: HeaderFailed(header, messages), all_of_them=True)
         except (ReplError, OSError, ValueError) as exc:
-            self._counts["timeouts" if isinstance(exc, ReplTimeout) else "crashes"] += 1
+            if isinstance(exc, ReplTimeout):
+                self._counts["timeouts"] += 1
+            elif isinstance(exc, ProtocolViolation):
+                self._counts["protocol_violations"] += 1
+            else:
+                self._counts["crashes"] += 1
             problem = f"a Lean worker for header {header!r:.60} failed to start: {exc}"
             logger.error("%s", problem)
             self._last_start_problem = problem
@@ -619,8 +649,18 @@ class ReplPool:
         await worker.process.wait()
         if worker in self._idle and not self._closed:
             del self._idle[worker]
-            self._counts["crashes"] += 1
+            self._count_death(worker)
             self._replace(worker)
+
+    def _count_death(self, worker: LeanWorker) -> None:
+        """Count a worker that died on its own account: timed out, crashed, or was caught
+        with output that was not the REPL's (the idle reader kills it at the first byte)."""
+        if worker.death == "timeout":
+            self._counts["timeouts"] += 1
+        elif worker.death == "protocol":
+            self._counts["protocol_violations"] += 1
+        else:
+            self._counts["crashes"] += 1
 
     def _fail_waiters(
         self, header: str, error: Callable[[], ReplError], *, all_of_them: bool
@@ -682,6 +722,7 @@ class ReplPool:
             other_header_limit=self.other_header_limit,
             failed_headers=len(self._failed),
             failed_header_bytes=self._failed.bytes,
+            protocol_violations=self._counts["protocol_violations"],
         )
 
     @property

@@ -6,16 +6,60 @@ its own and keeps every environment in memory, so the only safe reaction to a sl
 is to kill it together with anything it started (its whole process group) and start another.
 :class:`LeanWorker` does exactly that and reports each failure as a distinct exception, so callers
 can tell a proof's timeout from a crashed process from a bad header.
+
+**Reply integrity.** The REPL answers from the process in which the proof's code runs, so a proof
+that gets code to run (an ``#eval`` the rules missed, a child process it starts) can write to the
+REPL's stdout and forge the replies the verdict is read from. :class:`LeanWorker` therefore ties
+every reply to the command that asked for it and treats anything else as a
+:class:`ProtocolViolation`, which kills the worker:
+
+- *framing*: a reply is exactly one JSON object (no duplicate keys) starting at the first byte
+  after the previous reply, ended by the first blank line;
+- *order*: bytes on stdout while no command is outstanding, bytes already there before a command
+  is written, or bytes beyond a reply's blank line when it is read, cannot be the REPL's (it
+  writes one reply per command and then waits for the next), so the worker dies at once;
+- *environment numbers*: every reply carries the number :class:`EnvSequence` says the REPL must
+  hand out next (derived from the REPL's recorded transcripts and tested against them), so an
+  extra reply shifts every later one out of step and is caught at the next command;
+- *nonces*: replies to the service's own trusted Lean programs carry a fresh random nonce per
+  command, checked by the code that runs them;
+- *the sync*: :meth:`LeanWorker.sync`, which the pool sends when a lease ends, asks for a file
+  that cannot exist under a fresh random name. The REPL answers ``{"message": "no such file or
+  directory ... file: NAME"}`` (the REPL's own test ``no_such_file`` fixes the text) without
+  elaborating anything or storing an environment, so it costs one round trip and leaves the env
+  numbers alone. The REPL answers in order, so by the time this reply arrives every real reply to
+  the lease's commands has been written before it. The lease read exactly one frame per command
+  and then this one, so if any frame it took was forged, a real reply is still in the stream
+  where the sync's answer should be, and it cannot name the fresh file. Every reply a verdict
+  was read from is thereby proven the REPL's, however the forger timed its writes; output that
+  arrives later can no longer change that verdict (and still kills the worker).
+
+What these checks cannot do: code running inside the worker shares its pipes, so it can read the
+commands from stdin and answer in the REPL's place, predicting env numbers and echoing nonces and
+the sync's file name. No check on the same channel can tell such an impostor from the REPL. What
+they do stop is every forger that writes without reading: a reply printed or left to a child
+process while the REPL also answers, a wrong number, anything that does not frame, writes after
+a reply. So the first line of defence cannot be on the pipe: it is that a proof never runs code
+(the allowlist refuses every command that does: ``#eval``, ``run_cmd``, attributes,
+``initialize``, ...), and that code which slips through is confined (bubblewrap: a PID namespace
+and a process limit, so the children a proof leaves holding the pipe are few and die with the
+worker; no network, a private ``/tmp``, a file-size limit, no secrets in the environment).
+Reply integrity makes what remains fail closed: a detected forgery is ``error``
+(``protocol_violation``), never ``valid``, never cached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
+import secrets
 import signal
+import struct
+import termios
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,20 +67,27 @@ from typing import Any
 import psutil
 
 __all__ = [
+    "EnvSequence",
     "HeaderFailed",
     "LeanWorker",
     "PoolUnavailable",
+    "ProtocolViolation",
     "ReplCrashed",
     "ReplError",
     "ReplTimeout",
     "UnencodableCommand",
     "encode_command",
+    "parse_frame",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Stream limit for one reply line; info trees and traces can be megabytes long.
+#: The most bytes one reply may take; info trees and traces can be megabytes long.
 STREAM_LIMIT = 64 * 1024 * 1024
+#: Seconds the REPL may take to answer :meth:`LeanWorker.sync` (a missing file: microseconds).
+SYNC_TIMEOUT_S = 10.0
+#: Where the sync's file is asked for: a directory nobody in the sandbox can create.
+SYNC_DIRECTORY = "/nonexistent"
 #: Bytes of the process's stderr kept for diagnostics (the rest is read and dropped).
 STDERR_KEEP = 64 * 1024
 
@@ -93,11 +144,112 @@ def header_errors(reply: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return messages if any(m.get("severity") == "error" for m in messages) else None
 
 
+#: Command keys that make the REPL store a new environment (when it answers with one).
+NEW_ENV_COMMANDS = ("cmd", "path", "unpickleEnvFrom")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object hook that refuses repeated keys: parsers disagree on which one wins."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def parse_frame(frame: bytes) -> dict[str, Any]:
+    """One reply as the REPL frames it: a single JSON object from the first byte, in UTF-8.
+
+    ``frame`` is what came before the blank line (its last newline included). Anything else (a
+    leading blank line, text, two objects, a list, a repeated key) is not a reply the REPL writes,
+    so it is a :class:`ProtocolViolation`, not a crash.
+    """
+    if not frame.startswith(b"{"):
+        raise ProtocolViolation(f"reply does not start with a JSON object: {frame[:80]!r}")
+    try:
+        reply = json.loads(frame, object_pairs_hook=_unique_keys)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a duplicate key
+        raise ProtocolViolation(f"reply is not one JSON object: {exc}") from None
+    if not isinstance(reply, dict):  # pragma: no cover - a frame starting with '{' parses so
+        raise ProtocolViolation(f"reply is not a JSON object: {reply!r:.80}")
+    return reply
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class EnvSequence:
+    """The environment number the REPL must hand out next, checked against every reply.
+
+    The REPL numbers environments 0, 1, 2, ... in the order it stores them and never reuses a
+    number (every recorded transcript under ``shared/lean-repl`` follows this, and the tests
+    replay them all through it):
+
+    - a ``cmd``, ``path`` or ``unpickleEnvFrom`` command answered with an ``env`` got the next
+      number, whatever its messages say (errors included);
+    - a REPL-level failure (``{"message": ...}``: unknown environment, bad JSON) stores nothing;
+    - ``pickleTo`` echoes the environment it pickled; tactic-mode commands answer with proof
+      states and never with an ``env``.
+
+    A forged reply that the REPL's own reply follows shifts every later reply by one, so the
+    next command of the same worker sees a number it did not expect.
+    """
+
+    def __init__(self, first: int = 0) -> None:
+        #: The number the next stored environment gets.
+        self.next = first
+
+    def check(self, payload: Mapping[str, Any], reply: Mapping[str, Any]) -> None:
+        """Raise :class:`ProtocolViolation` unless ``reply`` can answer ``payload`` now; advance
+        the counter when it stored an environment."""
+        has_env = "env" in reply
+        env = reply.get("env")
+        if any(key in payload for key in NEW_ENV_COMMANDS):
+            if not has_env:
+                if isinstance(reply.get("message"), str):
+                    return  # a REPL-level failure: no environment was stored
+                raise ProtocolViolation("a command's reply has neither 'env' nor 'message'")
+            if not _is_number(env) or env != self.next:
+                raise ProtocolViolation(f"reply carries env {env!r}; the REPL gives {self.next}")
+            self.next += 1
+        elif "pickleTo" in payload and "env" in payload:
+            if has_env and env != payload["env"]:
+                raise ProtocolViolation(f"pickleTo of env {payload['env']!r} answered env {env!r}")
+        elif has_env:
+            raise ProtocolViolation(f"a command that stores no environment answered env {env!r}")
+
+
+class _StdoutReader(asyncio.Protocol):
+    """Hands every chunk of the REPL's stdout to its worker as it arrives (no buffer between)."""
+
+    def __init__(self, worker: LeanWorker) -> None:
+        self._worker = worker
+
+    def data_received(self, data: bytes) -> None:
+        self._worker._on_stdout(data)
+
+    def eof_received(self) -> bool:
+        self._worker._on_stdout_eof()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._worker._on_stdout_eof(closed=True)
+
+
 class LeanWorker:
     """One REPL process that has imported (or is importing) one header.
 
     Commands go through :meth:`send`, one at a time. Any failure kills the process group and
     leaves the worker dead (``alive`` is False, ``death`` says why); a dead worker is never reused.
+    The worker reads the REPL's stdout itself (:class:`_StdoutReader`), for the process's whole
+    life, so output that no command asked for is seen the moment it arrives (see the module
+    docstring, "Reply integrity").
     """
 
     def __init__(self, process: asyncio.subprocess.Process, *, header: str, slot: int) -> None:
@@ -109,9 +261,21 @@ class LeanWorker:
         self.header_env: int | None = None
         #: Leases served so far (the pool recycles after ``max_proofs_per_worker``).
         self.proofs = 0
-        #: Why the worker died (``"timeout"``, ``"crash"``, ``"recycled"``, ``"evicted"``,
-        #: ``"killed"``); None while it lives.
+        #: Why the worker died (``"timeout"``, ``"crash"``, ``"protocol"``, ``"recycled"``,
+        #: ``"evicted"``, ``"killed"``); None while it lives.
         self.death: str | None = None
+        #: The first reply-integrity problem seen (the worker was killed for it); None if none.
+        self.violation: str | None = None
+        #: The environment numbers this process's replies must carry.
+        self.envs = EnvSequence()
+        self._out = bytearray()  # stdout received and not yet taken as a reply
+        self._out_arrived = asyncio.Event()
+        self._out_eof = False
+        self._out_fd: int | None = None
+        self._out_transport: asyncio.ReadTransport | None = None
+        self._awaiting = False  # a command is outstanding: its reply may arrive
+        #: Commands answered since the last :meth:`sync` (the pool syncs leases that sent any).
+        self.unsynced = 0
         self._stderr: deque[bytes] = deque()
         self._stderr_size = 0
         self._busy = False
@@ -137,19 +301,45 @@ class LeanWorker:
         that are set: uvloop's subprocess rejects these keywords even as None. ``preexec_fn`` runs
         after the switch.
         """
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            start_new_session=True,
-            preexec_fn=preexec_fn,
-            limit=STREAM_LIMIT,
-            **(credentials or {}),
-        )
-        return cls(process, header=header, slot=slot)
+        # stdout is a pipe of our own, read by a protocol that sees each chunk as it arrives and
+        # whose descriptor can be asked how many bytes wait in it (see _pending_in_pipe).
+        read_fd, write_fd = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=write_fd,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,
+                preexec_fn=preexec_fn,
+                limit=STREAM_LIMIT,
+                **(credentials or {}),
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        worker = cls(process, header=header, slot=slot)
+        try:
+            await worker._attach_stdout(read_fd)
+        except BaseException:
+            worker.kill("killed")
+            raise
+        return worker
+
+    async def _attach_stdout(self, fd: int) -> None:
+        pipe = os.fdopen(fd, "rb", buffering=0)
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.connect_read_pipe(lambda: _StdoutReader(self), pipe)
+        except BaseException:
+            pipe.close()
+            raise
+        self._out_fd = fd
+        self._out_transport = transport
 
     @property
     def pid(self) -> int:
@@ -168,13 +358,38 @@ class LeanWorker:
             raise HeaderFailed(self.header, errors)
         self.header_env = int(reply.get("env", 0))
 
+    async def sync(self, timeout_s: float = SYNC_TIMEOUT_S) -> None:
+        """Prove that every reply taken since the last sync was the REPL's own.
+
+        Asks for a file under :data:`SYNC_DIRECTORY` with a fresh random name; only the REPL,
+        having answered every earlier command, can name it in its ``message`` (see the module
+        docstring, "the sync"). Any other answer, or none within ``timeout_s``, is a
+        :class:`ProtocolViolation` and kills the worker.
+        """
+        path = f"{SYNC_DIRECTORY}/sieve-sync-{secrets.token_hex(16)}.lean"
+        try:
+            reply = await self.send({"path": path}, timeout_s)
+        except ReplTimeout:
+            self.death = "protocol"  # dead already: a REPL that cannot answer this is not ours
+            self.kill_for_protocol(f"no answer to the sync within {timeout_s:g}s")
+            raise ProtocolViolation(self.violation or "sync unanswered") from None
+        message = reply.get("message")
+        if set(reply) != {"message"} or not isinstance(message, str) or path not in message:
+            self.kill_for_protocol(f"the sync was answered by {json.dumps(reply)[:200]}")
+            raise ProtocolViolation(self.violation or "sync mismatch")
+        self.unsynced = 0
+
     async def send(self, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one command and return the parsed reply.
 
-        On timeout the process group is killed and :class:`ReplTimeout` raised; on EOF, a broken
-        pipe or output that is not a reply, :class:`ReplCrashed`. If the caller is cancelled
-        mid-command the process is killed too: its next reply would be the stale one.
+        On timeout the process group is killed and :class:`ReplTimeout` raised; on EOF or a broken
+        pipe, :class:`ReplCrashed`; on a reply that cannot be the answer to this command (it
+        does not frame, comes with other output, or carries the wrong env number),
+        :class:`ProtocolViolation`. If the caller is cancelled mid-command the process is killed
+        too: its next reply would be the stale one.
         """
+        if self.violation is not None:
+            raise ProtocolViolation(self.violation)
         if not self.alive:
             raise ReplCrashed(f"worker {self.pid} is dead ({self.death or 'exited'})")
         if self._busy:
@@ -185,11 +400,15 @@ class LeanWorker:
             raise UnencodableCommand(f"command cannot be encoded as UTF-8: {exc.reason}") from None
         self._busy = True
         try:
-            return await asyncio.wait_for(self._roundtrip(command), timeout_s)
+            return await asyncio.wait_for(self._roundtrip(payload, command), timeout_s)
         except asyncio.TimeoutError:
             self.kill("timeout")
             await self._exited()
             raise ReplTimeout(f"no reply within {timeout_s:g}s; worker {self.pid} killed") from None
+        except ProtocolViolation as exc:
+            self.kill_for_protocol(str(exc))
+            await self._exited()
+            raise
         except ReplCrashed:
             self.kill("crash")
             await self._exited()
@@ -200,35 +419,95 @@ class LeanWorker:
         finally:
             self._busy = False
 
-    async def _roundtrip(self, command: bytes) -> dict[str, Any]:
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
+    async def _roundtrip(self, payload: Mapping[str, Any], command: bytes) -> dict[str, Any]:
+        stdin = self.process.stdin
+        assert stdin is not None
+        self.check_quiet("before the command was sent")
+        self._awaiting = True
         try:
-            stdin.write(command)
-            await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise ReplCrashed(self._diagnose(f"cannot write to REPL: {exc}")) from None
-        lines: list[bytes] = []
-        while True:
             try:
-                line = await stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError) as exc:
-                raise ReplCrashed(self._diagnose(f"reply line too long: {exc}")) from None
-            if not line:
+                stdin.write(command)
+                await stdin.drain()
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise ReplCrashed(self._diagnose(f"cannot write to REPL: {exc}")) from None
+            frame = await self._read_frame()
+            self.check_quiet("after the reply")
+        finally:
+            self._awaiting = False
+        reply = parse_frame(frame)
+        self.envs.check(payload, reply)
+        self.unsynced += 1
+        return reply
+
+    async def _read_frame(self) -> bytes:
+        """The bytes of the next reply, up to its blank line (which is consumed)."""
+        scanned = 0
+        while True:
+            end = self._out.find(b"\n\n", scanned)
+            if end >= 0:
+                frame = bytes(self._out[: end + 1])
+                del self._out[: end + 2]
+                return frame
+            scanned = max(0, len(self._out) - 1)
+            if len(self._out) > STREAM_LIMIT:
+                raise ReplCrashed(self._diagnose(f"reply longer than {STREAM_LIMIT} bytes"))
+            if self._out_eof:
                 await self._exited()
                 code = self.process.returncode
                 raise ReplCrashed(self._diagnose(f"REPL exited (code {code}) before replying"))
-            if line.strip():
-                lines.append(line)
-            elif lines:
-                break
+            self._out_arrived.clear()
+            await self._out_arrived.wait()
+
+    def check_quiet(self, when: str = "after the last reply") -> None:
+        """Raise :class:`ProtocolViolation` if output no command asked for was seen or is waiting.
+
+        The REPL writes nothing between one reply's blank line and the next command, so bytes
+        already received beyond a reply, or still in the pipe, were written by someone else.
+        The pool calls this when a lease ends, so output written after the last reply of a proof
+        makes that proof's verdict ``error``.
+        """
+        if self.violation is not None:
+            raise ProtocolViolation(self.violation)
+        if not self.alive:
+            return
+        waiting = len(self._out) + self._pending_in_pipe()
+        if waiting:
+            sample = bytes(self._out[:80])
+            raise ProtocolViolation(f"{waiting} bytes on stdout {when}: {sample!r}")
+
+    def _pending_in_pipe(self) -> int:
+        """Bytes written to stdout that the event loop has not delivered yet (0 at EOF)."""
+        if self._out_fd is None or self._out_eof:
+            return 0
         try:
-            reply = json.loads(b"".join(lines))
-        except json.JSONDecodeError as exc:
-            raise ReplCrashed(self._diagnose(f"unparsable reply: {exc}")) from None
-        if not isinstance(reply, dict):
-            raise ReplCrashed(self._diagnose(f"reply is not a JSON object: {reply!r:.200}"))
-        return reply
+            raw = fcntl.ioctl(self._out_fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int(struct.unpack("i", raw)[0])
+
+    def _on_stdout(self, data: bytes) -> None:
+        if self._killed:
+            return  # the process is going; what it still writes decides nothing
+        if not self._awaiting:
+            self.kill_for_protocol(
+                f"{len(data)} bytes on stdout while no command was outstanding: {data[:80]!r}"
+            )
+            return
+        self._out += data
+        self._out_arrived.set()
+
+    def _on_stdout_eof(self, *, closed: bool = False) -> None:
+        self._out_eof = True
+        if closed:
+            self._out_fd = None  # the transport closed it; the number may be reused
+        self._out_arrived.set()
+
+    def kill_for_protocol(self, problem: str) -> None:
+        """Record a reply-integrity problem and kill the process: it is never spoken to again."""
+        if self.violation is None:
+            self.violation = problem
+            logger.warning("Lean worker %s: protocol violation: %s", self.pid, problem)
+        self.kill("protocol")
 
     def kill(self, reason: str = "killed") -> None:
         """Kill the process group (and any descendant that left it) now; reaping goes on behind."""
@@ -259,6 +538,8 @@ class LeanWorker:
 
     async def _reap(self) -> None:
         await self._exited()
+        if self._out_transport is not None:
+            self._out_transport.close()
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(self._drain), 1.0)
         if not self._drain.done():

@@ -1,6 +1,6 @@
 """Typed Lean REPL replies, and what they say about a proof.
 
-The REPL answers each command with one JSON object (see ``shared/lean-repl/README.md``):
+The REPL answers each command with one JSON object (see ``tests/fixtures/lean-repl/README.md``):
 ``{"env": N}`` plus ``messages`` and ``sorries`` for a command, ``proofStatus``/``goals`` for a
 tactic, or ``{"message": "..."}`` when the REPL itself refused the request. Message *texts*
 change between Lean versions (``type mismatch`` became ``Type mismatch``; ``declaration uses

@@ -9,7 +9,7 @@ line, which a lexer cannot see: there, the words of every known command that run
 syntax or changes what names mean are refused wherever they occur.
 
 How the lists were chosen: every command, attribute and option used by the 438 published prover
-proofs and the 10,737 statements and headers of ``shared/data`` is here (a test checks it), plus
+proofs and the 10,737 statements and headers of ``data/`` is here (a test checks it), plus
 the ones that only state and prove propositions or tune resources and printing.
 """
 
@@ -22,7 +22,11 @@ __all__ = [
     "ALLOWED_HASH_COMMANDS",
     "ALLOWED_OPTIONS",
     "ALLOWED_OPTION_PREFIXES",
+    "COMMAND_KINDS",
+    "COMMENT_KINDS",
     "CONTINUATION_WORDS",
+    "DECLARATION_KIND",
+    "DECLARATION_KINDS",
     "DECLARATION_WORDS",
     "HARMLESS_OPTIONS",
     "HARMLESS_OPTION_PREFIXES",
@@ -34,6 +38,7 @@ __all__ = [
     "attribute_allowed",
     "option_allowed",
     "option_harmless",
+    "policy_word",
 ]
 
 #: Declarations that only state and prove a proposition. Before the statement these are the
@@ -161,3 +166,98 @@ def option_allowed(name: str) -> bool:
 
 def attribute_allowed(name: str) -> bool:
     return name in ALLOWED_ATTRIBUTES or name.endswith(ALLOWED_ATTRIBUTE_SUFFIXES)
+
+
+# --- Lean's syntax kinds ----------------------------------------------------------------------
+#
+# The rules on Lean's own parse (:mod:`.parsed`) judge each command by the syntax kind Lean gave
+# it, through these two tables: a kind maps to the word of the policy above (``theorem``,
+# ``open``, ``#print``, ``#exit``, ...), and that word is allowed or refused exactly as the
+# lexer's rules allow or refuse it. A kind that is in neither table is refused.
+
+#: Command syntax kinds -> the policy word they stand for. ``declaration`` is decided by the
+#: declaration's own kind (:data:`DECLARATION_KINDS`).
+COMMAND_KINDS: dict[str, str] = {
+    "Lean.Parser.Command.open": "open",
+    "Lean.Parser.Command.set_option": "set_option",
+    "Lean.Parser.Command.namespace": "namespace",
+    "Lean.Parser.Command.section": "section",
+    "Lean.Parser.Command.noncomputableSection": "section",
+    "Lean.Parser.Command.end": "end",
+    "Lean.Parser.Command.universe": "universe",
+    "Lean.Parser.Command.variable": "variable",
+    "Lean.Parser.Command.include": "include",
+    "Lean.Parser.Command.omit": "omit",
+    "Lean.Parser.Command.attribute": "attribute",
+    "Lean.Parser.Command.mutual": "mutual",
+    "Lean.Parser.Command.check": "#check",
+    "Lean.Parser.Command.print": "#print",
+    "Lean.Parser.Command.printAxioms": "#print",
+    "Lean.Parser.Command.printEqns": "#print",
+    "Lean.Parser.Command.reduce": "#reduce",
+    "Lean.Parser.Command.synth": "#synth",
+    # refused (named so that the reason says what it was)
+    "Lean.Parser.Command.exit": "#exit",
+    "Lean.Parser.Command.eval": "#eval",
+    "Lean.Parser.Command.evalBang": "#eval!",
+    "Lean.Parser.Command.checkFailure": "#check_failure",
+    "Lean.guardMsgsCmd": "#guard_msgs",
+    "Lean.Parser.Command.initialize": "initialize",
+    "Lean.Parser.Command.notation": "notation",
+    "Lean.Parser.Command.mixfix": "infix",
+    "Lean.Parser.Command.macro": "macro",
+    "Lean.Parser.Command.macro_rules": "macro_rules",
+    "Lean.Parser.Command.syntax": "syntax",
+    "Lean.Parser.Command.syntaxAbbrev": "syntax",
+    "Lean.Parser.Command.syntaxCat": "syntax",
+    "Lean.Parser.Command.elab": "elab",
+    "Lean.Parser.Command.elab_rules": "elab_rules",
+    "Lean.Parser.Command.export": "export",
+    "Lean.Parser.Command.deriving": "deriving",
+    "Lean.Parser.Command.declare_syntax_cat": "syntax",
+    "Lean.Parser.Command.binderPredicate": "binder_predicate",
+    "Lean.Parser.Command.addDocString": "add_decl_doc",
+    "Lean.runCmd": "run_cmd",
+    "Lean.runElab": "run_elab",
+    "Lean.runMeta": "run_meta",
+    # Mathlib's, Batteries' and Std's ``lemma`` is a declaration command of its own
+    "lemma": "lemma",
+    "Batteries.Tactic.Lemma.lemmaCmd": "lemma",
+    "Std.Tactic.Lemma.lemmaCmd": "lemma",
+}
+
+#: Declaration kinds (the second child of ``Lean.Parser.Command.declaration``) -> policy word.
+#: ``structure`` is ``structure`` or ``class`` by its keyword.
+DECLARATION_KINDS: dict[str, str] = {
+    "Lean.Parser.Command.theorem": "theorem",
+    "Lean.Parser.Command.definition": "def",
+    "Lean.Parser.Command.abbrev": "abbrev",
+    "Lean.Parser.Command.example": "example",
+    "Lean.Parser.Command.inductive": "inductive",
+    "Lean.Parser.Command.structure": "structure",
+    "Lean.Parser.Command.instance": "instance",
+    "Lean.Parser.Command.axiom": "axiom",
+    "Lean.Parser.Command.opaque": "opaque",
+    "Lean.Parser.Command.classInductive": "class",
+    "lemma": "lemma",
+    "Batteries.Tactic.Lemma.lemmaCmd": "lemma",
+    "Std.Tactic.Lemma.lemmaCmd": "lemma",
+}
+
+DECLARATION_KIND = "Lean.Parser.Command.declaration"
+#: Commands that are only documentation: a lexer reads them as comments.
+COMMENT_KINDS = frozenset({"Lean.Parser.Command.moduleDoc"})
+
+
+def policy_word(kind: str, decl_kind: str | None = None, keyword: str | None = None) -> str | None:
+    """The policy word for a command of syntax ``kind`` (``None``: a kind nobody listed).
+
+    ``decl_kind`` and ``keyword`` are the declaration's own kind and keyword atom, for a
+    ``declaration`` command (``class`` is a ``structure`` with the keyword ``class``).
+    """
+    if kind == DECLARATION_KIND or (decl_kind is not None and kind == decl_kind):
+        word = DECLARATION_KINDS.get(decl_kind or "")
+        if word == "structure" and keyword == "class":
+            return "class"
+        return word
+    return COMMAND_KINDS.get(kind)

@@ -1,9 +1,9 @@
-"""The published prover proofs of ``shared/data/prover_proofs.jsonl``, as the false-negative
+"""The published prover proofs of ``data/prover_proofs.jsonl``, as the false-negative
 test (``tests/verifier/lean/test_prover_proofs.py``) and benchmark (``benchmarks/prover_proofs.py``)
 post them: which source a row is from, the header it runs with, and the two ways of posting it.
 
 InternLM rows import ``MiniF2F.Minif2fImport`` (a LeanDojo project); they run with the standard
-Mathlib header instead, as ``shared/data/README.md`` advises.
+Mathlib header instead, as ``data/README.md`` advises.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from verifier_service.selftest.cases import DEFAULT_HEADER
 from verifier_service.service import ProofItem
 from verifier_service.settings import VerifierSettings
 from verifier_service.testing.settings import double_settings
+from verifier_service.vendored import data_file
 
 __all__ = [
     "DATA",
@@ -28,8 +29,8 @@ __all__ = [
     "source_of",
 ]
 
-#: Beside the repository, like the REPL transcripts.
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "prover_proofs.jsonl"
+#: Vendored with the repository (not in the package), like the REPL transcripts.
+DATA = data_file("prover_proofs.jsonl")
 #: The header most data sets use (the selftest's); InternLM rows run with it.
 STANDARD_HEADER = DEFAULT_HEADER
 #: ``split``: ``header`` + ``statement`` + ``code`` (the proof), as the data gives them;

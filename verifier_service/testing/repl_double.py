@@ -8,10 +8,11 @@ then a blank line), so the code under test cannot tell the framing apart from th
 How a command is answered:
 
 1. **Replay.** Every recorded ``NAME.in`` / ``NAME.expected.out`` pair under ``--transcripts``
-   (default: the shared recordings beside the repository) is indexed. A command equal to a recorded
-   one, up to its ``env`` / ``proofState`` numbers, gets the recorded reply with those numbers
-   remapped to this process's own counters. Recordings are matched in context first: a command on
-   env ``e`` prefers the recording whose env is the one ``e`` was replayed from.
+   (default: the recordings vendored in ``tests/fixtures/lean-repl/``) is indexed. A command
+   equal to a recorded one, up to its ``env`` / ``proofState`` numbers, gets the recorded reply
+   with those numbers remapped to this process's own counters. Recordings are matched in context
+   first: a command on env ``e`` prefers the recording whose env is the one ``e`` was replayed
+   from.
 2. **Synthetic rules** for everything else, so arbitrary proofs work: a command without ``env`` is a
    header (an import of an unknown module is an error, like Lean's ``unknown module prefix``);
    ``sorry`` yields a ``sorries`` entry and the ``declaration uses `sorry``` warning;
@@ -24,8 +25,31 @@ How a command is answered:
    ``-- double:hang``, ``-- double:crash`` (dies mid-reply), ``-- double:stderr N`` (KiB),
    ``-- double:grow N`` (MiB kept resident), ``-- double:sleep S``, ``-- double:spawn`` (starts a
    child process that outlives the command, as an ``IO.Process.spawn`` in a proof would).
-   Global: ``--delay S`` per proof command, ``--header-delay S``, ``--crash-after N`` commands.
-4. **Sandbox probes**: ``-- double:probe KIND ARG`` really attempts something a hostile proof
+   Global: ``--delay S`` per proof command, ``--header-delay S``, ``--crash-after N`` commands
+   (the pool's syncs, ``{"path": ...}`` commands, count too).
+4. **Forgeries**, what a proof that runs code could write to the REPL's stdout (see
+   :func:`_forge`; in ``TEXT``, ``$ENV`` stands for the env number the command's real reply
+   carries and ``$NEXT`` for the one after, so a forgery can be numbered right):
+   ``-- double:forge [TEXT]`` writes ``TEXT`` (default ``{"env": $ENV}``) and a blank line from
+   inside the command, before the real reply; ``-- double:trailer [TEXT]`` writes it right after
+   the real reply (default ``{"env": $NEXT}``); ``-- double:envshift K`` sends the real reply
+   with its env number moved by ``K``; ``-- double:forgechild S [TEXT]`` starts a child that
+   keeps the pipes and writes ``TEXT`` (default ``{"env": $NEXT}``) ``S`` seconds later.
+5. **Sieve's trusted programs** (``verifier_service/lean/programs``), recognised by their
+   ``namespace SieveTrusted…`` line, are answered as the real ones would be, computed in Python:
+   the data literal is decoded (:func:`decode_lean_string`, a model of Lean's string-literal
+   grammar), the parse comes from the service's own lexer (``soundness/source.py``, loaded by
+   path from ``--lexer DIR``, which :func:`command` passes so that a sandbox shows it; where it
+   cannot be read the double answers with a REPL error), and types
+   are the signature's tokens. Markers in the *code* make Lean's side differ from the lexer's:
+   ``-- double:parse-extra`` (Lean reads a command where the lexer sees a comment),
+   ``-- double:parse-kind KIND`` (the command around the marker has syntax kind KIND),
+   ``-- double:parse-name NAME`` (Lean's declaration there is named NAME),
+   ``-- double:parse-error`` (a parse error), ``-- double:type-differs`` (the declarations of
+   that command elaborate to another type than their text says) and
+   ``-- double:target-kind KIND`` (they are ``axiom``, ``def``, ``opaque``, ... constants).
+   Fault markers inside a trusted program's data are not acted on.
+6. **Sandbox probes**: ``-- double:probe KIND ARG`` really attempts something a hostile proof
    would, from inside the (sandboxed) process, and answers an info message
    ``probe KIND ARG: ESCAPED|blocked: detail``. Kinds: ``env NAME``, ``procenv NAME`` (any
    ``/proc/*/environ``), ``read PATH``, ``write PATH``, ``remount PATH`` (read-write),
@@ -43,6 +67,7 @@ import argparse
 import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 import time
@@ -87,12 +112,21 @@ def command(*args: str) -> list[str]:
     It runs this file as a script (it needs only the standard library), so it is this copy that
     runs whatever the child's ``PYTHONPATH`` (the pool clears the environment).
     """
-    return [sys.executable, str(Path(__file__).resolve()), *args]
+    lexer = ["--lexer", str(LEXER_DIR)] if LEXER_DIR.is_dir() else []
+    return [sys.executable, str(Path(__file__).resolve()), *lexer, *args]
 
 
 def default_transcripts() -> Path | None:
-    """The shared recordings (``<repo>/../shared/lean-repl/transcripts``), if they are there."""
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "lean-repl" / "transcripts"
+    """This checkout's vendored recordings (:data:`verifier_service.vendored.TRANSCRIPTS`), if any.
+
+    The helper is loaded by file path, not imported: run as a script (the pool clears the
+    environment), an import could find another checkout's ``verifier_service``. A lone copy of
+    this file (the sandbox tests run one) has no helper beside it, and so no recordings.
+    """
+    helper = Path(__file__).resolve().parents[1] / "vendored.py"
+    if not helper.is_file():
+        return None
+    path = runpy.run_path(str(helper))["TRANSCRIPTS"]
     return path if path.is_dir() else None
 
 
@@ -302,6 +336,8 @@ class Env:
 
     #: ``(transcript index, recorded env)`` pairs this env is a replay of.
     origins: set[tuple[int, int]] = field(default_factory=set)
+    #: Declaration name -> (constant kind, type form), as the target program reports them.
+    types: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class ReplDouble:
@@ -331,6 +367,8 @@ class ReplDouble:
         text = cmd.get("cmd", cmd.get("tactic"))
         if isinstance(text, str):
             time.sleep(self.header_delay if "cmd" in cmd and "env" not in cmd else self.delay)
+        if isinstance(cmd.get("cmd"), str) and (program := trusted_program(cmd["cmd"])):
+            return self._program(program, cmd["cmd"], cmd.get("env"))
         reply = self._replay(cmd)
         if reply is not None:
             return reply
@@ -361,7 +399,9 @@ class ReplDouble:
         chosen = _shape(self.transcripts[first_t].steps[first_s])
         parent = self.envs.get(cmd.get("env", -1), Env())
         for env in new_envs.values():
-            self.envs[env] = Env(dict(parent.decls), scopes=list(parent.scopes))
+            self.envs[env] = Env(
+                dict(parent.decls), scopes=list(parent.scopes), types=dict(parent.types)
+            )
             if isinstance(cmd.get("cmd"), str):
                 self.envs[env].declare(cmd["cmd"])
         for state in new_states.values():
@@ -460,7 +500,7 @@ class ReplDouble:
         for match in re.finditer(r"^[ \t]*exact\?[ \t]*$", code, re.MULTILINE):
             messages.append(_message("info", lines, *match.span(), EXACT_SUGGESTION))
         parent = self.envs[env] if env is not None else Env()
-        new = Env(dict(parent.decls), scopes=list(parent.scopes))
+        new = Env(dict(parent.decls), scopes=list(parent.scopes), types=dict(parent.types))
         new.declare(text)
         for match in _PRINT_AXIOMS.finditer(code):
             # Lean resolves ``_root_.foo`` to ``foo``, a plain name in the open namespaces
@@ -491,6 +531,31 @@ class ReplDouble:
         if messages:
             reply["messages"] = messages
         return reply
+
+    def _program(self, program: str, text: str, env: int | None) -> dict[str, Any]:
+        """A trusted program's answer: one info message ``SIEVE-<PROGRAM> {json}``."""
+        match = _DATA_LITERAL.search(text)
+        if match is None:
+            return {"message": "double: a trusted program without its data literal"}
+        try:
+            data = json.loads(decode_lean_string(match.group("literal")))
+            answer = _PROGRAM_ANSWERS[program](
+                data, self.envs.get(env) if env is not None else None
+            )
+        except LexerUnavailable as exc:
+            return {"message": f"double: {exc}"}
+        except (ValueError, KeyError, TypeError) as exc:
+            return {"message": f"double: bad program data: {exc}"}
+        answer["nonce"] = data.get("nonce")
+        parent = self.envs[env] if env is not None else Env()
+        number = self._next(self.envs)
+        self.envs[number] = Env(
+            dict(parent.decls), scopes=list(parent.scopes), types=dict(parent.types)
+        )
+        tag = f"SIEVE-{program.upper()}"
+        lines = _Lines(text)
+        payload = tag + " " + json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+        return {"env": number, "messages": [_message("info", lines, 0, 0, payload)]}
 
     def _tactic(self, text: str) -> dict[str, Any]:
         errors = [
@@ -587,6 +652,7 @@ def _declare(env: Env, text: str) -> None:
     stands (``namespace A`` ... ``end A``, across commands too), as Lean names them."""
     code = _without_comments(text)
     axioms = _declarations(text, code)
+    types = _declared_types(text)
     events = sorted(
         [(m.start(), "scope", m) for m in _SCOPE.finditer(code)]
         + [(m.start(), "decl", m) for m in _DECL.finditer(code) if m.group("name")]
@@ -600,6 +666,8 @@ def _declare(env: Env, text: str) -> None:
                 else ".".join([*env.namespace, name])
             )
             env.decls[full] = axioms[name]
+            if (declared := types.get(match.start("kw"))) is not None:
+                env.types[full] = declared
         elif match.group("kw") == "namespace":
             env.scopes.append(("namespace", name.split(".")))
         elif match.group("kw") == "section":
@@ -625,6 +693,349 @@ def _declarations(text: str, code: str) -> dict[str, list[str]]:
         axioms = DEFAULT_AXIOMS
     axioms = [*declared_axioms, *axioms]
     return {m.group("name"): list(axioms) for m in _DECL.finditer(code) if m.group("name")}
+
+
+# --- Sieve's trusted programs -----------------------------------------------------------------
+
+_TRUSTED = re.compile(r"^namespace SieveTrusted(?P<which>Parse|Statement|Target)\b", re.MULTILINE)
+_DATA_LITERAL = re.compile(r'let data : String := (?P<literal>"(?:[^"\\]|\\.)*")')
+_DOUBLE_MARKER = re.compile(r"--\s*double:(?P<kind>[a-z-]+)[ \t]*(?P<arg>[^\n]*)")
+#: The lexer's words -> the syntax kinds Lean gives those commands (the inverse of the service's
+#: ``soundness/allowlist.py`` tables, for the commands a proof writes).
+_DECLARATION_KINDS = {
+    "theorem": "Lean.Parser.Command.theorem",
+    "def": "Lean.Parser.Command.definition",
+    "abbrev": "Lean.Parser.Command.abbrev",
+    "example": "Lean.Parser.Command.example",
+    "inductive": "Lean.Parser.Command.inductive",
+    "structure": "Lean.Parser.Command.structure",
+    "class": "Lean.Parser.Command.structure",
+    "instance": "Lean.Parser.Command.instance",
+    "axiom": "Lean.Parser.Command.axiom",
+    "opaque": "Lean.Parser.Command.opaque",
+}
+_COMMAND_KINDS = {
+    "open": "Lean.Parser.Command.open",
+    "set_option": "Lean.Parser.Command.set_option",
+    "namespace": "Lean.Parser.Command.namespace",
+    "section": "Lean.Parser.Command.section",
+    "end": "Lean.Parser.Command.end",
+    "universe": "Lean.Parser.Command.universe",
+    "variable": "Lean.Parser.Command.variable",
+    "include": "Lean.Parser.Command.include",
+    "omit": "Lean.Parser.Command.omit",
+    "attribute": "Lean.Parser.Command.attribute",
+    "mutual": "Lean.Parser.Command.mutual",
+    "#check": "Lean.Parser.Command.check",
+    "#print": "Lean.Parser.Command.print",
+    "#reduce": "Lean.Parser.Command.reduce",
+    "#synth": "Lean.Parser.Command.synth",
+    "#exit": "Lean.Parser.Command.exit",
+    "#eval": "Lean.Parser.Command.eval",
+    "lemma": "lemma",
+}
+_THEOREM_KINDS = {"theorem": "theorem", "lemma": "theorem", "example": "theorem"}
+
+
+class LexerUnavailable(RuntimeError):
+    """The service's lexer cannot be loaded here (a sandbox shows only the paths on the command
+    line: start the double with ``--lexer DIR``, as :func:`command` does)."""
+
+
+def trusted_program(text: str) -> str | None:
+    """``parse``, ``statement`` or ``target`` when ``text`` is one of Sieve's trusted programs."""
+    match = _TRUSTED.search(text)
+    return match.group("which").lower() if match else None
+
+
+def decode_lean_string(literal: str) -> str:
+    """The value of one Lean string literal (``"..."``), by Lean's grammar (``strLitFnAux``,
+    ``quotedCharCoreFn``): ``\\\\ \\" \\' \\r \\n \\t \\xHH \\uHHHH`` and string gaps (``\\``, a
+    newline, then whitespace) are escapes; any other character stands for itself. Raises
+    ``ValueError`` for anything that is not exactly one complete literal."""
+    if len(literal) < 2 or literal[0] != '"':
+        raise ValueError("a string literal starts with '\"'")
+    out: list[str] = []
+    i, n = 1, len(literal)
+    simple = {"\\": "\\", '"': '"', "'": "'", "r": "\r", "n": "\n", "t": "\t"}
+    while i < n:
+        char = literal[i]
+        if char == '"':
+            if i != n - 1:
+                raise ValueError(f"the literal ends at {i}, before the end of the text")
+            return "".join(out)
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        if i + 1 >= n:
+            raise ValueError("unterminated escape")
+        code = literal[i + 1]
+        if code in simple:
+            out.append(simple[code])
+            i += 2
+        elif code in "xu":
+            width = 2 if code == "x" else 4
+            digits = literal[i + 2 : i + 2 + width]
+            if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise ValueError(f"bad \\{code} escape at {i}")
+            out.append(chr(int(digits, 16)))
+            i += 2 + width
+        elif code == "\n":  # a string gap: the newline and the whitespace after it vanish
+            i += 2
+            while i < n and literal[i] in " \t\r\n":
+                i += 1
+        else:
+            raise ValueError(f"invalid escape \\{code} at {i}")
+    raise ValueError("unterminated string literal")
+
+
+#: Where the service's lexer lives. :func:`command` passes it as ``--lexer DIR``: an absolute
+#: path on the command line is what a sandbox makes visible to the process, so a sandboxed double
+#: answers the trusted programs too.
+LEXER_DIR = Path(__file__).resolve().parents[1] / "soundness"
+
+
+def _lexer() -> Any:
+    """The service's lexer (``soundness/source.py``), loaded by path so that this script needs
+    neither the package's dependencies nor an installed copy of it."""
+    import importlib.util
+
+    full = "verifier_service.soundness.source"
+    if full in sys.modules:
+        return sys.modules[full]
+    directory = LEXER_DIR
+    for name in ("allowlist", "source"):
+        dotted = f"verifier_service.soundness.{name}"
+        if dotted in sys.modules:
+            continue
+        path = directory / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(dotted, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise LexerUnavailable(f"the lexer is not readable here ({path})")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[dotted] = module
+        try:
+            spec.loader.exec_module(module)
+        except OSError as exc:
+            del sys.modules[dotted]
+            raise LexerUnavailable(f"the lexer is not readable here: {exc}") from None
+    return sys.modules[full]
+
+
+class _Bytes:
+    """Code-point offsets to UTF-8 byte offsets (Lean's ``String.Pos``)."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0]
+        for char in text:
+            self.starts.append(self.starts[-1] + len(char.encode("utf-8", "surrogatepass")))
+
+    def __call__(self, offset: int) -> int:
+        return self.starts[offset]
+
+
+def _signature(tokens: list[Any], k: int) -> tuple[str | None, list[Any]]:
+    """The name and signature tokens of the declaration whose keyword is ``tokens[k]``: up to
+    ``:=``, ``|`` or ``where`` outside brackets."""
+    name = None
+    j = k + 1
+    if tokens[k].value != "example" and j < len(tokens) and tokens[j].kind.value == "ident":
+        name = tokens[j].value
+        j += 1
+    sig, depth = [], 0
+    while j < len(tokens):
+        tok = tokens[j]
+        if depth == 0 and (
+            tok.text in ("|", "where")
+            or (
+                tok.text == ":"
+                and j + 1 < len(tokens)
+                and tokens[j + 1].text == "="
+                and not tokens[j + 1].spaced
+            )
+        ):
+            break
+        if tok.text in "([{⟨⦃⟦":
+            depth += 1
+        elif tok.text in ")]}⟩⦄⟧":
+            depth -= 1
+        sig.append(tok)
+        j += 1
+    return name, sig
+
+
+def _sig_form(sig: list[Any]) -> str:
+    return " ".join(tok.value for tok in sig)
+
+
+def _double_parse(text: str) -> dict[str, Any]:
+    """The parse program's answer, from the lexer's command split: pieces inside a command (an
+    indented ``set_option ... in``, tactics after it) join the command they are in, as in Lean."""
+    source = _lexer()
+    text = text.replace("\r\n", "\n")  # as ``mkInputContext`` of recent Lean versions does
+    tokens = source.tokenize(text)
+    at = _Bytes(text)
+    commands: list[dict[str, Any]] = []
+    chained = False  # the previous piece ended with ``in``: this one is the next part
+    mutual = False  # inside ``mutual ... end``: declarations are parts of the block
+    for piece in source.body_commands(tokens):
+        first = piece.tokens[0]
+        head = source.command_head(piece)
+        word = piece.kind if piece.kind in ("open", "set_option") else (head and head.value)
+        is_decl = word in _DECLARATION_KINDS or word == "lemma"
+        starts = (
+            not commands
+            or chained
+            or (mutual and is_decl)
+            or (not mutual and first.column == 0 and piece.kind != "continuation")
+            or (not mutual and is_decl)
+        )
+        leaves = [n for tok in piece.tokens for n in (at(tok.start), at(tok.end))]
+        if not starts:
+            commands[-1]["stop"] = at(piece.end)
+            commands[-1]["leaves"] += leaves
+            chained = False
+            mutual = mutual and word != "end"
+            continue
+        if word in _DECLARATION_KINDS:
+            kind = "Lean.Parser.Command.declaration"
+        else:
+            kind = _COMMAND_KINDS.get(word or "", f"double.unknown.{word}")
+        part = {"kind": kind, "head": at(piece.start)}
+        decl = None
+        if head is not None and (word in _DECLARATION_KINDS or word == "lemma"):
+            k = piece.tokens.index(head)
+            name, sig = _signature(list(piece.tokens), k)
+            stop = sig[-1].end if sig else head.end
+            decl = {
+                "kind": _DECLARATION_KINDS.get(word, "lemma"),
+                "keyword": head.value,
+                "name": name,
+                "modifiers": " ".join(t.value for t in piece.tokens[:k]),
+                "signature": _sig_form(sig),
+                "range": [at(piece.start), at(stop)],
+            }
+        part["decl"] = decl
+        if (chained or mutual) and commands:
+            command = commands[-1]
+            if chained:
+                command["kind"] = "Lean.Parser.Command.in"
+            command["parts"].append(part)
+            command["stop"] = at(piece.end)
+            command["leaves"] += leaves
+            command["decl"] = decl or command["decl"]
+        else:
+            commands.append(
+                {
+                    "kind": kind,
+                    "start": at(piece.start),
+                    "stop": at(piece.end),
+                    "head": at(piece.start),
+                    "parts": [part],
+                    "decl": decl,
+                    "leaves": leaves,
+                }
+            )
+        chained = piece.kind in ("open", "set_option") and piece.tokens[-1].value == "in"
+        mutual = mutual or word == "mutual"
+    errors: list[dict[str, Any]] = []
+    for marker in _DOUBLE_MARKER.finditer(text):
+        kind, arg = marker.group("kind"), marker.group("arg").strip()
+        offset = at(marker.start())
+        around = [c for c in commands if c["start"] <= offset] or commands[:1]
+        if kind == "parse-extra":
+            commands.append(
+                {
+                    "kind": "Lean.Parser.Command.exit",
+                    "start": offset,
+                    "stop": at(marker.end()),
+                    "head": offset,
+                    "parts": [{"kind": "Lean.Parser.Command.exit", "head": offset}],
+                    "decl": None,
+                    "leaves": [offset, at(marker.end())],
+                }
+            )
+            commands.sort(key=lambda c: c["start"])
+        elif kind == "parse-kind" and around:
+            around[-1]["parts"][0]["kind"] = arg
+            around[-1]["kind"] = arg
+            around[-1]["decl"] = None
+        elif kind == "parse-name" and around and around[-1]["decl"] is not None:
+            around[-1]["decl"]["name"] = arg
+        elif kind == "parse-error":
+            line = text.count("\n", 0, marker.start()) + 1
+            errors.append({"line": line, "column": 0, "message": "unexpected token (double)"})
+    return {"commands": commands, "errors": errors, "size": at(len(text))}
+
+
+def _answer_parse(data: dict[str, Any], _env: Env | None) -> dict[str, Any]:
+    statement = data.get("statement") or ""
+    return {
+        "code": _double_parse(data["code"]),
+        "statement": _double_parse(statement) if statement else None,
+    }
+
+
+def _types_of(text: str) -> dict[int, tuple[str, str, str]]:
+    """Keyword offset -> (name as written, constant kind, type form), for each declaration."""
+    source = _lexer()
+    tokens = source.tokenize(text)
+    kinds = {"def": "def", "abbrev": "def", "instance": "def", "axiom": "axiom"}
+    kinds |= {"opaque": "opaque", **_THEOREM_KINDS}
+    found: dict[int, tuple[str, str, str]] = {}
+    for k, tok in enumerate(tokens):
+        if tok.kind.value != "ident" or tok.value not in kinds:
+            continue
+        if k and tokens[k - 1].line == tok.line and tokens[k - 1].value not in _MODIFIERS:
+            continue
+        name, sig = _signature(tokens, k)
+        found[tok.start] = (name or "", kinds[tok.value], _sig_form(sig))
+    return found
+
+
+_MODIFIERS = frozenset(
+    {"private", "protected", "noncomputable", "partial", "nonrec", "unsafe", "]"}
+)
+
+
+def _answer_statement(data: dict[str, Any], _env: Env | None) -> dict[str, Any]:
+    types = _types_of(data["statement"])
+    if len(types) != 1:
+        return {"error": "the statement is not exactly one declaration"}
+    ((_, kind, type_),) = types.values()
+    return {"kind": kind, "type": type_}
+
+
+def _answer_target(data: dict[str, Any], env: Env | None) -> dict[str, Any]:
+    name = str(data["name"]).removeprefix("_root_.")
+    found = (env.types if env is not None else {}).get(name)
+    if found is None:
+        return {"error": f"unknown constant {name}"}
+    return {"kind": found[0], "type": found[1]}
+
+
+def _declared_types(text: str) -> dict[int, tuple[str, str]]:
+    """Keyword offset -> (constant kind, type form) of each declaration ``text`` elaborates,
+    with the ``type-differs`` and ``target-kind`` markers applied (none without the lexer)."""
+    try:
+        types = _types_of(text)
+    except LexerUnavailable:
+        return {}
+    markers = {m.group("kind"): m.group("arg").strip() for m in _DOUBLE_MARKER.finditer(text)}
+    out = {}
+    for offset, (_, kind, type_) in types.items():
+        if "type-differs" in markers:
+            type_ += " ∧ True"
+        out[offset] = (markers.get("target-kind") or kind, type_)
+    return out
+
+
+_PROGRAM_ANSWERS = {
+    "parse": _answer_parse,
+    "statement": _answer_statement,
+    "target": _answer_target,
+}
 
 
 # --- sandbox probes ------------------------------------------------------------------------------
@@ -830,6 +1241,50 @@ def _apply_faults(text: str) -> bool:
     return crash
 
 
+@dataclass
+class _Forgery:
+    """What the forgery markers of one command ask for (see the module docstring, point 4)."""
+
+    shift: int = 0
+    trailer: bytes = b""
+
+
+def _forged(text: str, default: str, env: int) -> bytes:
+    """``text`` (or ``default``) with ``$ENV``/``$NEXT`` filled in, framed like a reply."""
+    body = (text or default).replace("$NEXT", str(env + 1)).replace("$ENV", str(env))
+    return body.encode("utf-8") + b"\n\n"
+
+
+def _forge(text: str, env: int, stdout: IO[bytes]) -> _Forgery:
+    """Act on the forgery markers in ``text`` while the command runs; ``env`` is the number its
+    real reply will carry. Writes go to the same stdout as the replies, as a proof's would."""
+    forgery = _Forgery()
+    for marker in _MARKER.finditer(text):
+        kind, arg = marker.group("kind"), marker.group("arg").strip()
+        if kind == "forge":
+            stdout.write(_forged(arg, '{"env": $ENV}', env))
+            stdout.flush()
+        elif kind == "trailer":
+            forgery.trailer += _forged(arg, '{"env": $NEXT}', env)
+        elif kind == "envshift":
+            forgery.shift += int(arg or 1)
+        elif kind == "forgechild":
+            delay, _, rest = arg.partition(" ")
+            data = _forged(rest.strip(), '{"env": $NEXT}', env)
+            script = (
+                "import os, sys, time\n"
+                f"time.sleep({float(delay or 0.5)!r})\n"
+                f"os.write(1, {data!r})\n"
+            )
+            # stdout is inherited: the child holds the REPL's pipe after the command is answered
+            subprocess.Popen(
+                [sys.executable, "-c", script],
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+    return forgery
+
+
 def serve(
     double: ReplDouble, stdin: IO[str], stdout: IO[bytes], *, crash_after: int | None = None
 ) -> int:
@@ -841,17 +1296,22 @@ def serve(
             cmd = json.loads(block, strict=False)
         except json.JSONDecodeError as exc:
             reply: dict[str, Any] = {"message": f"Could not parse JSON:\n{exc}"}
-            crash = False
+            crash, forgery = False, _Forgery()
         else:
             text = cmd.get("cmd", cmd.get("tactic", "")) if isinstance(cmd, dict) else ""
-            crash = _apply_faults(text if isinstance(text, str) else "")
+            if not isinstance(text, str) or trusted_program(text):
+                text = ""  # a trusted program's data is the proof's text: its markers are inert
+            crash = _apply_faults(text)
+            forgery = _forge(text, ReplDouble._next(double.envs), stdout)
             reply = double.answer(cmd)
+            if forgery.shift and isinstance(reply.get("env"), int):
+                reply["env"] += forgery.shift
         data = (render(reply) + "\n\n").encode("utf-8")
         if crash:
             stdout.write(data[: len(data) // 2])
             stdout.flush()
             os._exit(1)
-        stdout.write(data)
+        stdout.write(data + forgery.trailer)  # one write: the trailer lands with the reply
         stdout.flush()
     return 0
 
@@ -863,7 +1323,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per proof command")
     parser.add_argument("--header-delay", type=float, default=0.0, help="seconds per header")
     parser.add_argument("--crash-after", type=int, default=None, help="die on command N+1")
+    parser.add_argument("--lexer", type=Path, default=None, help="the service's soundness/ dir")
     args = parser.parse_args(argv)
+    if args.lexer is not None:
+        global LEXER_DIR
+        LEXER_DIR = args.lexer
     directory = None if args.no_transcripts else (args.transcripts or default_transcripts())
     if directory is not None and not directory.is_dir():
         parser.error(f"--transcripts: no such directory: {directory}")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from examples.demo.task import base_distribution, demo_problems
 from trainer_client.client import VerifierClient
 from trainer_client.data import build_prompt, proof_request
-from trainer_client.demo import base_distribution, demo_problems
 from verifier_service.launcher import free_port, serve_subprocess
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

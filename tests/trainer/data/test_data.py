@@ -16,15 +16,13 @@ from trainer_client.data import (
     proof_request,
     save_problems,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DATA = REPO_ROOT.parent / "shared" / "data"
+from verifier_service.vendored import data_file
 
 
-def shared(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"shared data file {path} not found (clone shared/ beside the repository)")
+def vendored(name: str) -> Path:
+    """A data set vendored in ``data/``; a missing one is a broken checkout, so the test fails."""
+    path = data_file(name)
+    assert path.is_file(), f"the vendored data set {path} is missing"
     return path
 
 
@@ -37,7 +35,7 @@ def raw_rows(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("name", ["minif2f.jsonl", "proofnet.jsonl"])
 def test_deepseek_jsonl_keeps_the_files_fields(name):
-    path = shared(name)
+    path = vendored(name)
     rows = raw_rows(path)
     problems = load_problems(path)
     assert len(problems) == len(rows)
@@ -51,7 +49,7 @@ def test_deepseek_jsonl_keeps_the_files_fields(name):
 
 
 def test_split_and_limit_filter_in_file_order():
-    path = shared("minif2f.jsonl")
+    path = vendored("minif2f.jsonl")
     valid_names = [r["name"] for r in raw_rows(path) if r["split"] == "valid"]
     problems = load_problems(path, split="valid")
     assert [p.name for p in problems] == valid_names
@@ -63,7 +61,7 @@ def test_split_and_limit_filter_in_file_order():
 def test_parquet_splits(name):
     import pandas as pd
 
-    path = shared(name)
+    path = vendored(name)
     frame = pd.read_parquet(path, columns=["theorem_full_name", "theorem_statement", "split"])
     problems = load_problems(path)
     assert [p.name for p in problems] == frame["theorem_full_name"].tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from examples.demo.tokenizer import char_tokenizer
 from trainer_client.data import (
     DEFAULT_HEADER,
     EVAL_SYSTEM_PROMPT,
@@ -15,7 +16,6 @@ from trainer_client.data import (
     proof_request,
     render_prompt,
 )
-from trainer_client.demo import char_tokenizer
 
 STATEMENT = "theorem two : (1 : ℕ) + 1 = 2 := by\n"
 PROBLEM = Problem(name="two", statement=STATEMENT, informal="One plus one is two.")

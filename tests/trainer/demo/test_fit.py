@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-from trainer_client.demo import DemoTask, evaluate_expression, fit_demo_base, prompt_for
+from examples.demo.base_model import fit_demo_base
+from examples.demo.task import DemoTask, evaluate_expression, prompt_for
 
 torch.set_num_threads(1)
 

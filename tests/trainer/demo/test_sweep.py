@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer_client.config import load_config
-from trainer_client.demo_sweep import display_name, distinct_correct, run_sweep, sweep_runs
+from examples.demo.config import load_demo_config
+from examples.demo.sweep import display_name, distinct_correct, run_sweep, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +22,13 @@ CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo_cpu.yaml"
 
 
 def toy_config(tmp_path, url, extra=()):
-    return load_config(
+    return load_demo_config(
         CONFIG,
         [
-            "model.demo_fit_steps=5",
-            "data.eval_limit=3",
+            "demo.fit_steps=5",
+            "demo.eval_limit=3",
             "sampling.prompts_per_step=4",
-            "run.eval_n=4",
+            "demo.eval_n=4",
             "logging.tensorboard=false",
             "logging.progress=false",
             *extra,
@@ -41,18 +41,18 @@ def toy_config(tmp_path, url, extra=()):
 
 
 def test_the_demo_config_sweeps_base_dr_grpo_and_four_alphas():
-    cfg = load_config(CONFIG, [], env={})
+    cfg = load_demo_config(CONFIG, [], env={})
     assert [r.label for r in sweep_runs(cfg)] == ["dr_grpo", "α=0", "α=0.25", "α=0.5", "α=0.999"]
     assert [r.objective for r in sweep_runs(cfg)] == ["dr_grpo", *["alpha_dpg"] * 4]
-    assert cfg.run.eval_n == 64
+    assert cfg.demo.eval_n == 64
     assert display_name("dr_grpo") == "Dr. GRPO"
     assert display_name("α=0.25") == "α-DPG α=0.25"
 
 
 def test_sweep_trains_evaluates_and_plots(tmp_path, capsys):
     # No verifier.url: the sweep starts its own local math verifier, as the README's demo does.
-    cfg = toy_config(tmp_path, None, ["run.alphas=[0.0, 0.999]"])
-    assert cfg.verifier.url is None
+    cfg = toy_config(tmp_path, None, ["demo.alphas=[0.0, 0.999]"])
+    assert cfg.train.verifier.url is None
     summary = run_sweep(cfg)
     assert "starting the local verifier (math checker)" in capsys.readouterr().err
     root = tmp_path / "demo"
@@ -92,8 +92,9 @@ def test_sweep_trains_evaluates_and_plots(tmp_path, capsys):
 
 
 def test_held_out_evaluation_counts_each_target_once():
-    from trainer_client.demo import demo_problems
     from trainer_client.demo_sweep import _distinct_targets
+
+    from examples.demo.task import demo_problems
 
     problems = demo_problems(24, split="test")  # 8 held-out targets, repeated
     once = _distinct_targets(problems)
@@ -117,20 +118,35 @@ def test_distinct_correct_counts_unsolved_problems_as_zero(tmp_path):
     assert distinct_correct(path)[0] == pytest.approx(1.0)
 
 
+def test_the_demo_config_loads_overrides_and_names_bad_fields():
+    from trainer_client.config import ConfigError
+
+    cfg = load_demo_config(CONFIG, ["demo.alphas=[0, 0.5]", "loss.clip=5"], env={})
+    assert cfg.demo.alphas == [0.0, 0.5] and cfg.train.loss.clip == 5.0
+    assert cfg.train.run.max_steps > 0
+    # the fitted base, cached in the run directory, is every run's starting point
+    assert cfg.train.model.name_or_path == str(cfg.train.run_dir / "base")
+    with pytest.raises(ConfigError, match=r"demo\.alphas"):
+        load_demo_config(CONFIG, ["demo.alphas=[0.5, 2]"], env={})
+    with pytest.raises(ConfigError, match=r"demo\.eval_nn: unknown key"):
+        load_demo_config(CONFIG, ["demo.eval_nn=3"], env={})
+
+
 def test_an_unknown_baseline_is_a_config_error_naming_the_key():
     from trainer_client.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"run\.baselines"):
-        load_config(CONFIG, ["run.baselines=[ppo]"], env={})
+    with pytest.raises(ConfigError, match=r"demo\.baselines"):
+        load_demo_config(CONFIG, ["demo.baselines=[ppo]"], env={})
 
 
 def test_a_random_base_is_built_once_and_shared_by_the_sweep(tmp_path):
-    # configs/smoke_cpu.yaml's model.name_or_path=random: the sweep must evaluate and fine-tune
-    # a saved model, not hand the bare name "random" to from_pretrained.
-    from trainer_client.demo_sweep import _demo_base
+    # configs/smoke_cpu.yaml's model.random_init: the sweep must evaluate and fine-tune a saved
+    # model, built once, not a fresh random one per run.
+    from examples.demo.sweep import _demo_base
 
     smoke = CONFIG.with_name("smoke_cpu.yaml")
-    cfg = load_config(smoke, ["run.alphas=[0.0, 0.5]"], env={}, output_dir=str(tmp_path))
-    base = _demo_base(cfg, cfg.run_dir)
-    assert base == cfg.run_dir / "base"
+    overrides = ["demo.alphas=[0.0, 0.5]", "demo.fit_base=false"]
+    cfg = load_demo_config(smoke, overrides, env={}, output_dir=str(tmp_path))
+    base = _demo_base(cfg, cfg.train.run_dir)
+    assert base == cfg.train.run_dir / "base"
     assert (base / "config.json").is_file()

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from trainer_client.demo import (
+from examples.demo.task import (
     DemoTask,
     base_distribution,
     demo_problems,

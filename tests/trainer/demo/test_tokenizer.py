@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from trainer_client.demo import DEMO_ALPHABET, SPECIAL_TOKENS, char_tokenizer
+from examples.demo.tokenizer import DEMO_ALPHABET, SPECIAL_TOKENS, char_tokenizer
 
 
 def test_one_token_per_character_and_roundtrip():

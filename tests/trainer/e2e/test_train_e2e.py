@@ -24,7 +24,7 @@ if importlib.util.find_spec("math_verify") is None or importlib.util.find_spec("
 
 @pytest.fixture(scope="module")
 def verifier_url():
-    from trainer_client.train import local_verifier
+    from trainer_client.local_verifier import local_verifier
 
     with local_verifier(["math"]) as url:
         yield url
@@ -33,7 +33,7 @@ def verifier_url():
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory):
     """A random 2-layer GPT-2 and the demo tokenizer, saved like any HF checkpoint."""
-    from trainer_client.demo import char_tokenizer
+    from examples.demo.tokenizer import char_tokenizer
 
     return save_tiny_gpt2(tmp_path_factory.mktemp("base"), char_tokenizer())
 
@@ -86,7 +86,8 @@ def comparable(record):
 def test_train_verify_checkpoint_and_resume(tmp_path, base_model, problems_file, verifier_url):
     from typer.testing import CliRunner
 
-    from trainer_client.train import cli, run_training
+    from trainer_client.build import run_training
+    from trainer_client.train import cli
 
     config = write_config(tmp_path, base_model, problems_file, verifier_url)
     result = CliRunner().invoke(cli, ["--config", str(config)])

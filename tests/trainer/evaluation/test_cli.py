@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 import trainer_client.client
 import trainer_client.evaluation.cli as eval_cli
+from examples.demo.task import demo_problems
+from examples.demo.tokenizer import char_tokenizer
 from tests.trainer.models import save_tiny_gpt2
 from trainer_client.data import load_problems, proof_request, save_problems
-from trainer_client.demo import char_tokenizer, demo_problems
 from trainer_client.evaluation import EvalResult, ProblemResult
 from trainer_client.evaluation.cli import app
 from verifier_service.launcher import VerifierStartError, free_port, serve_subprocess

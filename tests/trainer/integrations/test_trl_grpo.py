@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from examples.demo.tokenizer import char_tokenizer
 from tests.trainer.integrations.conftest import REPO_ROOT
 from tests.trainer.models import tiny_gpt2
 from trainer_client.client import VerifierClient, VerifyResult
-from trainer_client.demo import char_tokenizer
 from trainer_client.integrations.trl import SieveReward
 from verifier_service.launcher import free_port, serve_subprocess
 

@@ -13,7 +13,7 @@ import torch
 
 from trainer_client.integrations import verl as sieve_verl
 from trainer_client.integrations.verl import alpha_dpg_token_advantages, compute_score
-from trainer_client.losses import alpha_dpg_advantages
+from trainer_client.objectives import alpha_dpg_advantages
 
 STATEMENT = "theorem t (a b : ℕ) : a + b = b + a := by"
 

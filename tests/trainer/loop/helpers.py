@@ -11,7 +11,8 @@ import torch
 from tests.trainer.models import tiny_gpt2
 from trainer_client.client import VerifyResult
 from trainer_client.config import TrainConfig
-from trainer_client.losses import compute_advantages, reinforce_loss
+from trainer_client.losses import reinforce_loss
+from trainer_client.objectives import compute_advantages
 
 __all__ = [
     "FakeVerifier",

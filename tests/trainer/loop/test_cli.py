@@ -53,7 +53,7 @@ def test_module_entry_point_and_no_vllm_import(tmp_path):
     path.write_text(yaml.safe_dump(BASE))
     code = (
         "import sys, runpy; sys.argv = ['x', '--config', sys.argv[1], '--print-config'];"
-        "import trainer_client.loop, trainer_client.sampler;"
+        "import trainer_client.loop, trainer_client.rollout;"
         "assert 'vllm' not in sys.modules;"
         "runpy.run_module('trainer_client.train', run_name='__main__')"
     )

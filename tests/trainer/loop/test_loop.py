@@ -18,7 +18,7 @@ from tests.trainer.loop.helpers import (
 )
 from trainer_client.checkpoint import latest_checkpoint
 from trainer_client.loop import PromptStream
-from trainer_client.losses import compute_advantages
+from trainer_client.objectives import compute_advantages
 from trainer_client.reference import ReferenceModel
 from trainer_client.tracking import Tracker, read_metrics
 
@@ -173,7 +173,7 @@ def test_policy_logprobs_come_from_the_training_forward(tmp_path, tokenizer, pro
     trainer.train_step()
     batch = trainer.last_batch
     trainer.close()
-    from trainer_client.sampler import token_logprobs
+    from trainer_client.rollout import token_logprobs
 
     model_before.eval()
     with torch.no_grad():
@@ -246,7 +246,7 @@ def test_chunks_go_to_the_verifier_as_they_are_generated(tmp_path, tokenizer, pr
     assert batch.samples.group_ids.tolist() == [g for g in range(4) for _ in range(4)]
 
     # On-policy: log π and the gradient are those of the weights the samples were drawn from.
-    from trainer_client.sampler import token_logprobs
+    from trainer_client.rollout import token_logprobs
 
     s = batch.samples
     tokens = token_logprobs(before, s.sequences, s.attention_mask, s.response_mask)

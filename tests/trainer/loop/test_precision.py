@@ -12,7 +12,7 @@ from tests.trainer.loop.helpers import (
     step_gradients,
     tiny_gpt2,
 )
-from trainer_client.sampler import _nucleus, token_logprobs
+from trainer_client.rollout.scoring import _nucleus, token_logprobs
 
 
 @pytest.fixture

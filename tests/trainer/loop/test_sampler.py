@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from trainer_client.reference import ReferenceModel
-from trainer_client.sampler import HFSampler, token_logprobs
+from trainer_client.rollout import HFSampler, token_logprobs
 
 PROMPTS = ["1+1=", "12+30=", "7="]
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from trainer_client.losses import alpha_dpg, alpha_dpg_advantages, rloo
+from trainer_client.objectives import alpha_dpg, alpha_dpg_advantages, rloo
 
 F64 = torch.float64
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trainer_client.losses import OBJECTIVES, compute_advantages
+from trainer_client.objectives import OBJECTIVES, compute_advantages
 
 POLICY = torch.tensor([-1.0, -2.0, -3.0, -4.0, -1.0, -2.0], dtype=torch.float64)
 VERIFIED = torch.tensor([1, 0, 0, 1, 1, 1])
@@ -77,3 +77,21 @@ def test_alpha_dpg_through_the_registry_matches_stats_keys():
 def test_unknown_objective_is_rejected_with_the_choices():
     with pytest.raises(ValueError, match=r"objective.*alpha_dpg"):
         advantages("ppo")
+
+
+def test_each_objective_is_one_record_with_the_flags_the_loop_reads():
+    from trainer_client.objectives import get_objective
+
+    alpha_dpg, dr_grpo, rft = (get_objective(n) for n in ("alpha_dpg", "dr_grpo", "rft"))
+    assert alpha_dpg.needs_reference and alpha_dpg.uses_alpha and alpha_dpg.samples_policy
+    assert not dr_grpo.needs_reference and not dr_grpo.uses_alpha
+    assert rft.needs_reference and not rft.samples_policy
+    assert {o.name for o in OBJECTIVES.values()} == set(OBJECTIVES)
+
+
+def test_a_second_function_under_a_registered_name_is_refused():
+    from trainer_client.objectives import register_objective
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_objective("rloo", title="RLOO", needs_reference=False)(lambda **_: None)
+    assert OBJECTIVES["rloo"].advantages.__name__ == "rloo"

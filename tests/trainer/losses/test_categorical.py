@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from trainer_client.divergences import forward_kl
-from trainer_client.losses import alpha_dpg_advantages, reinforce_loss
+from trainer_client.losses import reinforce_loss
+from trainer_client.objectives import alpha_dpg_advantages
 
 ANSWERS, CORRECT = 50, 15
 GROUPS, K, STEPS, LR = 64, 4, 600, 5.0

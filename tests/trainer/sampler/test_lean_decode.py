@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.trainer.models import tiny_gpt2, tiny_llama
-from trainer_client.sampler import HFSampler
+from trainer_client.rollout import HFSampler
 
 PROMPTS = ["1+1=", "12+30=", "7=", "2*3="]
 

@@ -7,11 +7,11 @@ import math
 
 import torch
 
+from examples.demo.tokenizer import char_tokenizer
 from tests.trainer.loop.helpers import FakeVerifier, lenient, make_config, make_trainer
 from tests.trainer.models import tiny_llama
 from trainer_client.data import Problem
-from trainer_client.demo import char_tokenizer
-from trainer_client.sampler import STREAM_PARTS, HFSampler
+from trainer_client.rollout import STREAM_PARTS, HFSampler
 
 PROMPTS = ["1+1=", "12+30=", "7=", "2*3=", "9-4=", "3*3=", "40+2=", "8="]
 K = 2

@@ -24,7 +24,8 @@ import torch
 
 from tests.trainer.loop.helpers import FakeVerifier, lenient
 from trainer_client.config import TrainConfig
-from trainer_client.sampler import Samples, _assemble, _eos_ids
+from trainer_client.rollout.base import eos_ids
+from trainer_client.rollout.batch import Samples, assemble
 
 ARCHITECTURE = {
     "model_type": "llama",
@@ -57,11 +58,11 @@ class FixedSampler:
         width = max(len(c) for c in completions) + 1
         eos = tok.eos_token_id
         rows = [torch.cat([c, torch.full((width - len(c),), eos)]) for c in completions]
-        samples = _assemble(
+        samples = assemble(
             prompt_ids["input_ids"].repeat_interleave(k, dim=0),
             prompt_ids["attention_mask"].repeat_interleave(k, dim=0),
             torch.stack(rows),
-            _eos_ids(tok),
+            eos_ids(tok),
             k,
         )
         samples.texts = texts
@@ -78,7 +79,7 @@ def config(out_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(
         {
             "model": {"name_or_path": "in-memory", "architecture": ARCHITECTURE},
-            "data": {"path": "demo", "shuffle": False},
+            "data": {"shuffle": False},
             "sampling": {"k": 4, "prompts_per_step": 4, "max_new_tokens": 8},
             "loss": {"objective": "alpha_dpg", "alpha": 0.5},
             "optim": {"lr": 1e-2, "warmup_steps": 0, "micro_batch_size": 8, "max_grad_norm": None},
@@ -91,7 +92,8 @@ def config(out_dir: Path) -> TrainConfig:
 def run(out_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    from trainer_client.demo import char_tokenizer, demo_problems
+    from examples.demo.task import demo_problems
+    from examples.demo.tokenizer import char_tokenizer
     from trainer_client.distributed import make_accelerator
     from trainer_client.loop import Trainer
     from trainer_client.plan import config_from_architecture

@@ -29,7 +29,7 @@ def _config(tmp_path, **model):
         None,
         [
             f"run.output_dir={tmp_path}",
-            "data.path=demo",
+            "data.path=problems.jsonl",
             *[f"model.{k}={v}" for k, v in {"name_or_path": "nowhere", **model}.items()],
         ],
     )

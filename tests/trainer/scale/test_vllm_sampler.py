@@ -3,7 +3,7 @@
 The stand-in samples with a copy of the policy (through ``transformers``), reports each sampled
 token's log-prob plus a known offset ``DELTA``, and loads weights only through
 ``collective_rpc("sieve_load_weights", …)`` on a worker carrying
-:class:`~trainer_client.vllm_worker.SieveWorkerExtension`, as vLLM's workers do.
+:class:`~trainer_client.rollout.vllm_worker.SieveWorkerExtension`, as vLLM's workers do.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from tests.trainer.loop.helpers import make_config, make_trainer, tiny_gpt2
-from trainer_client.sampler import HFSampler, LogprobGap, VLLMSampler, token_logprobs
-from trainer_client.vllm_worker import SieveWorkerExtension
+from trainer_client.rollout import HFSampler, VLLMSampler, token_logprobs
+from trainer_client.rollout.vllm_worker import SieveWorkerExtension
+from trainer_client.stages.score import LogprobGap
 
 DELTA = 0.01
 
@@ -300,7 +301,7 @@ def test_chunks_come_out_as_groups_finish(tokenizer):
 
 @pytest.mark.parametrize("n_prompts", [1, 3, 5, 8])
 def test_a_chunk_waits_for_a_quarter_of_the_prompts(tokenizer, n_prompts):
-    from trainer_client.sampler import STREAM_PARTS
+    from trainer_client.rollout import STREAM_PARTS
 
     sampler, engine = _sampler(tiny_gpt2(tokenizer), tokenizer)
     sampler.max_new_tokens = 2
@@ -390,7 +391,7 @@ def test_an_abandoned_call_leaves_no_requests_behind(tokenizer):
 
 
 def test_request_index_reads_suffixed_ids():
-    from trainer_client.sampler import _request_index
+    from trainer_client.rollout.vllm import _request_index
 
     assert _request_index("sieve-3-12", "sieve-3-") == 12
     assert _request_index("sieve-3-12-9f8e7d6c", "sieve-3-") == 12  # an engine's own suffix

@@ -8,6 +8,9 @@ exercises everything but Lean itself: header normalisation, the warm pool, sound
 from __future__ import annotations
 
 import asyncio
+import contextlib
+
+import psutil
 
 from tests.verifier.api.conftest import LEAN_HEADER, MakeClient, lean_double_settings
 from verifier_service.checkers.lean import LeanChecker
@@ -74,3 +77,73 @@ async def test_kimina_route_through_the_protocol_double(make_client: MakeClient)
     assert ok["id"] == "ok" and "error" not in ok
     assert not any(m["severity"] == "error" for m in ok["response"].get("messages", []))
     assert sorry["response"]["sorries"]
+
+
+def _double_pids() -> set[int]:
+    """The REPL doubles this test process runs (the lean4 pool's workers)."""
+    pids = set()
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any("repl_double" in part for part in child.cmdline()):
+                pids.add(child.pid)
+    return pids
+
+
+async def test_a_forged_reply_is_an_uncached_error_and_the_next_proof_gets_a_fresh_worker(
+    make_client: MakeClient,
+):
+    settings = lean_double_settings()
+    client, _ = await make_client(checkers={"lean4": LeanChecker(settings)}, lean_workers=1)
+    await wait_ready(client)
+    (first_worker,) = _double_pids()
+    forged = {
+        "id": "forged",
+        "checker": "lean4",
+        "header": LEAN_HEADER,
+        "statement": STATEMENT,
+        "code": STATEMENT + "\n  omega -- double:forge",
+    }
+    for attempt in range(2):
+        response = await client.post("/verify", json={"proofs": [forged]})
+        assert response.status_code == 200, response.text
+        (result,) = response.json()["results"]
+        assert result["verdict"] == "error", result
+        assert result["reasons"] == ["protocol_violation"]
+        assert result["cached"] is False, attempt  # an error is never stored, so never served
+    clean = {**forged, "id": "clean", "code": STATEMENT + "\n  omega"}
+    response = await client.post("/verify", json={"proofs": [clean]})
+    (result,) = response.json()["results"]
+    assert result["verdict"] == "valid", result
+    assert first_worker not in _double_pids()  # killed, never reused
+    metrics = (await client.get("/metrics")).text
+    assert "sieve_lean_protocol_violations_total 2.0" in metrics
+    assert 'sieve_proofs_total{checker="lean4",verdict="error"} 2.0' in metrics
+
+
+async def test_parse_mismatches_and_kernel_term_refusals_over_http(make_client: MakeClient):
+    settings = lean_double_settings()
+    client, _ = await make_client(checkers={"lean4": LeanChecker(settings)}, lean_workers=1)
+    await wait_ready(client)
+    metrics = (await client.get("/metrics")).text
+    assert "sieve_lean_parse_mismatch_total 0.0" in metrics
+    proofs = [
+        {"id": "hidden", "code": STATEMENT + "\n  omega -- double:parse-extra"},
+        {"id": "term", "code": STATEMENT + "\n  omega -- double:type-differs"},
+        {"id": "axiom", "code": STATEMENT + "\n  omega -- double:target-kind axiom"},
+    ]
+    body = {
+        "proofs": [
+            {**p, "checker": "lean4", "header": LEAN_HEADER, "statement": STATEMENT} for p in proofs
+        ]
+    }
+    response = await client.post("/verify", json=body)
+    assert response.status_code == 200, response.text
+    results = {r["id"]: r for r in response.json()["results"]}
+    assert (results["hidden"]["verdict"], results["hidden"]["reasons"]) == (
+        "invalid",
+        ["parse_mismatch"],
+    )
+    assert results["term"]["reasons"] == ["statement_mismatch"]
+    assert results["axiom"]["reasons"] == ["target_not_theorem"]
+    metrics = (await client.get("/metrics")).text
+    assert "sieve_lean_parse_mismatch_total 1.0" in metrics

@@ -1,4 +1,4 @@
-"""Shared fixtures for the Lean tests: the recorded REPL transcripts under ``shared/``."""
+"""Shared fixtures for the Lean tests: the REPL transcripts vendored in ``tests/fixtures/``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from verifier_service.vendored import TRANSCRIPTS
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SHARED = REPO_ROOT.parent / "shared"
-TRANSCRIPTS = SHARED / "lean-repl" / "transcripts"
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,8 @@ def load_transcripts() -> list[Transcript]:
 
 @pytest.fixture(scope="session")
 def transcripts() -> dict[str, Transcript]:
-    if not TRANSCRIPTS.is_dir():
-        pytest.skip(f"the shared REPL transcripts are not at {TRANSCRIPTS}")
+    # Vendored with the repository: a missing one is a broken checkout, not a reason to skip.
     found = {t.name: t for t in load_transcripts()}
     if not found:
-        pytest.skip(f"no transcripts under {TRANSCRIPTS}")
+        pytest.fail(f"no REPL transcripts under {TRANSCRIPTS} (vendored in the repository)")
     return found

@@ -9,8 +9,9 @@ import pytest
 
 from verifier_service.soundness import allowlist, no_forbidden_commands, statement_unchanged
 from verifier_service.soundness.source import TokenKind, attribute_names, attribute_spans, tokenize
+from verifier_service.vendored import data_file
 
-from .conftest import REPO_ROOT, SHARED
+from .conftest import REPO_ROOT
 
 
 def _readme_section() -> str:
@@ -66,29 +67,22 @@ def test_readme_names_the_refused_words_it_promises():
 
 
 def _statements() -> list[tuple[str, str]]:
+    """(header, statement) of every vendored data set (``data/``); a missing file fails."""
+    pd = pytest.importorskip("pandas", reason="the parquet splits need pandas (the trainer extra)")
     pairs = []
     for name in ("minif2f.jsonl", "proofnet.jsonl"):
-        path = SHARED / "data" / name
-        if path.exists():
-            for line in path.read_text("utf-8").splitlines():
-                row = json.loads(line)
-                pairs.append((row["header"], row["formal_statement"]))
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas comes with the dev extras
-        return pairs
+        for line in data_file(name).read_text("utf-8").splitlines():
+            row = json.loads(line)
+            pairs.append((row["header"], row["formal_statement"]))
     for name in ("mff-lwb-10k-seen.parquet", "mff-lwb-unseen-200.parquet"):
-        path = SHARED / "data" / name
-        if path.exists():
-            frame = pd.read_parquet(path, columns=["theorem_statement", "src_context"])
-            pairs += list(zip(frame["src_context"], frame["theorem_statement"], strict=True))
+        frame = pd.read_parquet(data_file(name), columns=["theorem_statement", "src_context"])
+        pairs += list(zip(frame["src_context"], frame["theorem_statement"], strict=True))
     return pairs
 
 
 def test_every_statement_and_header_of_the_data_sets_passes_the_rules():
     pairs = _statements()
-    if len(pairs) < 10_000:
-        pytest.skip(f"the shared data sets are not all there ({len(pairs)} statements)")
+    assert len(pairs) > 10_000, f"the vendored data sets are not all there ({len(pairs)})"
     refused = []
     for header, statement in pairs:
         code = statement + "\n  sorry\n"
@@ -100,10 +94,7 @@ def test_every_statement_and_header_of_the_data_sets_passes_the_rules():
 
 
 def test_every_attribute_command_and_option_of_the_published_proofs_is_allowed():
-    path = SHARED / "data" / "prover_proofs.jsonl"
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    for line in path.read_text("utf-8").splitlines():
+    for line in data_file("prover_proofs.jsonl").read_text("utf-8").splitlines():
         row = json.loads(line)
         texts = [row["proof"]] + ([] if "miniCTX" in row["source"] else [row["header"]])
         for text in texts:

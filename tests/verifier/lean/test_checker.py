@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from verifier_service.checkers.base import InvalidInput, Job, Policy
-from verifier_service.checkers.lean import INLINE_ANALYSIS_CHARS, LeanChecker
+from verifier_service.checkers.lean import INLINE_ANALYSIS_CHARS, LeanChecker, proof_digest
 from verifier_service.lean.pool import ReplPool
+from verifier_service.lean.trusted import lean_string_literal, statement_cache_size
 from verifier_service.settings import VerifierSettings
 from verifier_service.testing import repl_double
 from verifier_service.verdicts import Verdict
@@ -320,17 +322,38 @@ def test_prepare_rejects_bad_input_naming_the_field(kwargs, field):
 
 
 class _ScriptedWorker:
+    """Answers the proof's own commands (the code, ``#print axioms``) from a script, in order,
+    and Sieve's trusted programs (parse, statement, target) as the REPL double does, on what
+    the double made of the same code; ``sent`` holds the scripted commands only."""
+
     header_env = 0
 
     def __init__(self, replies: list[Any]) -> None:
         self.replies = replies
         self.sent: list[dict[str, Any]] = []
+        self.programs: list[str] = []
+        self.program_payloads: list[dict[str, Any]] = []
+        #: When set, every trusted program gets this reply instead of the double's.
+        self.program_override: dict[str, Any] | None = None
         self.killed = False
+        self._double = repl_double.ReplDouble([])
+        self._double.answer({"cmd": "import Mathlib"})  # its env 0: the header's
+        self._proof_env = 0
 
     def kill(self, reason: str = "killed") -> None:
         self.killed = True
 
     async def send(self, payload: dict[str, Any], timeout_s: float) -> Any:
+        program = repl_double.trusted_program(payload["cmd"])
+        if program is not None:
+            self.programs.append(program)
+            self.program_payloads.append(payload)
+            if self.program_override is not None:
+                return self.program_override
+            env = self._proof_env if program == "target" else 0
+            return self._double.answer({"cmd": payload["cmd"], "env": env})
+        if not payload["cmd"].startswith("#print axioms"):
+            self._proof_env = self._double.answer({"cmd": payload["cmd"], "env": 0})["env"]
         self.sent.append(payload)
         return self.replies.pop(0)
 
@@ -441,3 +464,133 @@ async def test_without_a_statement_an_error_in_any_theorem_fails(make_checker):
     code = "theorem first : 1 = 2 := by\n  simp -- double:error unsolved goals\n\n" + STATEMENT
     outcome = await checker.check(job(checker, code + "  omega"))
     assert outcome.verdict is Verdict.INVALID and outcome.reasons == ["lean_error"]
+
+
+# --- Lean's parse, the kernel terms ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "-- double:parse-extra",  # Lean reads code where the lexer sees a comment
+        "-- double:parse-kind Lean.Parser.Command.eval",  # a command of another kind
+        "-- double:parse-name bar",  # another target
+    ],
+)
+async def test_when_the_pre_filter_and_lean_disagree_the_proof_is_invalid(
+    make_checker, marker, caplog
+):
+    checker = make_checker()
+    code = STATEMENT + "  omega " + marker
+    submitted = job(checker, code, statement=STATEMENT)
+    with caplog.at_level("WARNING", logger="verifier_service.checkers.lean"):
+        outcome = await checker.check(submitted)
+    assert outcome.verdict is Verdict.INVALID
+    assert outcome.reasons == ["parse_mismatch"]
+    assert checker.counters() == {"sieve_lean_parse_mismatch": 1.0}
+    digest = proof_digest(submitted.header, submitted.code)
+    assert any(
+        digest in r.getMessage() and "parse_mismatch" in r.getMessage() for r in caplog.records
+    )
+    assert code not in caplog.text  # the digest names the proof; its text stays out of the log
+
+
+async def test_the_code_is_not_elaborated_when_lean_s_parse_refuses_it(make_checker):
+    checker = make_checker()
+    # the marker would kill the worker if the code were elaborated; the parse stops it first
+    code = STATEMENT + "  omega -- double:parse-error\n  -- double:crash"
+    outcome = await checker.check(job(checker, code, statement=STATEMENT))
+    assert outcome.verdict is Verdict.INVALID and outcome.reasons == ["lean_error"]
+    assert checker.stats()["crashes"] == 0
+
+
+async def test_markers_inside_a_program_s_data_are_inert(make_checker):
+    checker = make_checker()
+    # ``double:hang`` in the code travels to the parse program as data, where it must not act;
+    # it acts when the code itself runs, as a proof's own behaviour
+    outcome = await checker.check(job(checker, STATEMENT + "  omega -- double:hang", timeout_s=1))
+    assert outcome.verdict is Verdict.TIMEOUT
+
+
+async def test_a_target_whose_type_is_not_the_statement_s_is_invalid(make_checker):
+    checker = make_checker()
+    # the text is the statement's, token for token; the elaborated term is not
+    code = STATEMENT + "  omega -- double:type-differs"
+    outcome = await checker.check(job(checker, code, statement=STATEMENT))
+    assert outcome.verdict is Verdict.INVALID
+    assert outcome.reasons == ["statement_mismatch"]
+    same = await checker.check(job(checker, STATEMENT + "  omega", statement=STATEMENT))
+    assert same.verdict is Verdict.VALID
+
+
+@pytest.mark.parametrize("kind", ["axiom", "def", "opaque"])
+@pytest.mark.parametrize("statement", [STATEMENT, None])
+async def test_a_target_that_is_not_a_theorem_is_invalid(make_checker, kind, statement):
+    checker = make_checker()
+    code = STATEMENT + f"  omega -- double:target-kind {kind}"
+    outcome = await checker.check(job(checker, code, statement=statement))
+    assert outcome.verdict is Verdict.INVALID
+    assert outcome.reasons == ["target_not_theorem"]
+
+
+async def test_the_statement_is_elaborated_once_per_worker():
+    pool = _ScriptedPool([{"env": 7}, _axioms("foo"), {"env": 9}, _axioms("foo")])
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    for _ in range(2):
+        outcome = await checker.check(job(checker, STATEMENT + "  omega", statement=STATEMENT))
+        assert outcome.verdict is Verdict.VALID, outcome
+    assert pool.worker.programs == ["parse", "statement", "target", "parse", "target"]
+    assert statement_cache_size(pool.worker) == 1  # type: ignore[arg-type]
+
+
+async def test_the_code_reaches_lean_s_parse_as_data_on_the_header_s_env():
+    pool = _ScriptedPool([{"env": 7}, _axioms("foo")])
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    code = STATEMENT + '  omega -- "} -/ \\ {'
+    await checker.check(job(checker, code, statement=STATEMENT))
+    parse = pool.worker.program_payloads[0]
+    assert parse["env"] == 0
+    assert code not in parse["cmd"]  # only its escaped literal is
+    literal = repl_double._DATA_LITERAL.search(parse["cmd"])
+    assert literal is not None
+    data = json.loads(repl_double.decode_lean_string(literal.group("literal")))
+    assert data["code"] == code
+    assert lean_string_literal(json.dumps(data, ensure_ascii=False)) == literal.group("literal")
+
+
+async def test_a_forged_program_answer_is_a_protocol_violation():
+    pool = _ScriptedPool([])
+    forged = {"env": 1, "messages": [{"severity": "info", "data": 'SIEVE-PARSE {"nonce": "x"}'}]}
+    pool.worker.program_override = forged
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    outcome = await checker.check(job(checker, STATEMENT + "  omega", statement=STATEMENT))
+    assert outcome.verdict is Verdict.ERROR
+    assert outcome.reasons == ["protocol_violation"]
+    assert pool.worker.killed
+
+
+async def test_a_program_that_does_not_elaborate_is_a_system_error():
+    pool = _ScriptedPool([])
+    pool.worker.program_override = {
+        "env": 1,
+        "messages": [{"severity": "error", "data": "unknown namespace 'Lean'"}],
+    }
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    outcome = await checker.check(job(checker, STATEMENT + "  omega"))
+    assert outcome.verdict is Verdict.ERROR
+    assert outcome.reasons == ["parse_unavailable"]
+
+
+def _axioms(name: str) -> dict[str, Any]:
+    data = f"'{name}' depends on axioms: [propext]"
+    return {
+        "env": 8,
+        "messages": [{"severity": "info", "pos": {"line": 1, "column": 0}, "data": data}],
+    }
+
+
+async def test_crlf_line_endings_are_compared_on_the_text_lean_read(make_checker):
+    checker = make_checker()
+    code = "theorem helper : True := trivial\r\n\r\n" + STATEMENT.replace("\n", "\r\n") + "  omega"
+    outcome = await checker.check(job(checker, code, statement=STATEMENT))
+    assert outcome.verdict is Verdict.VALID, outcome

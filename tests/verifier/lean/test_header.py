@@ -4,9 +4,6 @@ headers that are the same environment do."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
 
 from verifier_service.lean.header import (
     Header,
@@ -15,8 +12,7 @@ from verifier_service.lean.header import (
     parse_header,
     split_code,
 )
-
-from .conftest import SHARED
+from verifier_service.vendored import data_file
 
 STANDARD = (
     "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\n"
@@ -142,16 +138,13 @@ def test_import_modifiers_are_kept():
 
 
 def _dataset_headers() -> list[str]:
-    path = SHARED / "data" / "minif2f.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line)["header"] for line in Path(path).read_text().splitlines()[:50]]
+    lines = data_file("minif2f.jsonl").read_text("utf-8").splitlines()[:50]
+    return [json.loads(line)["header"] for line in lines]
 
 
 def test_dataset_headers_normalise_to_few_keys():
     headers = _dataset_headers()
-    if not headers:
-        pytest.skip("shared/data/minif2f.jsonl is not available")
+    assert len(headers) == 50
     keys = {normalise_header(h) for h in headers}
     assert len(keys) == 1
     (key,) = keys

@@ -12,9 +12,9 @@ import pytest
 
 from verifier_service.lean.pool import ReplPool
 from verifier_service.testing import repl_double
+from verifier_service.vendored import TRANSCRIPTS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-TRANSCRIPTS = REPO_ROOT.parent / "shared" / "lean-repl" / "transcripts"
 
 HEADER = "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat"
 PROOF = "theorem two : 1 + 1 = 2 := by norm_num"
@@ -22,10 +22,8 @@ PROOF = "theorem two : 1 + 1 = 2 := by norm_num"
 
 @pytest.fixture
 def transcripts() -> Path:
-    if not TRANSCRIPTS.is_dir():
-        pytest.skip(
-            f"recorded REPL transcripts not found at {TRANSCRIPTS} (shared/ beside the repo)"
-        )
+    # Vendored with the repository: a missing one is a broken checkout, not a reason to skip.
+    assert TRANSCRIPTS.is_dir(), f"the vendored REPL transcripts are not at {TRANSCRIPTS}"
     return TRANSCRIPTS
 
 

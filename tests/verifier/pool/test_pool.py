@@ -107,7 +107,8 @@ async def test_crash_raises_and_the_worker_is_replaced(make_pool) -> None:
 
 
 async def test_crash_between_commands_is_a_crash(make_pool) -> None:
-    pool = make_pool("--crash-after", "2", workers=1)
+    # header, its sync, the first proof, the lease's sync; the second proof finds it gone
+    pool = make_pool("--crash-after", "4", workers=1)
     await pool.start()
     await _prove(pool)
     with pytest.raises(ReplCrashed, match="exited"):

@@ -1,4 +1,4 @@
-"""The CPU demo's task and its tiny base model (the sweep itself: :mod:`trainer_client.demo_sweep`).
+"""The CPU demo's task: arithmetic "proofs" of a target number, and their base distribution.
 
 The task is small enough to train on one CPU thread yet has the structure that makes α matter:
 for each target number there are *many* correct "proofs" (arithmetic expressions that evaluate to
@@ -14,77 +14,23 @@ retains (small α: coverage; α → 1: precision).
 from __future__ import annotations
 
 import ast
-import json
 import math
 import random
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
 
 from trainer_client.data import Problem
 
 __all__ = [
-    "DEMO_ALPHABET",
-    "SPECIAL_TOKENS",
     "BaseDistribution",
     "DemoTask",
     "base_distribution",
-    "char_tokenizer",
     "demo_problems",
     "evaluate_expression",
-    "fit_demo_base",
     "is_correct",
     "prompt_for",
 ]
-
-#: Every character the demo's prompts and expressions use. Anything else maps to ``<unk>``.
-DEMO_ALPHABET = "0123456789+-*()= \n"
-#: Special tokens, in id order: ``<pad>`` is id 0 so padded positions are easy to spot.
-SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
-
-
-def char_tokenizer(alphabet: str = DEMO_ALPHABET) -> PreTrainedTokenizerFast:
-    """A character-level tokenizer: one token per character, built offline.
-
-    A ``WordLevel`` model over single characters (the pre-tokenizer isolates every character,
-    spaces and newlines included; the ``Fuse`` decoder joins them back without separators). Each
-    encoded text starts with ``<bos>`` so a left-padded prompt always has a fixed first token;
-    padding is on the left, as generation with a decoder-only model needs. It round-trips through
-    ``save_pretrained``/``AutoTokenizer.from_pretrained`` with no network.
-    """
-    if not alphabet:
-        raise ValueError("alphabet: must contain at least one character")
-    chars = list(dict.fromkeys(alphabet))  # de-duplicate, keep order
-    clash = [c for c in chars if c in SPECIAL_TOKENS]
-    if clash:
-        raise ValueError(f"alphabet: characters {clash!r} clash with special tokens")
-    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *chars])}
-    pad, bos, eos, unk = SPECIAL_TOKENS
-
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
-    # Oniguruma's (?m) is "dot matches newline": every character, "\n" included, is one piece.
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("(?m)."), behavior="isolated")
-    backend.decoder = decoders.Fuse()
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=bos,
-        eos_token=eos,
-        pad_token=pad,
-        unk_token=unk,
-        padding_side="left",
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# The task
 
 
 @dataclass(frozen=True)
@@ -230,11 +176,13 @@ def _near_misses(correct: Sequence[str], target: int, m: int) -> set[str]:
         tree = ast.parse(expr, mode="eval")
         numbers = [node for node in ast.walk(tree) if isinstance(node, ast.Constant)]
         for node in numbers:
+            old = node.value
+            if not isinstance(old, int):  # every operand is an int literal
+                continue
             for delta in (-2, -1, 1, 2):
-                value = node.value + delta
+                value = old + delta
                 if value < 1:
                     continue
-                old = node.value
                 node.value = value
                 candidate = ast.unparse(tree).replace(" ", "")
                 node.value = old
@@ -312,139 +260,3 @@ def demo_problems(
         )
         for i, target in enumerate(order[:n])
     ]
-
-
-# --------------------------------------------------------------------------------------------
-# The tiny base model
-
-
-def fit_demo_base(
-    out_dir: str | Path,
-    *,
-    steps: int,
-    seed: int = 0,
-    task: DemoTask = DemoTask(),
-    batch_size: int = 64,
-    lr: float = 8e-3,
-    n_embd: int = 64,
-    n_layer: int = 2,
-    n_head: int = 4,
-    log_every: int = 0,
-    on_step: Callable[[int, float], None] | None = None,
-) -> Path:
-    """Fit a tiny GPT-2 to the demo's base distribution and save it with ``save_pretrained``.
-
-    Plain PyTorch: AdamW with a cosine schedule on batches of ``prompt + expression + <eos>``
-    sampled from :func:`base_distribution` over all targets; the loss is on the completion only.
-    The number of CPU threads is the caller's to pin (``torch.set_num_threads``). ``out_dir``
-    receives the model, the tokenizer and ``base_distribution.json`` (the generator's parameters
-    and, per target, every expression with its base probability and correctness), so evaluation
-    can compare the fitted and fine-tuned models with the exact base and target distributions.
-
-    ``on_step(step, loss)`` is called after every step (the sweep's progress bar); with
-    ``log_every`` a line is also printed every that many steps. About 2,000 steps take a minute
-    on one idle CPU thread.
-    """
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    if steps < 1:
-        raise ValueError(f"steps: must be >= 1, got {steps}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    tokenizer = char_tokenizer()
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=64,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=n_head,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    model = GPT2LMHeadModel(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))),
-    )
-    distributions = [base_distribution(t, task) for t in task.targets]
-    model.train()
-    started = time.perf_counter()
-    cache: dict[tuple[int, str], tuple[int, list[int]]] = {}
-    for step in range(steps):
-        input_ids, labels, attention = _training_batch(
-            tokenizer, distributions, batch_size, rng, cache
-        )
-        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        if on_step is not None:
-            on_step(step + 1, float(loss.detach()))
-        if log_every and (step + 1) % log_every == 0:
-            elapsed = time.perf_counter() - started
-            print(f"step {step + 1}/{steps} loss {loss.item():.4f} ({elapsed:.1f}s)")
-    model.eval()
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    _save_distribution(out / "base_distribution.json", task, distributions, steps, seed)
-    return out
-
-
-def _training_batch(tokenizer, distributions, batch_size, rng, cache):
-    import torch
-
-    rows = []
-    for _ in range(batch_size):
-        dist = rng.choice(distributions)
-        expression = dist.sample(rng)[0]
-        key = (dist.target, expression)
-        if key not in cache:
-            prompt_ids = tokenizer(prompt_for(dist.target))["input_ids"]
-            completion_ids = tokenizer(expression, add_special_tokens=False)["input_ids"]
-            cache[key] = (len(prompt_ids), [*prompt_ids, *completion_ids, tokenizer.eos_token_id])
-        rows.append(cache[key])
-    width = max(len(ids) for _, ids in rows)
-    input_ids = torch.full((batch_size, width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full((batch_size, width), -100, dtype=torch.long)
-    attention = torch.zeros((batch_size, width), dtype=torch.long)
-    for i, (prompt_len, ids) in enumerate(rows):
-        row = torch.tensor(ids)
-        input_ids[i, : len(ids)] = row
-        labels[i, prompt_len : len(ids)] = row[prompt_len:]
-        attention[i, : len(ids)] = 1
-    return input_ids, labels, attention
-
-
-def _save_distribution(path, task, distributions, steps, seed) -> None:
-    payload = {
-        "task": asdict(task),
-        "prompt_format": prompt_for(0).replace("0", "{target}", 1),
-        "fit": {"steps": steps, "seed": seed},
-        "splits": {
-            split: [d.target for d in distributions if task.split_of(d.target) == split]
-            for split in ("train", "test")
-        },
-        "targets": {
-            str(d.target): {
-                "pass_rate": d.pass_rate,
-                "expressions": [
-                    {"expression": e, "probability": p, "correct": c}
-                    for e, p, c in zip(d.expressions, d.probabilities, d.correct, strict=True)
-                ],
-            }
-            for d in distributions
-        },
-    }
-    path.write_text(json.dumps(payload, indent=1))

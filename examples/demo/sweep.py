@@ -1,11 +1,11 @@
 """The CPU demo's sweep: one base model, an RL baseline and α-DPG at several α, evaluated alike.
 
-    sieve-train --config configs/demo_cpu.yaml
+    python -m examples.demo --config configs/demo_cpu.yaml
 
-:func:`run_sweep` fits the demo's base model (:mod:`trainer_client.demo`), starts a local
-verifier, trains every run of the sweep from that base against it (``run.baselines``, e.g.
-``dr_grpo``, then one α-DPG run per ``run.alphas``), and evaluates the base and every run with
-``run.eval_n`` samples per problem. It writes, under the run directory:
+:func:`run_sweep` fits the demo's base model (:mod:`examples.demo.base_model`), starts a local
+verifier, trains every run of the sweep from that base against it (``demo.baselines``, e.g.
+``dr_grpo``, then one α-DPG run per ``demo.alphas``), and evaluates the base and every run with
+``demo.eval_n`` samples per problem. It writes, under the run directory:
 
 * ``sweep.json``: per model (keys ``base``, ``dr_grpo``, ``α=0``, ``α=0.25``, …) pass@1,
   pass@n and the number of distinct correct answers per problem, each with its bootstrap
@@ -33,15 +33,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from transformers.utils import logging as hf_logging
+
+from examples.demo.base_model import fit_demo_base
+from examples.demo.config import DemoConfig
+from examples.demo.report import display_name, file_name, plot_sweep, print_sweep, split_words
+from examples.demo.task import demo_problems
+from trainer_client.build import resolve_model_path, run_training
 from trainer_client.config import TrainConfig
+from trainer_client.data import Problem
+from trainer_client.evaluation import EvalResult
+from trainer_client.evaluation.comparison import pvalue_matrices
+from trainer_client.evaluation.metrics import bootstrap_se
+from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
+from trainer_client.local_verifier import verifier_for
+from trainer_client.objectives import ALPHA_DPG
+from trainer_client.rollout import HFSampler
+from trainer_client.wire import Verifier
 
 __all__ = [
     "SweepRun",
     "display_name",
     "distinct_correct",
     "evaluate_checkpoint",
+    "evaluation_problems",
     "run_sweep",
     "sweep_runs",
+    "training_problems",
 ]
 
 
@@ -49,57 +76,62 @@ __all__ = [
 class SweepRun:
     """One fine-tuning run of the sweep: its key in ``sweep.json`` and how to train it."""
 
-    label: str  # "dr_grpo", "α=0.25"
+    label: str  # an objective's name, or "α=0.25"
     objective: str
     alpha: float | None
-    directory: str  # "dr_grpo", "alpha0.25"
+    directory: str  # the same name, or "alpha0.25"
 
 
-def sweep_runs(cfg: TrainConfig) -> list[SweepRun]:
+def sweep_runs(cfg: DemoConfig) -> list[SweepRun]:
     """The runs of ``cfg``'s sweep, baselines first, then α in the order given."""
-    runs = [SweepRun(name, name, None, name) for name in cfg.run.baselines or []]
+    runs = [SweepRun(name, name, None, name) for name in cfg.demo.baselines]
     runs += [
-        SweepRun(f"α={alpha:g}", "alpha_dpg", alpha, f"alpha{alpha:g}")
-        for alpha in cfg.run.alphas or []
+        SweepRun(f"α={alpha:g}", ALPHA_DPG.name, alpha, f"alpha{alpha:g}")
+        for alpha in cfg.demo.alphas
     ]
     return runs
 
 
-def display_name(label: str) -> str:
-    """How plots name a model: by its objective (``Dr. GRPO``, ``α-DPG α=0.25``, ``base``)."""
-    if label.startswith("α="):
-        return f"α-DPG {label}"
-    return {"dr_grpo": "Dr. GRPO", "rloo": "RLOO", "rft": "RFT"}.get(label, label)
+def training_problems(cfg: DemoConfig) -> list[Problem]:
+    """The demo task's training problems (``data.split``, default ``train``; ``data.limit``,
+    default 256), in an order fixed by ``run.seed``."""
+    train = cfg.train
+    split = train.data.split or "train"
+    return demo_problems(train.data.limit or 256, seed=train.run.seed, split=split)
 
 
-def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
+def evaluation_problems(cfg: DemoConfig) -> list[Problem]:
+    """The evaluated problems: ``demo.eval_split``'s targets, each once."""
+    limit = cfg.demo.eval_limit or 256
+    problems = demo_problems(limit, seed=cfg.train.run.seed, split=cfg.demo.eval_split)
+    return _distinct_targets(problems)
+
+
+def run_sweep(demo: DemoConfig) -> dict[str, Any]:
     """Fit the base, train every run of the sweep, evaluate them all; see the module docstring."""
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    from trainer_client.evaluation.cli import pvalue_matrices
-    from trainer_client.train import _verifier_for, load_run_problems, run_training
-
+    cfg = demo.train
     torch.set_num_threads(1)
     hf_logging.set_verbosity_error()  # the sweep reports its own progress
     root = cfg.run_dir
     root.mkdir(parents=True, exist_ok=True)
     clock = _Clock()
-    base = _demo_base(cfg, root)
+    base = _demo_base(demo, root)
     clock.lap("fit")
-    runs = sweep_runs(cfg)
-    problems = _distinct_targets(load_run_problems(cfg, evaluation=True))
-    n = cfg.run.eval_n
+    runs = sweep_runs(demo)
+    problems = evaluation_problems(demo)
+    train_problems = training_problems(demo)
+    n = demo.demo.eval_n
+    split = demo.demo.eval_split
     summary: dict[str, Any] = {
         "eval_n": n,
         "eval_problems": len(problems),
-        "eval_split": cfg.data.eval_split,
+        "eval_split": split,
         "models": {},
     }
     with contextlib.ExitStack() as stack:
         if cfg.verifier.url is None:
             _say(f"starting the local verifier ({', '.join(cfg.verifier.local_checkers)} checker)")
-        verifier = stack.enter_context(_verifier_for(cfg))
+        verifier = stack.enter_context(verifier_for(cfg))
         _say("verifier ready")
         clock.lap("verifier_start")
         checkpoints: dict[str, Path | str] = {"base": base}
@@ -110,19 +142,17 @@ def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
             sub.loss.objective = run.objective
             if run.alpha is not None:
                 sub.loss.alpha = run.alpha
-            sub.run.alphas = None
-            sub.run.baselines = None
             sub.run.output_dir = str(root)
             sub.run.name = run.directory
-            checkpoints[run.label] = run_training(sub, verifier=verifier)
+            checkpoints[run.label] = run_training(sub, verifier=verifier, problems=train_problems)
         clock.lap("train")
         _say(
             f"evaluating {len(checkpoints)} models on {len(problems)} "
-            f"{_split_words(cfg.data.eval_split)} targets × {n} samples"
+            f"{split_words(split)} targets × {n} samples"
         )
         results = {}
         for label, path in checkpoints.items() if problems else ():
-            name = _file_name(label)
+            name = file_name(label)
             samples_file = root / "eval" / f"{name}.samples.jsonl"
             result = evaluate_checkpoint(
                 path, problems, verifier, n=n, cfg=cfg, label=label, samples_file=samples_file
@@ -148,36 +178,31 @@ def run_sweep(cfg: TrainConfig) -> dict[str, Any]:
             matrices = pvalue_matrices(list(results.values()))
             summary["pvalues"] = {"pass@1": matrices["pass@1"], f"pass@{n}": matrices[f"pass@{n}"]}
         if results:
-            _plot_sweep(results, summary, root / "plots", n=n, split=cfg.data.eval_split)
+            plot_sweep(results, summary, root / "plots", n=n, split=split)
         clock.lap("eval")
     summary["timings"] = clock.report()
     summary["total_s"] = summary["timings"]["total_s"]
     (root / "sweep.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    _print_sweep(summary, root)
+    print_sweep(summary, root)
     return summary
 
 
 def evaluate_checkpoint(
     path: Path | str,
-    problems: Sequence[Any],
-    verifier: Any,
+    problems: Sequence[Problem],
+    verifier: Verifier,
     *,
     n: int,
     cfg: TrainConfig,
     label: str | None = None,
     samples_file: Path | None = None,
-) -> Any:
+) -> EvalResult:
     """Sample ``n`` completions per problem from a checkpoint, verify, and score them.
 
     Returns an :class:`~trainer_client.evaluation.EvalResult` (pass@k curve with bootstrap SEs,
     per-problem counts). With ``samples_file``, every sample and verdict is written there as JSONL.
     Every model is sampled with the same seed, temperature and top-p (the training config's).
     """
-    import torch
-
-    from trainer_client.evaluation.runner import EvalPlan, evaluate_problems
-    from trainer_client.sampler import HFSampler
-
     sampler = HFSampler.from_pretrained(
         path,
         device="cpu",
@@ -214,8 +239,6 @@ def distinct_correct(
     Problems are the ones in ``problem_names`` (a problem with no verified sample counts 0), or
     every problem in the file.
     """
-    from trainer_client.evaluation.metrics import bootstrap_se
-
     seen: dict[str, set[str]] = {name: set() for name in problem_names or []}
     for line in samples_file.read_text().splitlines():
         row = json.loads(line)
@@ -234,31 +257,19 @@ def distinct_correct(
 # Helpers
 
 
-def _demo_base(cfg: TrainConfig, root: Path) -> Path | str:
-    """The base model: fitted (with a progress bar) when ``model.name_or_path`` is ``demo:fit``;
-    otherwise what training would use (:func:`~trainer_client.train.resolve_model_path`: a
-    ``random`` base is built once under ``root/base``, so every run and the base evaluation
-    share one saved model, never the bare name ``random``)."""
-    from trainer_client.train import DEMO_FIT, resolve_model_path
-
-    if cfg.model.name_or_path != DEMO_FIT:
+def _demo_base(demo: DemoConfig, root: Path) -> Path | str:
+    """The base model: fitted (with a progress bar) when ``demo.fit_base``; otherwise what
+    training would use (:func:`~trainer_client.build.resolve_model_path`: a ``random_init``
+    base is built once under ``root/base``, so every run and the base evaluation share one
+    saved model)."""
+    cfg = demo.train
+    if not demo.demo.fit_base:
         return resolve_model_path(cfg, base_dir=root)
     out = root / "base"
     if (out / "config.json").is_file():
         _say(f"base model: {out} (already fitted)")
         return out
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from trainer_client.demo import fit_demo_base
-
-    steps = cfg.model.demo_fit_steps
+    steps = demo.demo.fit_steps
     columns = (
         TextColumn("[bold]fitting the base model"),
         BarColumn(),
@@ -287,7 +298,7 @@ def _demo_base(cfg: TrainConfig, root: Path) -> Path | str:
     return path
 
 
-def _distinct_targets(problems: Sequence[Any]) -> list[Any]:
+def _distinct_targets(problems: Sequence[Problem]) -> list[Problem]:
     """Each target once: ``demo_problems`` repeats targets when asked for more than exist, and
     a repeated target would count as independent evidence in every SE and p-value."""
     seen: set[str] = set()
@@ -302,104 +313,6 @@ def _distinct_targets(problems: Sequence[Any]) -> list[Any]:
 
 def _objective_of(label: str, runs: Sequence[SweepRun]) -> str:
     return next(r.objective for r in runs if r.label == label)
-
-
-def _file_name(label: str) -> str:
-    return label.replace("=", "").replace("α", "alpha")
-
-
-def _split_words(split: str | None) -> str:
-    return {"train": "training", "test": "held-out"}.get(split or "", split or "")
-
-
-def _plot_sweep(
-    results: dict[str, Any], summary: dict[str, Any], out_dir: Path, *, n: int, split: str | None
-) -> None:
-    """Every figure of the sweep, each model named by its objective."""
-    from trainer_client.evaluation.plots import (
-        plot_pass_at_k,
-        plot_precision_coverage,
-        plot_precision_diversity,
-        plot_pvalues,
-        plot_transitions,
-    )
-    from trainer_client.evaluation.transitions import transition_matrix
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    models = summary["models"]
-    names = {label: display_name(label) for label in results}
-    targets = f"{summary['eval_problems']} {_split_words(split)} targets"
-    plot_precision_coverage(
-        {names[k]: (m["pass@1"], m[f"pass@{n}"]) for k, m in models.items()},
-        out_dir / "precision_coverage.png",
-        errors={names[k]: (m["pass@1_se"], m[f"pass@{n}_se"]) for k, m in models.items()},
-        n=n,
-        title=f"precision vs coverage ({targets}, ± SE)",
-    )
-    plot_precision_diversity(
-        {
-            names[k]: (m["pass@1"], m["distinct_correct"], m["pass@1_se"], m["distinct_correct_se"])
-            for k, m in models.items()
-        },
-        out_dir / "precision_diversity.png",
-        title=f"precision vs distinct correct answers ({targets}, ± SE)",
-    )
-    plot_pass_at_k(
-        {names[k]: (r.ks, r.pass_at_k, r.pass_at_k_se) for k, r in results.items()},
-        out_dir / "pass_at_k.png",
-        title=f"pass@k on the {targets} (± SE band)",
-    )
-    if "pvalues" in summary:
-        pvalues = summary["pvalues"]
-        rename = {
-            key: {names[a]: {names[b]: p for b, p in row.items()} for a, row in matrix.items()}
-            for key, matrix in pvalues.items()
-        }
-        plot_pvalues(
-            rename["pass@1"], rename[f"pass@{n}"], out_dir / "pvalues.png", upper_name=f"pass@{n}"
-        )
-    base = results.get("base")
-    if base is None:
-        return
-    matrices = {
-        label: transition_matrix(base.correct_fractions(), result.correct_fractions())
-        for label, result in results.items()
-        if label != "base"
-    }
-    vmax = max((max(map(max, m.counts)) for m in matrices.values()), default=1)
-    for label, matrix in matrices.items():
-        plot_transitions(
-            matrix,
-            out_dir / f"transitions_{_file_name(label)}.png",
-            tuned=names[label],
-            vmax=vmax,
-        )
-
-
-def _print_sweep(summary: dict[str, Any], root: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    models = summary.get("models", {})
-    if not models:
-        return
-    n = summary["eval_n"]
-    t = summary["timings"]
-    table = Table(
-        title=f"sweep: {t['total_s']:.0f} s wall, {t['cpu_s']:.0f} s CPU ({root})",
-        caption=f"{summary['eval_problems']} {_split_words(summary['eval_split'])} targets, "
-        f"{n} samples each; ± bootstrap SE over targets",
-    )
-    for column in ("model", "pass@1", f"pass@{n}", "distinct correct / target"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for label, m in models.items():
-        table.add_row(
-            label,
-            f"{m['pass@1']:.3f} ± {m['pass@1_se']:.3f}",
-            f"{m[f'pass@{n}']:.3f} ± {m[f'pass@{n}_se']:.3f}",
-            f"{m['distinct_correct']:.2f} ± {m['distinct_correct_se']:.2f}",
-        )
-    Console().print(table)
 
 
 class _Clock:
