@@ -48,6 +48,7 @@ LOG=$WORK/log
 : >"$LOG"
 
 STARTED_DOCKERD=""
+RUN_DIR=""
 CONTAINERS=()
 VOLUMES=()
 RESULTS=()
@@ -63,12 +64,12 @@ check() {
 }
 
 table() {
-    printf '\n%-44s %-5s %s\n' "check" "" "detail"
-    printf '%-44s %-5s %s\n' "-----" "" "------"
+    printf '\n%-52s %-5s %s\n' "check" "" "detail"
+    printf '%-52s %-5s %s\n' "-----" "" "------"
     local row name result detail
     for row in "${RESULTS[@]}"; do
         IFS=$'\t' read -r name result detail <<<"$row"
-        printf '%-44s %-5s %s\n' "$name" "$result" "$detail"
+        printf '%-52s %-5s %s\n' "$name" "$result" "$detail"
     done
     printf '\n%s in %ss\n' "$([ "$FAILED" = 0 ] && echo PASS || echo FAIL)" \
         "$(($(date +%s) - START))"
@@ -85,6 +86,7 @@ cleanup() {
         say "stopping the dockerd this run started (pid $STARTED_DOCKERD)"
         kill "$STARTED_DOCKERD" 2>/dev/null
         for _ in $(seq 60); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 1; done
+        rm -rf "$RUN_DIR"
     fi
     rm -rf "$WORK"
     exit "$status"
@@ -108,12 +110,12 @@ if engine_up; then
 else
     if [ "$(id -u)" != 0 ]; then skip "no Docker engine answers and this is not root"; fi
     if ! command -v dockerd >/dev/null 2>&1; then skip "no engine answers and dockerd is absent"; fi
-    run_dir=/run/sieve-smoke-$$
-    mkdir -p "$run_dir" "$CACHE/docker"
-    export DOCKER_HOST="unix://$run_dir/docker.sock"
+    RUN_DIR=/run/sieve-smoke-$$
+    mkdir -p "$RUN_DIR" "$CACHE/docker"
+    export DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     say "starting dockerd (data root $CACHE/docker)"
     dockerd --iptables=false --ip-forward=false --bridge=none --data-root "$CACHE/docker" \
-        --exec-root "$run_dir/exec" --pidfile "$run_dir/dockerd.pid" --host "$DOCKER_HOST" \
+        --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/dockerd.pid" --host "$DOCKER_HOST" \
         >"$WORK/dockerd.log" 2>&1 &
     STARTED_DOCKERD=$!
     for _ in $(seq 60); do
@@ -139,6 +141,17 @@ for cli in "$DOCKER" /usr/bin/docker; do
 done
 if [ -z "$BUILD_CLI" ]; then
     skip "no BuildKit: install the buildx plugin (docker-buildx) or use a Docker 20.10 CLI"
+fi
+
+# The compose file names the AppArmor profile; where the kernel enforces AppArmor, Docker refuses
+# to start the container until the profile is loaded (a host step, see README).
+if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] &&
+    [ -z "${VERIFIER_APPARMOR_PROFILE:-}" ] && [ -r /sys/kernel/security/apparmor/profiles ] &&
+    ! grep -qs '^sieve-verifier ' /sys/kernel/security/apparmor/profiles; then
+    check "AppArmor profile loaded" FAIL \
+        "load it first: sudo apparmor_parser -r -W docker/apparmor/sieve-verifier"
+    table
+    exit 1
 fi
 
 # --- 2. the base image ----------------------------------------------------------------------------
@@ -416,7 +429,7 @@ from pathlib import Path
 for proc in Path("/proc").iterdir():
     try:
         cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        if b"serve" in cmd and any(b"sieve-verifier" in part for part in cmd):
+        if b"serve" in cmd and any(part.endswith(b"/sieve-verifier") for part in cmd):
             status = dict(l.split(":\t", 1) for l in (proc / "status").read_text().splitlines() if ":\t" in l)
             print(status["Uid"].split()[0], status["CapEff"].strip(), status["CapBnd"].strip())
             break
