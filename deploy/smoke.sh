@@ -86,6 +86,9 @@ cleanup() {
         say "stopping the dockerd this run started (pid $STARTED_DOCKERD)"
         kill "$STARTED_DOCKERD" 2>/dev/null
         for _ in $(seq 60); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 1; done
+        # dockerd leaves its default network namespace mounted under the exec root
+        awk -v dir="$RUN_DIR/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r |
+            while read -r mount; do umount "$mount"; done
         rm -rf "$RUN_DIR"
     fi
     rm -rf "$WORK"
