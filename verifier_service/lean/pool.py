@@ -591,8 +591,8 @@ class ReplPool:
                 slot=slot,
                 cwd=self.cwd,
                 env=launch.env,
+                # the uid switch in preexec_fn: uvloop's subprocess refuses Popen's keywords
                 preexec_fn=self._preexec(slot, launch),
-                credentials=launch.popen_kwargs(),
             )
             await worker.import_header(self.header_timeout_s)
             await worker.sync(self.header_timeout_s)
@@ -692,7 +692,7 @@ class ReplPool:
         if self._cpus and self.threads < len(self._cpus):
             first = slot * self.threads
             cpus = {self._cpus[(first + i) % len(self._cpus)] for i in range(self.threads)}
-        return launch.preexec(more, cpus)
+        return launch.preexec(more, cpus, switch_credentials=True)
 
     def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
