@@ -77,3 +77,23 @@ def test_the_site_builds_strictly(tmp_path: Path):
     assert (tmp_path / "index.html").is_file()
     for page in _pages() - {"index.md"}:
         assert (tmp_path / page.removesuffix(".md") / "index.html").is_file(), page
+
+
+def _fenced(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/api.md"])
+def test_the_verify_example_is_the_api_s_own_shape(page: str):
+    """The request and reply that README and the API page show parse as the API's schemas."""
+    from verifier_service.api.schemas import VerifyRequest, VerifyResponse
+
+    text = (REPO_ROOT / page).read_text("utf-8")
+    (curl,) = [block for block in _fenced(text, "bash") if "localhost:8000/verify" in block]
+    body = curl.split("-d '", 1)[1].rsplit("'", 1)[0]
+    request = VerifyRequest.model_validate_json(body)
+    assert [proof.id for proof in request.proofs] == ["p1", "m1"]
+    (reply,) = [block for block in _fenced(text, "json") if '"results"' in block]
+    response = VerifyResponse.model_validate_json(reply)
+    assert [result.id for result in response.results] == ["p1", "m1"]
+    assert {result.verdict for result in response.results} == {"valid"}
