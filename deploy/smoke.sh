@@ -147,7 +147,7 @@ if [ -z "$BUILD_CLI" ]; then
 fi
 
 # The compose file names the AppArmor profile; where the kernel enforces AppArmor, Docker refuses
-# to start the container until the profile is loaded (a host step, see README).
+# to start the container until the profile is loaded (a host step, see README and docs/sandbox-and-docker.md).
 if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] &&
     [ -z "${VERIFIER_APPARMOR_PROFILE:-}" ] && [ -r /sys/kernel/security/apparmor/profiles ] &&
     ! grep -qs '^sieve-verifier ' /sys/kernel/security/apparmor/profiles; then
@@ -486,7 +486,7 @@ else
 fi
 $DOCKER rm -f "$PREFIX-defaults" >/dev/null 2>&1 || true
 
-# 5c. uid mode as README describes it: SIEVE_LEAN_SANDBOX=uid and user "0".
+# 5c. uid mode as docs/sandbox-and-docker.md describes it: SIEVE_LEAN_SANDBOX=uid and user "0".
 say "starting the verifier in uid mode (user 0)"
 $DOCKER rm -f "$PREFIX-verifier" >/dev/null 2>&1 || true
 start_verifier "$PREFIX-uid" SIEVE_LEAN_SANDBOX=uid -- --user 0

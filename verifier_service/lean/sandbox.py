@@ -102,8 +102,8 @@ _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _DOCKER_FIX = (
     "Inside Docker or Kubernetes bubblewrap needs seccomp=unconfined, systempaths=unconfined and "
     "an AppArmor profile that allows mount and userns (docker/apparmor/sieve-verifier; see "
-    "README, 'Docker'); on a host, install bubblewrap and allow unprivileged user namespaces "
-    "(Ubuntu >= 23.10: the same AppArmor profile, or sysctl "
+    "docs/sandbox-and-docker.md); on a host, install bubblewrap and allow unprivileged user "
+    "namespaces (Ubuntu >= 23.10: the same AppArmor profile, or sysctl "
     "kernel.apparmor_restrict_unprivileged_userns=0). Where namespaces cannot be had, choose "
     "SIEVE_LEAN_SANDBOX=uid (a separate unprivileged uid, no network isolation) explicitly."
 )

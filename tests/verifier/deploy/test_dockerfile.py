@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.docs import doc_text
+
 from .conftest import DOCKERIGNORE, ENTRYPOINT, REPO_ROOT, SETTINGS_VARIABLES
 
 if sys.version_info >= (3, 11):
@@ -230,8 +232,8 @@ def test_permissions_are_set_where_each_tree_is_made(dockerfile: Any) -> None:
 def test_build_needs_are_stated() -> None:
     assert "30 GB of free disk" in DOCKERFILE_TEXT
     assert "7 GB of RAM" in DOCKERFILE_TEXT
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert "30 GB" in readme and "7 GB" in readme
+    manual = doc_text("docker")
+    assert "30 GB" in manual and "7 GB" in manual
 
 
 def _entrypoint_status(mode: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ def _message(text: str) -> dict:
 
 
 def test_failure_memory_defaults_are_the_ones_the_readme_states() -> None:
-    # README, "The pool": remembered for 30 s, at most 1,024 headers and 4 MiB
+    # docs/sandbox-and-docker.md, "The pool": remembered for 30 s, at most 1,024 headers and 4 MiB
     memory = HeaderFailures()
     assert (memory.ttl_s, memory.max_entries, memory.max_bytes) == (30.0, 1024, 4 << 20)
     for i in range(1100):
