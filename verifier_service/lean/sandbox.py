@@ -244,7 +244,9 @@ class Launch:
 
         return apply
 
-    def run(self, *, cwd: str | None = None, timeout_s: float = TRIAL_TIMEOUT_S, **kwargs: Any):
+    def run(
+        self, *, cwd: str | None = None, timeout_s: float = TRIAL_TIMEOUT_S, **kwargs: Any
+    ) -> subprocess.CompletedProcess[Any]:
         """Run to completion (stdin at EOF) and return the CompletedProcess; for trials/tests."""
         return subprocess.run(
             self.argv,
