@@ -84,6 +84,8 @@ STRICT_RULES = 1
 #: Most answers sent to a worker in one job (one round trip). A job is at most an equal share of
 #: the queue per worker, so a lone answer still goes alone, at once.
 DEFAULT_BATCH = 16
+#: Fewest answers in a job while that many wait.
+MIN_BATCH = 4
 #: ``status`` of a result whose comparison raised inside the worker (the detail names it).
 _RAISED = "raised"
 
@@ -274,9 +276,12 @@ class MathChecker(Checker):
 
     def _take_batch(self) -> list[_Pending]:
         """The next job: an equal share of the queue for each worker, in ``2 * workers`` parts
-        so that a slow answer does not hold back a whole half of it; at most ``batch_size``."""
+        so that a slow answer does not hold back a whole half of it; at least
+        :data:`MIN_BATCH` (a queue's tail in ever smaller jobs would cost a round trip each),
+        at most ``batch_size``."""
         innocent = sum(1 for p in self._queue if not p.suspect)
-        size = max(1, min(self.batch_size, -(-innocent // (2 * self.workers))))
+        share = -(-innocent // (2 * self.workers))
+        size = max(1, min(self.batch_size, max(share, MIN_BATCH)))
         batch: list[_Pending] = []
         while self._queue and len(batch) < size and not self._queue[0].suspect:
             pending = self._queue.popleft()

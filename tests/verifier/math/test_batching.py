@@ -11,6 +11,8 @@ import pytest
 
 from verifier_service.checkers.base import Job, Policy
 from verifier_service.checkers.math import MathChecker
+from verifier_service.service import ProofItem, VerificationService
+from verifier_service.settings import VerifierSettings
 from verifier_service.verdicts import Outcome, Verdict
 
 from . import helpers
@@ -136,3 +138,22 @@ async def test_an_exception_on_one_answer_is_that_answer_s_error_only(
         assert outcomes[len(RIGHT)].reasons == ["math_verify_failed: RuntimeError: boom"]
     finally:
         await checker.aclose()
+
+
+async def test_the_service_hands_a_request_s_answers_over_at_once() -> None:
+    checker = MathChecker(workers=2)
+    service = VerificationService(
+        {"math": checker}, None, settings=VerifierSettings(checkers=["math"])
+    )
+    try:
+        await checker.start()
+        codes = [f"{i}*2" for i in range(32)]
+        items = [
+            ProofItem(id=str(i), code=c, checker="math", answer="24") for i, c in enumerate(codes)
+        ]
+        results = await service.verify(items)
+        assert [r.outcome.verdict is Verdict.VALID for r in results] == [c == "12*2" for c in codes]
+        # Four at a time (the service's limit for other checkers) would be 32 round trips.
+        assert checker._round_trips <= 8
+    finally:
+        await service.aclose()
