@@ -11,11 +11,12 @@ default workers) gets them as the trainer sends them: ``POST /verify`` batches o
 - ``math-verify``: math-verify's ``parse`` and ``verify`` alone, as a trainer would call it.
 
 The runs alternate, ``--repeats`` times each, so drift on a shared machine moves all of them;
-the figure is the median. ``--service-tree DIR`` serves from another checkout (an older
-revision, for a before-and-after figure). Torch, BLAS and OpenMP are pinned to one thread.
+the figure is the median. ``--baseline-tree DIR`` also serves from another checkout (an older
+revision) and times it in the same rounds, for a before-and-after figure; ``--service-tree DIR``
+serves only from another checkout. Torch, BLAS and OpenMP are pinned to one thread.
 
     python benchmarks/math_service_bench.py [--answers 2048] [--warm 256] [--batch 32]
-        [--repeats 3] [--service-tree DIR]
+        [--repeats 3] [--baseline-tree DIR] [--service-tree DIR]
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="answers per POST /verify")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--service-tree", type=Path, help="serve from this checkout instead")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also serve from this checkout (an older revision), timed in the same rounds",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
@@ -59,17 +65,27 @@ def main() -> None:
         f"service batches of {args.batch}; {os.cpu_count()} CPUs"
     )
     runs: dict[str, list[float]] = {"service": [], "judge": [], "math-verify": []}
-    with _service(args.service_tree) as url:
+    if args.baseline_tree is not None:
+        runs["baseline"] = []
+    with contextlib.ExitStack() as stack:
         from trainer_client.client import VerifierClient
 
-        with VerifierClient(url, max_batch=args.batch, max_concurrency=1) as client:
+        clients = {}
+        for name, tree in (("service", args.service_tree), ("baseline", args.baseline_tree)):
+            if name in runs:
+                url = stack.enter_context(_service(tree))
+                clients[name] = stack.enter_context(
+                    VerifierClient(url, max_batch=args.batch, max_concurrency=1)
+                )
+        for client in clients.values():
             _through_service(client, warm, args.batch)
-            _in_process_judge(warm)
-            _in_process_math_verify(warm)
-            for _ in range(args.repeats):
-                runs["service"].append(_through_service(client, timed, args.batch, _))
-                runs["judge"].append(_in_process_judge(timed))
-                runs["math-verify"].append(_in_process_math_verify(timed))
+        _in_process_judge(warm)
+        _in_process_math_verify(warm)
+        for repeat in range(args.repeats):
+            for name, client in clients.items():
+                runs[name].append(_through_service(client, timed, args.batch, repeat))
+            runs["judge"].append(_in_process_judge(timed))
+            runs["math-verify"].append(_in_process_math_verify(timed))
     print(f"load average after: {_load()}")
     med = {name: statistics.median(rates) for name, rates in runs.items()}
     for name, rates in runs.items():
@@ -77,6 +93,10 @@ def main() -> None:
         print(f"  {name:<12} {med[name]:8.0f} answers/s (runs: {figures})")
     print(f"service / in-process judge:       {med['service'] / med['judge']:.2f}")
     print(f"service / in-process math-verify: {med['service'] / med['math-verify']:.2f}")
+    if "baseline" in med:
+        print(f"baseline / in-process judge:       {med['baseline'] / med['judge']:.2f}")
+        print(f"baseline / in-process math-verify: {med['baseline'] / med['math-verify']:.2f}")
+        print(f"service / baseline:                {med['service'] / med['baseline']:.2f}")
 
 
 def _distinct(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
