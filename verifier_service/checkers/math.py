@@ -126,7 +126,6 @@ class MathChecker(Checker):
         self._exclusive = False
         self._pump_scheduled = False
         self._batches: set[asyncio.Future[None]] = set()
-        self._busy = 0
         #: Jobs sent to workers (round trips), each of one or more answers.
         self._round_trips = 0
         self._closed = False
@@ -158,7 +157,7 @@ class MathChecker(Checker):
     def stats(self) -> dict[str, float]:
         return {
             "workers": float(self.workers),
-            "busy": float(self._busy),
+            "busy": float(self._running),  # workers with a job
             "pools_recycled": float(self._recycled),
         }
 
@@ -291,7 +290,6 @@ class MathChecker(Checker):
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         exclusive = self._exclusive and len(batch) == 1 and batch[0].suspect
-        self._busy += len(batch)
         try:
             if batch:
                 await self._run_in_pool(batch)
@@ -300,7 +298,6 @@ class MathChecker(Checker):
             for pending in batch:
                 _fail(pending, exc)
         finally:
-            self._busy -= len(batch)
             self._running -= 1
             if exclusive:
                 self._exclusive = False
