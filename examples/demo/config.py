@@ -95,7 +95,9 @@ def load_demo_config(
     data = read_config_file(path)
     own = [item for item in overrides if item.strip().startswith(f"{SECTION}.")]
     rest = [item for item in overrides if item not in own]
-    sweep_data = apply_overrides({SECTION: data.pop(SECTION, None) or {}}, own)[SECTION]
+    sweep_data = apply_overrides({SECTION: data.pop(SECTION, None) or {}}, own, schema=DemoConfig)[
+        SECTION
+    ]
     try:
         sweep = SweepSettings.model_validate(sweep_data)
     except ValidationError as exc:
