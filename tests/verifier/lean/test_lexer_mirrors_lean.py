@@ -8,12 +8,15 @@ recorded in ``tests/verifier/oracle`` and replayed there.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from verifier_service.soundness import static_violations
 from verifier_service.soundness.source import (
     AMBIGUITY_CLASSES,
     TokenKind,
     ambiguities,
+    comment_spans,
     tokenize,
 )
 
@@ -150,3 +153,28 @@ def test_in_the_header_too(kind):
 
 def test_a_genuine_proof_is_not_ambiguous():
     assert static_violations(HEADER, STATEMENT + "  omega\n", STATEMENT) == []
+
+
+# --- every text: tokens and comments tile the non-blank text ------------------------------------
+
+FRAGMENTS = [
+    "/-", "-/", "/--", "/-!", "/-/", "--", "--/", "\n", " ", '"', "'", "'\"'", "'a'", "''",
+    "]'", "«", "»", "«theorem»", "#exit", "theorem foo : True := trivial", 'r"', "r#\"", "`x",
+    "2", "0x", "1.5e", "\\", "x", "'\\n'",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_tokens_and_comments_tile_every_text(source):
+    pieces = sorted(
+        [(t.start, t.end) for t in tokenize(source)] + [tuple(c) for c in comment_spans(source)]
+    )
+    done = 0
+    for start, end in pieces:
+        assert start >= done, (source, pieces)
+        assert source[done:start].strip(" \t\r\n") == "", (source, pieces)
+        done = end
+    assert source[done:].strip(" \t\r\n") == ""
+    for found in ambiguities(source):
+        assert found.kind in AMBIGUITY_CLASSES
