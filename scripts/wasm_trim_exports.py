@@ -31,6 +31,15 @@ IMPORT_SECTION = 2
 EXPORT_SECTION = 7
 DEFAULT_LIMIT = 99_000
 DEFAULT_DROP = r"_lam_|_redArg|_spec_|_closed_|_at_|_elam_|_lambda_"
+#: Auxiliary names kept anyway, in this order, while there is room: what meta code run with
+#: ``#eval`` on Lean's parser reaches (``Name.toString``'s specialisation, the parser, syntax
+#: and JSON helpers), then reduced-arity variants, which compiled callers use.
+DEFAULT_KEEP = (
+    r"Lean_Name_toString|toStringWithToken",
+    r"^l_Lean_Parser_",
+    r"^l_Lean_Syntax|^l_Lean_Json",
+    r"_redArg(___boxed)?$",
+)
 
 
 def read_leb(data: bytes | memoryview, pos: int) -> tuple[int, int]:
@@ -163,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
     parser.add_argument("--drop", default=DEFAULT_DROP, help="regex of auxiliary l_* names")
     parser.add_argument(
-        "--keep", action="append", default=[], help="regex of auxiliary names to keep anyway"
+        "--keep",
+        action="append",
+        default=[],
+        help=f"regex of auxiliary names to keep anyway (default: {' '.join(DEFAULT_KEEP)})",
     )
     parser.add_argument("--stats", action="store_true", help="print counts and change nothing")
     args = parser.parse_args(argv)
@@ -178,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     [(exp_start, exp_end)] = [(s, e) for i, s, e in secs if i == EXPORT_SECTION]
     exports = parse_exports(view[exp_start:exp_end])
     names = [name for name, _, _ in exports]
-    keep = [re.compile(p) for p in args.keep]
+    keep = [re.compile(p) for p in (args.keep or DEFAULT_KEEP)]
     chosen = choose(exports, got, re.compile(args.drop), keep, args.limit)
     print(
         f"{args.wasm.name}: {len(names)} exports, {len(got)} GOT imports, keeping {len(chosen)}",
