@@ -44,7 +44,7 @@ if [ ! -f "$dir/.unpacked-$VERSION" ]; then
     mkdir -p "$dir/lib"
     echo "unpacking the library"
     tar -xzf "$tmp/package/lean-lib.tar.gz" -C "$dir/lib" \
-        --exclude='._*' --warning=no-unknown-keyword
+        --exclude='._*' --warning=no-unknown-keyword --no-same-owner
     mv -f "$tmp/package/lean.js" "$tmp/package/lean.wasm" "$dir/"
     rm -f "$dir/.trimmed" "$dir/.patched"
     touch "$dir/.unpacked-$VERSION"

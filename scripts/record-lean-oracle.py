@@ -97,6 +97,12 @@ CLASSES: list[dict[str, str]] = [
         "Nat.add_comm a b; trivial\n" + PROOF,
     },
     {
+        "id": "escaped_theorem_shows_statement",
+        "kind": "escaped_keyword",
+        "text": "example : True :=\n  let «theorem» foo (a b : Nat) : a + b = b + a := by\n"
+        "    exact (fun (_ : Nat) => Nat.add_comm a b) foo\n  trivial\n" + FALSE_TRUE,
+    },
+    {
         "id": "escaped_ident_plain",
         "kind": "escaped_keyword",
         "text": "theorem «foo» (a b : Nat) : a + b = b + a := by\n  omega\n",
