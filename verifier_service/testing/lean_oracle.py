@@ -180,9 +180,16 @@ def run_lean(source: str, *, lean: Path, timeout: float) -> tuple[int, list[dict
 
 
 def lean_version(lean: Path) -> str:
-    done = subprocess.run(
-        [str(lean), "--version"], capture_output=True, text=True, timeout=300, check=False
-    )
+    # in a scratch directory: the wasm build writes ``default.profraw`` where it runs
+    with tempfile.TemporaryDirectory(prefix="sieve-oracle-", dir="/tmp") as tmp:
+        done = subprocess.run(
+            [str(lean), "--version"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     found = re.search(r"Lean \(version [^)]*\)", done.stdout)
     return found.group(0) if found else "unknown"
 
