@@ -18,7 +18,14 @@ from trainer_client.evaluation.plots import (
 from trainer_client.evaluation.transitions import TransitionMatrix
 from trainer_client.objectives import ALPHA_DPG, OBJECTIVES
 
-__all__ = ["display_name", "file_name", "plot_sweep", "print_sweep", "split_words"]
+__all__ = [
+    "display_name",
+    "file_name",
+    "markdown_table",
+    "plot_sweep",
+    "print_sweep",
+    "split_words",
+]
 
 
 def display_name(label: str) -> str:
@@ -125,3 +132,23 @@ def print_sweep(summary: dict[str, Any], timings: dict[str, Any], root: Path) ->
                 f"{rare:.3f}",
             )
         Console().print(table)
+
+
+def markdown_table(summary: dict[str, Any], split: str = "heldout") -> str:
+    """README's table of one split: pass@1, pass@16, pass@n and distinct correct answers per
+    model, each ± its standard error (what ``summary["se"]`` says it is over)."""
+    n = summary["eval_n"]
+    ks = sorted({k for k in (1, 16, n) if k in summary["ks"]})
+    lines = [
+        "| model | " + " | ".join(f"pass@{k}" for k in ks) + " | distinct correct answers |",
+        "| --- | " + " | ".join("---" for _ in ks) + " | --- |",
+    ]
+    for label, model in summary["models"].items():
+        m = model.get(split)
+        if m is None:
+            continue
+        name = label.replace("=", " = ") if label.startswith("α=") else display_name(label)
+        cells = [f"{m[f'pass@{k}']:.3f} ± {m[f'pass@{k}_se']:.3f}" for k in ks]
+        cells.append(f"{m['distinct_correct']:.2f} ± {m['distinct_correct_se']:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ It writes, under the run directory:
   frontier (pass@1, pass@256) and each run's difficulty-transition matrix against the base.
   It holds nothing that depends on the machine's speed or folders: one seed gives the same
   file twice;
+* ``table.md``: README's tables (held-out, then training targets);
 * ``timings.json``: wall and CPU seconds of every phase, and how many verifications were asked;
 * ``seed<s>/<run>/``: each run's checkpoints; ``seed<s>/eval/<split>/<model>.json`` (the
   :class:`~trainer_client.evaluation.EvalResult`) and ``….samples.jsonl`` (every sample and
@@ -56,7 +57,13 @@ from transformers.utils import logging as hf_logging
 
 from examples.demo.base_model import fit_demo_base
 from examples.demo.config import DemoConfig
-from examples.demo.report import display_name, file_name, plot_sweep, print_sweep
+from examples.demo.report import (
+    display_name,
+    file_name,
+    markdown_table,
+    plot_sweep,
+    print_sweep,
+)
 from examples.demo.scores import Scored, combine, score_samples
 from examples.demo.task import DemoTask, demo_problems, is_prime
 from trainer_client.build import resolve_model_path, run_training
@@ -190,6 +197,9 @@ def run_sweep(demo: DemoConfig) -> dict[str, Any]:
     timings["verdicts_reused"] = verifier.reused
     (root / "sweep.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     (root / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    (root / "table.md").write_text(
+        "".join(markdown_table(summary, key) for key in splits if splits[key])
+    )
     print_sweep(summary, timings, root)
     return summary
 
