@@ -448,17 +448,23 @@ def _objective_of(label: str, runs: Sequence[SweepRun]) -> str:
 
 
 class _Clock:
-    """Wall and CPU seconds per phase; CPU counts this process and its reaped children."""
+    """Wall and CPU seconds per phase. The totals count this process and its reaped children
+    (the local verifier, once stopped); a phase's CPU (``cpu_<phase>_s``) is this process's
+    alone. On a busy machine wall time says how much of a core the demo got; CPU time is what
+    it would take on idle cores."""
 
     def __init__(self) -> None:
         self.started = self.last = time.perf_counter()
         self.cpu0 = _cpu_s()
+        self.cpu_last = self.cpu0[0]
         self.laps: dict[str, float] = {}
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
+        cpu = _cpu_s()[0]
         self.laps[f"{name}_s"] = now - self.last
-        self.last = now
+        self.laps[f"cpu_{name}_s"] = cpu - self.cpu_last
+        self.last, self.cpu_last = now, cpu
 
     def report(self) -> dict[str, float]:
         own, children = _cpu_s()
