@@ -61,7 +61,7 @@ def plot_sweep(summary: dict[str, Any], out_dir: Path, *, split: str) -> None:
         out_dir / "precision_coverage.png",
         errors={names[k]: (m["pass@1_se"], m[f"pass@{n}_se"]) for k, m in models.items()},
         n=n,
-        title=f"precision vs coverage ({targets}, {se})",
+        title=f"{targets}, {se}",
     )
     plot_precision_diversity(
         {
