@@ -29,6 +29,9 @@ __all__ = ["DemoConfig", "SweepSettings", "load_demo_config"]
 
 SECTION = "demo"
 
+Split = Literal["test", "train"]
+SPLITS: tuple[Split, ...] = ("test", "train")
+
 
 class SweepSettings(BaseModel):
     """What the sweep trains and how it evaluates."""
@@ -47,7 +50,7 @@ class SweepSettings(BaseModel):
     alphas: list[float] = Field(default_factory=list)
     #: The demo targets evaluated, each split a table of its own: ``test`` (held out, the
     #: paper's claim) and ``train`` (the targets fine-tuning saw).
-    eval_splits: list[Literal["test", "train"]] = Field(default_factory=lambda: ["test", "train"])
+    eval_splits: list[Split] = Field(default_factory=lambda: list(SPLITS))
     #: Targets drawn from each split (each counted once); none: all of them.
     eval_limit: int | None = Field(default=None, ge=1)
     #: Samples per target; pass@k is reported for every k of ``eval_ks`` up to it.
