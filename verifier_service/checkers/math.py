@@ -19,12 +19,13 @@ Comparisons run with :mod:`~verifier_service.checkers.math_shortcuts` installed:
 that a symbolic answer differs from the reference, instead of SymPy's ``simplify``, where one
 exists (the same verdicts, several times faster on a policy's wrong answers).
 
-What is read from the text:
-
-* a bare expression (one line, no ``$``/``\\boxed``/prose: ``3*8``, ``\\frac{1}{2}``, ``2**10``)
-  must parse *as a whole*: ``3*`` is unparsable, not ``3``;
-* anything else (a worked solution) goes through math-verify's usual extraction, which prefers
-  ``\\boxed{...}`` and ``the answer is ...``.
+What is read from the text, and how it is compared, is the strict reading of
+:mod:`verifier_service.checkers.math_answer`: exactly one final answer (the last ``\\boxed{…}``,
+an explicit final-answer line, or a bare expression that must parse as a whole), of the
+reference's kind, with its relation signs, percent and units compared and its value compared
+exactly. A completion that offers several answers, hedges or retracts is ``invalid``
+(``ambiguous_answer``). The reference is read in :meth:`MathChecker.prepare`, in the service
+process and without SymPy: one the checker cannot read is refused there (HTTP 422).
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from tokenize import TokenError
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
+from verifier_service.checkers.math_answer import Refused, read_answer, read_reference
 from verifier_service.settings import VerifierSettings
 from verifier_service.verdicts import Outcome, Verdict
 
@@ -60,6 +61,13 @@ logger = logging.getLogger(__name__)
 STUCK_GRACE_S = 10.0
 #: Longest rendering of a parsed answer echoed back in ``messages``.
 _ECHO_CHARS = 200
+#: The reasons of an ``invalid`` verdict: all are the answer's fault, never the checker's.
+INVALID_REASONS = frozenset(
+    {"wrong_answer", "unparsable_answer", "ambiguous_answer", "uncomparable_answer"}
+)
+#: Revision of the strict rules; part of :attr:`MathChecker.version`, so that a verdict cached
+#: under other rules is never served.
+STRICT_RULES = 1
 
 
 class MathChecker(Checker):
@@ -92,7 +100,9 @@ class MathChecker(Checker):
         self._recycled = 0
         #: What a worker runs per job (a seam for tests; must be picklable by reference).
         self._work: Callable[[str, str, float], dict[str, Any]] = judge
-        self._version = f"math-verify {importlib.metadata.version('math-verify')}"
+        self._version = (
+            f"math-verify {importlib.metadata.version('math-verify')}; strict {STRICT_RULES}"
+        )
 
     @property
     def version(self) -> str:
@@ -130,6 +140,12 @@ class MathChecker(Checker):
             raise InvalidInput("code", "the answer to check is empty")
         if not timeout_s > 0:
             raise InvalidInput("timeout_s", f"must be > 0, got {timeout_s}")
+        try:
+            read_reference(answer.strip())
+        except Refused as refused:
+            raise InvalidInput(
+                "answer", f"the math checker cannot read this reference answer: {refused.message}"
+            ) from refused
         # Header, statement and Lean policy mean nothing here; dropping them lets requests that
         # differ only there share one cache entry.
         return Job(
@@ -236,7 +252,9 @@ def _outcome(result: dict[str, Any], budget_s: float) -> Outcome:
     ]
     if status == "valid":
         return Outcome(Verdict.VALID, messages=messages, time_s=time_s)
-    if status in ("wrong_answer", "unparsable_answer"):
+    if result.get("detail"):
+        messages.append({"severity": "info", "data": f"why: {result['detail']}"})
+    if status in INVALID_REASONS:
         return Outcome(Verdict.INVALID, [status], messages=messages, time_s=time_s)
     if status == "timeout":
         return Outcome.timeout(budget_s, time_s=time_s)
@@ -336,9 +354,11 @@ def _on_alarm(signum: int, frame: object) -> None:
 def judge(code: str, answer: str, budget_s: float) -> dict[str, Any]:
     """Compare ``code`` with ``answer`` within ``budget_s`` seconds; runs in a worker process.
 
-    Returns ``{"status", "time_s", "answer", "reference"}`` with ``status`` one of ``valid``,
-    ``wrong_answer``, ``unparsable_answer``, ``unparsable_reference``, ``timeout``; any other
-    failure raises (and becomes ``error``).
+    Returns ``{"status", "time_s", "answer", "reference", "detail"}`` with ``status`` ``valid``,
+    one of :data:`INVALID_REASONS`, ``unparsable_reference`` (only for a caller that skipped
+    :meth:`MathChecker.prepare`) or ``timeout``; ``detail`` says why an answer was refused. An
+    exception inside math-verify on the answer is the answer's (``unparsable_answer`` or
+    ``uncomparable_answer``); any other failure raises (and becomes ``error``).
     """
     started = time.perf_counter()
     result: dict[str, Any] = {"answer": None, "reference": None}
@@ -353,49 +373,43 @@ def judge(code: str, answer: str, budget_s: float) -> dict[str, Any]:
 
 @functools.cache
 def _lib() -> SimpleNamespace:
-    """math-verify, SymPy's error and the shortcuts, imported once per worker.
+    """The comparison (math-verify, SymPy) and the shortcuts, imported once per worker.
 
     Imported on first use, not with this module: the service process never needs them. Looked
     up once: ``from package import name`` inside a function runs the import machinery on every
-    call: with the extraction configs built anew, about 11 us for each of an answer's two
-    extractions, a tenth of a short answer's 0.25 ms.
+    call.
     """
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-    from sympy import SympifyError
-    from sympy.parsing.sympy_parser import parse_expr
-
     from verifier_service.checkers import math_shortcuts
+    from verifier_service.checkers.math_answer.compare import compare, parse_core
 
-    return SimpleNamespace(
-        parse=parse,
-        verify=verify,
-        parse_expr=parse_expr,
-        SympifyError=SympifyError,
-        shortcuts=math_shortcuts,
-        latex_only=[LatexExtractionConfig()],
-        latex_or_expr=[LatexExtractionConfig(), ExprExtractionConfig()],
-    )
+    return SimpleNamespace(compare=compare, parse_core=parse_core, shortcuts=math_shortcuts)
 
 
 def _compare(code: str, answer: str, result: dict[str, Any]) -> str:
     lib = _lib()
     lib.shortcuts.install()
-    reference = _extract_reference(answer)
-    result["reference"] = _echo(reference)
-    if not reference:
+    try:
+        reference = read_reference(answer)
+    except Refused as refused:  # prepare() refuses these; a direct caller gets a status
+        result["detail"] = refused.message
         return "unparsable_reference"
     try:
-        candidate = extract(code)
-    except lib.SympifyError:
-        # math-verify extracted a number SymPy cannot read (``-086``): the answer is unreadable,
-        # which is the answer's fault, not a fault of the checker.
-        return "unparsable_answer"
-    result["answer"] = _echo(candidate)
-    if not candidate:
-        return "unparsable_answer"
-    if lib.verify(reference, candidate, timeout_seconds=None, raise_on_error=True):
-        return "valid"
-    return "wrong_answer"
+        gold = _extract_reference(answer)
+    except Exception as exc:  # read by our reader, not by math-verify: the request's to fix
+        result["detail"] = f"math-verify: {type(exc).__name__}: {exc}"
+        return "unparsable_reference"
+    result["reference"] = _echo(gold)
+    if not gold:
+        return "unparsable_reference"
+    try:
+        candidate = read_answer(code)
+    except Refused as refused:
+        result["detail"] = refused.message
+        return refused.reason
+    judgement = lib.compare(reference, candidate, gold)
+    result["answer"] = _echo(judgement.answer) if judgement.answer else None
+    result["detail"] = judgement.detail
+    return judgement.status
 
 
 @contextlib.contextmanager
@@ -421,9 +435,6 @@ def _time_limit(seconds: float) -> Iterator[None]:
 _DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\n")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _FUNCTIONS = frozenset({"sqrt", "sin", "cos", "tan", "log", "ln", "exp"})
-# Plain arithmetic that SymPy may read directly (``**`` is not LaTeX). Nothing else ever reaches
-# SymPy's parser unescaped: it evaluates Python.
-_ARITHMETIC = re.compile(r"[0-9\s.+\-*/^()]+")
 
 
 def is_bare_expression(text: str) -> bool:
@@ -434,41 +445,23 @@ def is_bare_expression(text: str) -> bool:
 
 
 def extract(text: str) -> list[Any]:
-    """The final answer(s) math-verify reads from ``text``; ``[]`` when there is none."""
-    lib = _lib()
-    text = text.strip()
-    if is_bare_expression(text):
-        found = lib.parse(
-            f"${text}$",
-            extraction_config=lib.latex_only,
-            fallback_mode="no_fallback",
-            parsing_timeout=None,  # type: ignore[arg-type]
-            raise_on_error=True,
-        )
-        if not found and _ARITHMETIC.fullmatch(text):
-            found = _parse_arithmetic(text)
-        return found
-    return lib.parse(
-        text,
-        extraction_config=lib.latex_or_expr,
-        fallback_mode="no_fallback",
-        parsing_timeout=None,  # type: ignore[arg-type]
-        raise_on_error=True,
-    )
+    """What math-verify reads from the final answer of ``text`` under the strict reading;
+    ``[]`` when there is none, more than one, or it is not mathematics."""
+    try:
+        shape = read_answer(text)
+    except Refused:
+        return []
+    if shape.kind == "text":
+        return []
+    return _lib().parse_core(shape.core)
 
 
 @functools.lru_cache(maxsize=4096)
 def _extract_reference(answer: str) -> list[Any]:
-    """:func:`extract` of a reference answer, kept: a step sends the same reference with each
-    of a prompt's k samples, and SymPy objects are immutable, so sharing them is safe."""
-    return extract(answer)
-
-
-def _parse_arithmetic(text: str) -> list[Any]:
-    try:
-        return [_lib().parse_expr(text.replace("^", "**"), evaluate=False)]
-    except (SyntaxError, TypeError, ValueError, TokenError, ZeroDivisionError):
-        return []
+    """math-verify's parse of a reference answer (its strict reading's core), kept: a step
+    sends the same reference with each of a prompt's k samples, and SymPy objects are
+    immutable, so sharing them is safe."""
+    return _lib().parse_core(read_reference(answer).core)
 
 
 def _echo(found: list[Any]) -> str | None:

@@ -188,7 +188,7 @@ class EnvSequence:
     """The environment number the REPL must hand out next, checked against every reply.
 
     The REPL numbers environments 0, 1, 2, ... in the order it stores them and never reuses a
-    number (every recorded transcript under ``shared/lean-repl`` follows this, and the tests
+    number (every recorded transcript under ``tests/fixtures/lean-repl`` follows this, and the tests
     replay them all through it):
 
     - a ``cmd``, ``path`` or ``unpickleEnvFrom`` command answered with an ``env`` got the next

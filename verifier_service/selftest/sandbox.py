@@ -6,9 +6,9 @@ detection), starts one REPL and sends it code that tries what a hostile proof wo
 from the environment or from another process's ``/proc/*/environ``, write outside ``/tmp``, open a
 TCP connection and a Unix socket, signal the service, keep capabilities, run without limits. The
 code goes straight to the REPL through the pool, never through the public API and its soundness
-rules (which would refuse ``#eval`` before Lean ran it). Against real Lean each attempt is ``#eval``
-IO code; against the REPL double (CI) it is the double's ``-- double:probe`` marker, which makes
-the same attempt from inside the sandboxed process.
+rules (which would refuse ``#eval`` before Lean ran it). Each attempt is ``#eval`` IO code for real
+Lean followed by the REPL double's ``-- double:probe`` marker in a comment, which makes the double
+(CI, the image built without Lean) try the same from inside the sandboxed process.
 
 Each attempt reports ``blocked`` or ``ESCAPED``. The command prints a table and exits 0 only when
 every attempt the chosen mode must stop was stopped; ``uid`` mode does not isolate the network
@@ -26,15 +26,26 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from verifier_service.lean.pool import ReplPool
 from verifier_service.lean.sandbox import SandboxUnavailable, describe
 from verifier_service.settings import VerifierSettings
 
-__all__ = ["Probe", "ProbeResult", "SandboxReport", "probes", "run_sandbox_selftest"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "Probe",
+    "ProbeResult",
+    "SandboxReport",
+    "probe_code",
+    "probes",
+    "run_sandbox_selftest",
+]
 
 #: Modes that must stop every probe (``uid`` stops those whose ``modes`` include it).
 ALL = frozenset({"bwrap", "uid"})
@@ -246,8 +257,14 @@ def _targets() -> Iterator[tuple[str, Path, Path, int]]:
         shutil.rmtree(outside, ignore_errors=True)
 
 
-def _is_double(command: Sequence[str]) -> bool:
-    return any("repl_double" in part for part in command)
+def probe_code(probe: Probe) -> str:
+    """What the REPL is sent: the Lean ``#eval``, then the double's marker as a Lean comment.
+
+    Real Lean runs the ``#eval`` and ignores the comment; the REPL double runs the marker. One
+    text for both, because the command does not say which answers: the image built without Lean
+    puts the double behind the real REPL's command and paths.
+    """
+    return f"{probe.lean}\n-- double:probe {probe.double}\n"
 
 
 async def run_sandbox_selftest(
@@ -271,12 +288,11 @@ async def run_sandbox_selftest(
             pid=os.getpid(),
             tmp_size_mb=settings.lean_tmp_size_mb,
         )
-        double = _is_double(pool.command)
         try:
             await pool.start([""])
             async with pool.lease("", acquire_timeout_s=timeout_s) as worker:
                 for probe in attempts:
-                    code = f"-- double:probe {probe.double}" if double else probe.lean
+                    code = probe_code(probe)
                     reply = await worker.send({"cmd": code, "env": 0}, timeout_s)
                     report.results.append(_result(probe, reply))
         except Exception as exc:  # the REPL did not start or answer: say so, fail
@@ -306,7 +322,7 @@ def _result(probe: Probe, reply: dict) -> ProbeResult:
     return ProbeResult(probe, "no answer", "; ".join(map(str, errors))[:300] or str(reply)[:300])
 
 
-def print_report(report: SandboxReport, console) -> None:  # console: rich.console.Console
+def print_report(report: SandboxReport, console: Console) -> None:
     """The table an operator reads."""
     from rich.markup import escape
     from rich.table import Table
@@ -337,7 +353,7 @@ def print_report(report: SandboxReport, console) -> None:  # console: rich.conso
         console.print(f"[bold red]{escaped} of {len(report.results)} attempts escaped[/]")
 
 
-def main_sandbox(settings: VerifierSettings, console) -> int:
+def main_sandbox(settings: VerifierSettings, console: Console) -> int:
     """Run, print, and return the exit status (0: holds)."""
     report = asyncio.run(run_sandbox_selftest(settings))
     print_report(report, console)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from verifier_service.checkers.base import Checker, InvalidInput, Job, Policy
-from verifier_service.checkers.math import MathChecker, judge
+from verifier_service.checkers.math import STRICT_RULES, MathChecker, judge
 from verifier_service.verdicts import Verdict
 
 from . import helpers
@@ -29,7 +29,11 @@ def _job(checker: MathChecker, code: str, answer: str = "24", timeout_s: float =
 def test_identity(math_checker: MathChecker) -> None:
     assert isinstance(math_checker, Checker)
     assert math_checker.name == "math"
-    assert math_checker.version == f"math-verify {importlib.metadata.version('math-verify')}"
+    # The strict rules' revision is part of the version: verdicts cached under other rules
+    # (a cache key includes the version) are never served.
+    assert math_checker.version == (
+        f"math-verify {importlib.metadata.version('math-verify')}; strict {STRICT_RULES}"
+    )
     assert math_checker.readiness() == {}
 
 
@@ -45,6 +49,18 @@ def test_prepare_rejects_missing_input(
             code=code, header=None, statement=None, answer=answer, timeout_s=5, policy=Policy()
         )
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "answer", ["???", "not a number at all", "24 or 25", "\\boxed{24", "(1, 2", "\\frobnicate{3}"]
+)
+def test_prepare_rejects_a_reference_it_cannot_read(math_checker: MathChecker, answer: str) -> None:
+    # The client's mistake, refused (HTTP 422 naming "answer") before any check runs; it used
+    # to be an ``error`` verdict for every answer checked against it.
+    with pytest.raises(InvalidInput) as caught:
+        _job(math_checker, "24", answer)
+    assert caught.value.field == "answer"
+    assert "cannot read this reference answer" in caught.value.message
 
 
 def test_prepare_rejects_a_non_positive_budget(math_checker: MathChecker) -> None:
@@ -75,7 +91,6 @@ def test_prepare_drops_what_does_not_matter_for_math(math_checker: MathChecker) 
         ("3*7", "24", Verdict.INVALID, ["wrong_answer"]),
         ("3*", "24", Verdict.INVALID, ["unparsable_answer"]),
         ("\\frac{1}{2}", "0.5", Verdict.VALID, []),
-        ("3*8", "???", Verdict.ERROR, ["unparsable_reference"]),
     ],
 )
 async def test_check_verdicts(
