@@ -18,6 +18,9 @@ from verifier_service.testing import lean_oracle as oracle
 
 CORPUS = oracle.load_corpus()
 RECORDED = {e.id: oracle.load_recording(e.id) for e in CORPUS}
+#: The texts a real Lean has seen (the rest wait for ``scripts/record-lean-oracle.py``): only
+#: these are replayed, so a fresh clone runs every test here and skips none.
+REPLAYED = [e for e in CORPUS if RECORDED[e.id] is not None]
 STATEMENT_TYPES: dict[str, str | None] = (
     json.loads(oracle.STATEMENTS.read_text()) if oracle.STATEMENTS.exists() else {}
 )
@@ -45,21 +48,19 @@ def test_every_fixture_belongs_to_a_corpus_text():
     assert set(stray) <= ids
 
 
-@pytest.mark.parametrize("entry", CORPUS, ids=[e.id for e in CORPUS])
+@pytest.mark.parametrize("entry", REPLAYED, ids=[e.id for e in REPLAYED])
 def test_a_recording_is_of_the_text_as_it_is(entry):
     recording = RECORDED[entry.id]
-    if recording is None:
-        pytest.skip(f"{entry.id} is not recorded yet (scripts/record-lean-oracle.py)")
+    assert recording is not None
     assert recording.digest == entry.digest, (
         f"{entry.id} changed since it was recorded: scripts/record-lean-oracle.py --ids {entry.id}"
     )
 
 
-@pytest.mark.parametrize("entry", CORPUS, ids=[e.id for e in CORPUS])
+@pytest.mark.parametrize("entry", REPLAYED, ids=[e.id for e in REPLAYED])
 def test_the_prefilter_never_passes_what_lean_reads_otherwise(entry):
     recording = RECORDED[entry.id]
-    if recording is None or recording.digest != entry.digest:
-        pytest.skip(f"{entry.id} has no current recording")
+    assert recording is not None and recording.digest == entry.digest, "re-record it"
     assert oracle.disagreements(entry, recording, STATEMENT_TYPES) == []
 
 
@@ -69,8 +70,7 @@ def test_the_hostile_text_of_each_class_did_fool_a_naive_reading(kind):
     text suggests (a hidden command, a different theorem, an early stop), and the pre-filter
     refuses them."""
     entries = [e for e in CORPUS if e.kind == kind and RECORDED[e.id] is not None]
-    if not entries:
-        pytest.skip(f"no recording of class {kind} yet")
+    assert entries, f"no recording of class {kind}: scripts/record-lean-oracle.py"
     refused = [e for e in entries if static_violations("", e.text, e.statement)]
     assert refused, f"the pre-filter refuses no text of class {kind}"
 
