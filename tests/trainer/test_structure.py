@@ -7,87 +7,16 @@ the ``examples`` built on it.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.import_graph import cycles, graph, imports, modules
+
 PACKAGES = ("trainer_client", "examples")
-
-
-def _modules() -> dict[str, Path]:
-    found = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
-            if parts[-1] == "__init__":
-                parts.pop()
-            found[".".join(parts)] = path
-    return found
-
-
-MODULES = _modules()
-
-
-def _imports(name: str, path: Path) -> set[str]:
-    """The modules ``name`` imports (any project module, at any depth of the file)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            out.add(base)
-            out.update(f"{base}.{alias.name}" for alias in node.names)
-    return out
-
-
-GRAPH = {
-    name: {m for m in _imports(name, path) if m in MODULES and m != name}
-    for name, path in MODULES.items()
-}
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Every strongly connected group of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    groups: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in graph[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            group = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                group.append(w)
-                if w == v:
-                    break
-            if len(group) > 1:
-                groups.append(sorted(group))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return groups
+MODULES = modules(PACKAGES)
+GRAPH = graph(MODULES)
 
 
 def test_the_graph_sees_known_edges():
@@ -96,12 +25,12 @@ def test_the_graph_sees_known_edges():
     assert "trainer_client.rollout.base" in GRAPH["trainer_client.rollout.hf"]
     assert "trainer_client.objectives" in GRAPH["trainer_client.config"]
     assert "trainer_client.rollout.hf" in GRAPH["trainer_client.rollout"]
-    assert "matplotlib.pyplot" in _imports("x", MODULES["trainer_client.tracking"])
-    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
+    assert "matplotlib.pyplot" in imports("x", MODULES["trainer_client.tracking"])
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
 
 
 def test_no_import_cycles():
-    assert _cycles(GRAPH) == []
+    assert cycles(GRAPH) == []
 
 
 def test_the_library_never_imports_the_examples():
@@ -128,7 +57,7 @@ def test_one_module_imports_the_verifier_service():
         for name, path in MODULES.items()
         if name.startswith("trainer_client")
         and any(
-            m.split(".")[0] == "verifier_service" and not _shared(m) for m in _imports(name, path)
+            m.split(".")[0] == "verifier_service" and not _shared(m) for m in imports(name, path)
         )
     )
     assert importers == ["trainer_client.local_verifier"]
