@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from verifier_service.checkers.math_answer.normalise import strip_delimiters
+from verifier_service.checkers.math_answer.normalise import closing_brace, strip_delimiters
 from verifier_service.checkers.math_answer.shape import Refused
 
 __all__ = ["FinalAnswer", "final_answer"]
@@ -79,29 +79,11 @@ def _boxes(text: str) -> list[tuple[int, int, str]]:
         match = _BOX.search(text, position)
         if match is None:
             return found
-        close = _closing_brace(text, match.end() - 1)
+        close = closing_brace(text, match.end() - 1)
         if close < 0:
             raise Refused("unparsable_answer", "a \\boxed{ that is never closed")
         found.append((match.start(), close + 1, text[match.end() : close]))
         position = close + 1
-
-
-def _closing_brace(text: str, opening: int) -> int:
-    depth = 0
-    i = opening
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
 
 
 def _from_boxes(text: str, boxes: list[tuple[int, int, str]]) -> FinalAnswer:

@@ -17,7 +17,7 @@ import re
 import unicodedata
 from fractions import Fraction
 
-__all__ = ["MAX_LAYERS", "normalise", "strip_delimiters"]
+__all__ = ["MAX_LAYERS", "closing_brace", "normalise", "strip_delimiters"]
 
 #: Most layers of delimiters :func:`strip_delimiters` removes (``$\\boxed{…}$`` is two).
 MAX_LAYERS = 8
@@ -113,7 +113,7 @@ def strip_delimiters(text: str) -> str:
             if (
                 text.startswith(box)
                 and text.endswith("}")
-                and _closing(text, len(box) - 1) == len(text) - 1
+                and closing_brace(text, len(box) - 1) == len(text) - 1
             ):
                 text, changed = text[len(box) : -1].strip(), True
         if text.endswith("."):  # a full stop: no number ends with its decimal point
@@ -121,7 +121,7 @@ def strip_delimiters(text: str) -> str:
     return text
 
 
-def _closing(text: str, opening: int) -> int:
+def closing_brace(text: str, opening: int) -> int:
     """Index of the brace that closes the one at ``opening``; -1 when unbalanced."""
     depth = 0
     i = opening
