@@ -210,7 +210,7 @@ async def pool_proofs_per_s(
         while queue:
             proof = queue.pop()
             async with pool.lease(header, acquire_timeout_s=60) as worker:
-                await checker_lean_work(worker, proof)
+                await checker_lean_work(worker, proof, header)
 
     start = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
@@ -305,16 +305,18 @@ def p99(values: Sequence[float]) -> float:
 
 async def _lean_work(pool: ReplPool, header: str, proof: dict[str, str]) -> None:
     async with pool.lease(header, acquire_timeout_s=600) as worker:
-        await checker_lean_work(worker, proof)
+        await checker_lean_work(worker, proof, header)
 
 
-async def checker_lean_work(worker: LeanWorker, proof: dict[str, str]) -> None:
+async def checker_lean_work(worker: LeanWorker, proof: dict[str, str], header: str) -> None:
     """The REPL commands the lean4 checker sends for one valid proof, in its order."""
     env = worker.header_env if worker.header_env is not None else 0
     statement = statement_declaration(proof["statement"])
     await trusted.parse_code(worker, env, proof["code"], statement, 30)
     reply = await worker.send({"cmd": proof["code"], "env": env}, timeout_s=60)
-    await trusted.elaborate_statement(worker, env, statement_for_elaboration(statement), 30)
+    await trusted.elaborate_statement(
+        worker, env, statement_for_elaboration(statement), 30, header=header
+    )
     await trusted.target_type(worker, reply["env"], proof["id"], 30)
     await worker.send({"cmd": f"#print axioms {proof['id']}", "env": reply["env"]}, 30)
 

@@ -300,6 +300,7 @@ class LeanChecker(Checker):
                         env,
                         statement_for_elaboration(statement_declaration(job.statement)),
                         PROGRAM_TIMEOUT_S,
+                        header=job.header,
                     )
                 stage = "target"
                 target = await target_type(worker, reply.env, targets.main.name, PROGRAM_TIMEOUT_S)
