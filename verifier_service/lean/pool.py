@@ -449,7 +449,10 @@ class ReplPool:
         """Count a proof asked for; now and then, learn which import sets are hot."""
         self._demand.note(imports)
         now = time.monotonic()
-        if self.hot_import_sets and now - self._hot_checked >= 0.25:
+        rising = imports not in self._protected() and (
+            self._demand.score(imports) >= self.hot_min_proofs
+        )
+        if self.hot_import_sets and (rising or now - self._hot_checked >= 0.25):
             self._hot_checked = now
             hottest = self._demand.hottest(
                 self.hot_import_sets + len(self._prewarm), self.hot_min_proofs
@@ -642,6 +645,15 @@ class ReplPool:
         import sets hold at most :attr:`other_header_limit` workers between them."""
         if self._closed:
             return
+        protected = self._protected()
+        # The share grows past its limit while no protected proof waits; once one does, workers
+        # of the share coming free go back to the protected sets, not to their own queue.
+        reclaim = 0
+        if any(imports in self._queues for imports in protected):
+            held = Counter(worker.header for worker in [*self._idle, *self._busy])
+            held.update(self._starting.values())
+            reclaim = sum(n for h, n in held.items() if h not in protected)
+            reclaim -= self.other_header_limit
         for worker in list(self._idle):
             if not worker.alive:  # died while idle; its watcher may not have run yet
                 del self._idle[worker]
@@ -650,6 +662,9 @@ class ReplPool:
                 continue
             queue = self._queues.get(worker.header)
             if queue:
+                if reclaim > 0 and worker.header not in protected:
+                    reclaim -= 1
+                    continue  # left idle for a protected import set to convert below
                 waiter = queue.popleft()
                 if not queue:
                     del self._queues[worker.header]
@@ -658,7 +673,6 @@ class ReplPool:
                 waiter.future.set_result(worker)
         if not self._queues or (not self._idle and self._live() >= self.workers):
             return  # nobody waits, or there is nothing to start or convert
-        protected = self._protected()
         coming = Counter(self._starting.values())
         live = Counter(worker.header for worker in [*self._idle, *self._busy])
         live.update(coming)
@@ -681,7 +695,9 @@ class ReplPool:
                 if under_limit and free:
                     self._spawn(imports)
                 else:
-                    victim = self._victim(imports, live, under_limit, others_waiting, protected)
+                    victim = self._victim(
+                        imports, live, under_limit, others_waiting, others > limit, protected
+                    )
                     if victim is None:
                         break
                     del self._idle[victim]
@@ -702,6 +718,7 @@ class ReplPool:
         live: Counter[str],
         under_limit: bool,
         others_waiting: bool,
+        over_limit: bool,
         protected: Sequence[str],
     ) -> LeanWorker | None:
         """The idle worker that ``imports`` may convert, if any: of the import sets with no
@@ -714,7 +731,8 @@ class ReplPool:
         - An import set outside the protected ones at its limit converts only workers of the
           share.
         - A protected import set takes a worker from the share only when it has none of its
-          own, or when no other proof waits; otherwise it waits for its own (a proof is cheaper
+          own, when no other proof waits, or when the share holds more than its limit (it grew
+          while no protected proof waited); otherwise it waits for its own (a proof is cheaper
           than an import, and taking from the share would make the two evict each other).
         """
         is_protected = imports in protected
@@ -727,7 +745,7 @@ class ReplPool:
                 idle_set = not self._demand.recent(worker.header)
                 if under_limit and (live[worker.header] > 1 or starving or idle_set):
                     return worker
-            elif not is_protected or live[imports] == 0 or not others_waiting:
+            elif not is_protected or live[imports] == 0 or not others_waiting or over_limit:
                 return worker
         return None
 
