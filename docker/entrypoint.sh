@@ -23,6 +23,34 @@ if [ -r "$BUILD_ENV" ]; then
     done <"$BUILD_ENV"
 fi
 
+# docker-compose.yml: the Redis password lives in a file the redis service writes (REDIS_PASSWORD,
+# or one generated on its first start and kept in a volume). A SIEVE_REDIS_URL without a password
+# gets it here, so the operator never has to write one down. The file is the service user's
+# alone (mode 0400): Lean, another uid, cannot read it.
+if [ -n "${REDIS_PASSWORD_FILE:-}" ]; then
+    waited=0
+    while [ ! -s "$REDIS_PASSWORD_FILE" ] && [ "$waited" -lt "${REDIS_PASSWORD_WAIT_S:-30}" ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    case "${SIEVE_REDIS_URL:-}" in
+        '' | *://*@*) ;;
+        *://*)
+            if [ -s "$REDIS_PASSWORD_FILE" ]; then
+                password=$(cat "$REDIS_PASSWORD_FILE")
+                SIEVE_REDIS_URL="${SIEVE_REDIS_URL%%://*}://:${password}@${SIEVE_REDIS_URL#*://}"
+                export SIEVE_REDIS_URL
+                unset password
+            else
+                echo "sieve-entrypoint: no Redis password in $REDIS_PASSWORD_FILE;" \
+                    "serving without the Redis cache" >&2
+                unset SIEVE_REDIS_URL
+            fi
+            ;;
+    esac
+    unset REDIS_PASSWORD_FILE
+fi
+
 if [ "$(id -u)" = 0 ]; then
     user=${SERVICE_USER:-sieve}
     uid=$(id -u "$user")

@@ -1,9 +1,10 @@
-# syntax=docker/dockerfile:1
 #
 # The Sieve verifier: Lean 4 + Mathlib + the Lean REPL + the HTTP service, in one image.
 #
 #   docker build -f docker/verifier.Dockerfile -t sieve-verifier .
 #   docker build -f docker/verifier.Dockerfile --build-arg LEAN_VERSION=v4.9.0 -t sieve-verifier:v4.9.0 .
+#   docker build -f docker/verifier.Dockerfile --build-arg LEAN_STAGE=lean-double -t sieve-verifier:smoke .
+#     (no Lean: the REPL double in its place; deploy/smoke.sh builds and runs this one)
 #
 # Versions must line up: the Lean toolchain, Mathlib and the REPL are all taken at the same tag
 # (`vX.Y.Z`), because a REPL or Mathlib built by another toolchain cannot load the other's
@@ -28,6 +29,13 @@
 # capabilities to run Lean as the `lean` user) is for clusters without user namespaces.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Where /opt/elan, /opt/lean, /opt/mathlib4, /opt/repl and /etc/sieve/build.env come from: `lean`
+# (the real toolchain, Mathlib and REPL; the default) or `lean-double` (no Lean: the REPL protocol
+# double at the same paths, owned and permitted the same way; what deploy/smoke.sh builds where
+# Lean cannot be fetched). Everything after the Lean stage is the same for both. Choosing a stage
+# by argument needs BuildKit (the default builder of Docker >= 23; DOCKER_BUILDKIT=1 on 20.10),
+# which builds only the stages the image uses.
+ARG LEAN_STAGE=lean
 
 # ------------------------------------------------------------------------------------------------
 # Stage 1: the Lean toolchain, the REPL and Mathlib, under /opt (built as root, read-only later).
@@ -180,6 +188,56 @@ RUN cd /opt/mathlib4 \
  && cat /etc/sieve/build.env
 
 # ------------------------------------------------------------------------------------------------
+# Stage 1, without Lean (--build-arg LEAN_STAGE=lean-double): the REPL double stands in for the
+# REPL, behind the same command (`lake env /opt/repl/.lake/build/bin/repl`, run in /opt/mathlib4),
+# with `lake` a link from /opt/lean/bin into a toolchain under /opt/elan as in the real stage,
+# every tree owned by root and world-readable. It answers the REPL's protocol (no proofs are
+# checked); deploy/smoke.sh uses it to run the image for real without Lean.
+# ------------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS lean-double
+
+SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+
+COPY verifier_service/testing/repl_double.py /opt/repl/repl_double.py
+
+RUN toolchain=/opt/elan/toolchains/repl-double \
+ && mkdir -p "${toolchain}/bin" /opt/lean/bin /opt/repl/.lake/build/bin /opt/mathlib4 /etc/sieve \
+ && printf '%s\n' \
+      '#!/bin/sh' \
+      '# Stands in for Lake: `lake env CMD...` runs CMD (real Lake sets LEAN_PATH first).' \
+      'case "${1:-}" in' \
+      '  env) shift; exec "$@" ;;' \
+      '  --version) echo "Lake version repl-double (no Lean in this image)" ;;' \
+      '  *) echo "lake (double): only env and --version" >&2; exit 1 ;;' \
+      'esac' > "${toolchain}/bin/lake" \
+ && printf '%s\n' '#!/bin/sh' 'echo "Lean (version repl-double, no Lean in this image)"' \
+      > "${toolchain}/bin/lean" \
+ && printf '%s\n' '#!/bin/sh' \
+      'exec python3 -I /opt/repl/repl_double.py --no-transcripts "$@"' \
+      > /opt/repl/.lake/build/bin/repl \
+ && chmod 0755 "${toolchain}/bin/lake" "${toolchain}/bin/lean" /opt/repl/.lake/build/bin/repl \
+ && for tool in lean lake; do ln -s "${toolchain}/bin/${tool}" "/opt/lean/bin/${tool}"; done \
+ && echo "repl-double" > /opt/mathlib4/lean-toolchain \
+ && printf '%s\n' SIEVE_REPL_REV=repl-double SIEVE_MATHLIB_REV=none \
+      SIEVE_LEAN_TOOLCHAIN=repl-double > /etc/sieve/build.env \
+ && chmod -R a+rX,go-w /opt/elan \
+ && chmod -R a+rX,go-w /opt/repl \
+ && chmod -R a+rX,go-w /opt/mathlib4 \
+ && chmod a+rX,go-w /opt/lean /opt/lean/bin /etc/sieve /etc/sieve/build.env
+
+# The same smoke test as the real stage: an unprivileged user runs the command from /opt/mathlib4.
+RUN cd /opt/mathlib4 \
+ && printf '{"cmd": "theorem sieve_smoke : 1 + 1 = 2 := rfl"}\n\n' \
+      | setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/tmp \
+          PATH="/opt/lean/bin:${PATH}" lake env /opt/repl/.lake/build/bin/repl \
+      | tee /tmp/smoke.out \
+ && grep -q '"env"' /tmp/smoke.out \
+ && rm -f /tmp/smoke.out
+
+# The stage chosen by LEAN_STAGE.
+FROM ${LEAN_STAGE} AS lean-tree
+
+# ------------------------------------------------------------------------------------------------
 # Stage 2: the service. Lean comes first (large, rarely changes), the Python package last.
 # ------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS verifier
@@ -192,11 +250,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # Owned by root, world-readable: the service user can run Lean but never change it.
-COPY --from=lean /opt/elan /opt/elan
-COPY --from=lean /opt/lean /opt/lean
-COPY --from=lean /opt/mathlib4 /opt/mathlib4
-COPY --from=lean /opt/repl /opt/repl
-COPY --from=lean /etc/sieve/build.env /etc/sieve/build.env
+COPY --from=lean-tree /opt/elan /opt/elan
+COPY --from=lean-tree /opt/lean /opt/lean
+COPY --from=lean-tree /opt/mathlib4 /opt/mathlib4
+COPY --from=lean-tree /opt/repl /opt/repl
+COPY --from=lean-tree /etc/sieve/build.env /etc/sieve/build.env
 COPY docker/entrypoint.sh /usr/local/bin/sieve-entrypoint
 
 # Two users: `sieve` (10000) runs the service; `lean` (10001) is the uid Lean runs as in
@@ -232,6 +290,9 @@ ENV SIEVE_HOST=0.0.0.0 \
     SIEVE_LEAN_SANDBOX_GID=10001 \
     SIEVE_CHECKERS=lean4,math
 
+# The package index pip installs from (a mirror, or the local index deploy/smoke.sh serves).
+ARG PIP_INDEX_URL=https://pypi.org/simple
+
 # The Python package, last: code changes rebuild only this layer.
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -246,7 +307,9 @@ WORKDIR /var/lib/sieve
 EXPOSE 8000
 
 # /health: the process serves HTTP (Lean may still be importing Mathlib; /ready says when done).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+# The first probe runs one interval after start (Docker < 25 has no start interval): 10 s, not
+# 30 s, so `healthy` follows the service's few seconds of start-up instead of lagging 30 s.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD curl -fsS "http://127.0.0.1:${SIEVE_PORT}/health" || exit 1
 
 ENTRYPOINT ["tini", "--", "sieve-entrypoint"]

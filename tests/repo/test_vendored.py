@@ -81,7 +81,8 @@ def test_a_lone_copy_of_the_double_has_no_default_transcripts(tmp_path):
 
 
 def _own_text_files() -> list[Path]:
-    files = [REPO_ROOT / name for name in ("README.md", "pyproject.toml", "docker-compose.yml")]
+    names = ("README.md", "mkdocs.yml", "pyproject.toml", "docker-compose.yml")
+    files = [REPO_ROOT / name for name in names] + sorted((REPO_ROOT / "docs").rglob("*.md"))
     for folder in (*OWN_FOLDERS, "docker", ".ci"):
         for path in (REPO_ROOT / folder).rglob("*"):
             if "fixtures" in path.parts or "__pycache__" in path.parts or not path.is_file():

@@ -1,13 +1,12 @@
-"""README's settings table gives the defaults VerifierSettings has (the numeric ones)."""
+"""The manual's settings table gives the defaults VerifierSettings has (the numeric ones)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from tests.docs import doc_section
 from verifier_service.settings import VerifierSettings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)( MiB)?")
 
 
@@ -20,8 +19,8 @@ def _value(text: str) -> float | None:
 
 
 def numeric_rows() -> list[tuple[str, float]]:
-    """``(variable, default)`` for every README row whose defaults are plain numbers."""
-    section = README.read_text().split("## Settings (verifier)", 1)[1].split("\n## ", 1)[0]
+    """``(variable, default)`` for every row of the table whose defaults are plain numbers."""
+    section = doc_section("settings", "## Settings (verifier)")
     pairs = []
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

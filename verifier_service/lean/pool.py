@@ -39,8 +39,8 @@ while proofs of a protected set wait, every other import set together holds at m
 is left without one). New import sets then evict each other inside that share, and a protected
 set with demand never waits for someone else's import. A protected set takes a worker back from
 the share only when it has none left, or when no other proof is waiting. What the pool remembers
-per header (headers that failed to elaborate) is bounded by count and bytes, and expires; so is
-what it remembers per import set (demand, imports started).
+per header (headers that failed to elaborate, :mod:`.header_failures`) is bounded by count and
+bytes, and expires; so is what it remembers per import set (demand, imports started).
 
 Usage::
 
@@ -56,7 +56,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import math
 import os
@@ -70,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from verifier_service.lean.header import split_imports
+from verifier_service.lean.header_failures import HeaderFailures
 from verifier_service.lean.repl import (
     HeaderFailed,
     LeanWorker,
@@ -198,106 +198,6 @@ class _Demand:
         scored = [(self.score(imports), imports) for imports in self._entries]
         ranked = sorted(scored, reverse=True)[:count]
         return [imports for score, imports in ranked if score >= minimum]
-
-
-class HeaderFailures:
-    """Headers that did not elaborate, answered from memory for ``ttl_s`` without a new process.
-
-    A client can send any number of distinct bad headers, each up to ``SIEVE_MAX_CODE_BYTES``, so
-    the memory is bounded: entries are keyed by a digest of the header (never the header itself),
-    each entry's Lean messages are trimmed to ``max_entry_bytes``, and the oldest entries go first
-    when there are more than ``max_entries`` or they hold more than ``max_bytes``. Expired entries
-    are dropped as new ones arrive, so the memory shrinks back once the bad headers stop.
-    """
-
-    #: Bytes counted per entry on top of its messages (digest, tuple, dict slot).
-    entry_overhead = 200
-
-    def __init__(
-        self,
-        *,
-        ttl_s: float = 30.0,
-        max_entries: int = 1024,
-        max_bytes: int = 4 << 20,
-        max_entry_bytes: int = 16 << 10,
-    ) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.max_entry_bytes = max_entry_bytes
-        # digest -> (expiry, messages, bytes); insertion order is expiry order (one ttl for all).
-        self._entries: OrderedDict[bytes, tuple[float, list[dict[str, Any]], int]] = OrderedDict()
-        self._bytes = 0
-
-    @staticmethod
-    def _key(header: str) -> bytes:
-        return hashlib.blake2b(header.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-    def get(self, header: str) -> list[dict[str, Any]] | None:
-        """The messages ``header`` failed with, if it failed within ``ttl_s``."""
-        key = self._key(header)
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= time.monotonic():
-            self._drop(key)
-            return None
-        return entry[1]
-
-    def put(self, header: str, messages: Sequence[dict[str, Any]]) -> None:
-        key = self._key(header)
-        if key in self._entries:
-            self._drop(key)
-        self.prune()
-        kept = self.trim(messages, self.max_entry_bytes)
-        size = self.entry_overhead + sum(len(json.dumps(m, default=str)) for m in kept)
-        self._entries[key] = (time.monotonic() + self.ttl_s, kept, size)
-        self._bytes += size
-        while self._entries and (
-            len(self._entries) > self.max_entries or self._bytes > self.max_bytes
-        ):
-            self._drop(next(iter(self._entries)))
-
-    def prune(self) -> None:
-        """Forget every expired entry."""
-        now = time.monotonic()
-        while self._entries:
-            key, (expiry, _, _) = next(iter(self._entries.items()))
-            if expiry > now:
-                return
-            self._drop(key)
-
-    def _drop(self, key: bytes) -> None:
-        _, _, size = self._entries.pop(key)
-        self._bytes -= size
-
-    @staticmethod
-    def trim(messages: Sequence[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
-        """The leading messages that fit in ``budget`` bytes of JSON; long texts are cut short.
-
-        The first message is always kept (cut to fit), since it says why the header failed.
-        """
-        kept: list[dict[str, Any]] = []
-        used = 0
-        for message in messages:
-            message = dict(message)
-            data = message.get("data")
-            limit = max(256, budget // 4)
-            if isinstance(data, str) and len(data) > limit:
-                message["data"] = data[:limit] + "… (truncated)"
-            size = len(json.dumps(message, default=str))
-            if kept and used + size > budget:
-                break
-            kept.append(message)
-            used += size
-        return kept
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def bytes(self) -> int:
-        return self._bytes
 
 
 class ReplPool:
@@ -791,8 +691,8 @@ class ReplPool:
                 slot=slot,
                 cwd=self.cwd,
                 env=launch.env,
+                # the uid switch in preexec_fn: uvloop's subprocess refuses Popen's keywords
                 preexec_fn=self._preexec(slot, launch),
-                credentials=launch.popen_kwargs(),
             )
             await worker.import_header(self.header_timeout_s)
             failures = []
@@ -904,7 +804,7 @@ class ReplPool:
         if self._cpus and self.threads < len(self._cpus):
             first = slot * self.threads
             cpus = {self._cpus[(first + i) % len(self._cpus)] for i in range(self.threads)}
-        return launch.preexec(more, cpus)
+        return launch.preexec(more, cpus, switch_credentials=True)
 
     def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)

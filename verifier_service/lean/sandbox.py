@@ -102,8 +102,8 @@ _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _DOCKER_FIX = (
     "Inside Docker or Kubernetes bubblewrap needs seccomp=unconfined, systempaths=unconfined and "
     "an AppArmor profile that allows mount and userns (docker/apparmor/sieve-verifier; see "
-    "README, 'Docker'); on a host, install bubblewrap and allow unprivileged user namespaces "
-    "(Ubuntu >= 23.10: the same AppArmor profile, or sysctl "
+    "docs/sandbox-and-docker.md); on a host, install bubblewrap and allow unprivileged user "
+    "namespaces (Ubuntu >= 23.10: the same AppArmor profile, or sysctl "
     "kernel.apparmor_restrict_unprivileged_userns=0). Where namespaces cannot be had, choose "
     "SIEVE_LEAN_SANDBOX=uid (a separate unprivileged uid, no network isolation) explicitly."
 )
@@ -198,10 +198,21 @@ class Launch:
         return kwargs
 
     def preexec(
-        self, more: Sequence[tuple[int, int]] = (), cpus: set[int] | None = None
+        self,
+        more: Sequence[tuple[int, int]] = (),
+        cpus: set[int] | None = None,
+        *,
+        switch_credentials: bool = False,
     ) -> Callable[[], None] | None:
         """One function for Popen's ``preexec_fn``: rlimits (``more`` too, each capped by the
-        current hard limit), CPU affinity, then the hooks."""
+        current hard limit), CPU affinity, then the hooks.
+
+        ``switch_credentials``: first take ``extra_groups``, ``group`` and ``user`` here, in the
+        order Popen does, for callers that cannot pass :meth:`popen_kwargs`. The service's
+        asyncio loop is uvloop under uvicorn, and uvloop's subprocess refuses ``user``, ``group``
+        and ``extra_groups`` outright ("unexpected kwargs"), which stopped every REPL in ``uid``
+        mode and in ``bwrap`` mode started as root.
+        """
         limits = []
         for kind, value in [*self.rlimits, *more]:
             hard = resource.getrlimit(kind)[1]
@@ -209,11 +220,20 @@ class Launch:
                 value = min(value, hard)
             limits.append((kind, value))
         hooks = list(self.hooks)
-        if not limits and not cpus and not hooks:
+        groups = self.extra_groups if switch_credentials else None
+        gid = self.group if switch_credentials else None
+        uid = self.user if switch_credentials else None
+        if not limits and not cpus and not hooks and groups is gid is uid is None:
             return None
         setrlimit, setaffinity = resource.setrlimit, getattr(os, "sched_setaffinity", None)
 
         def apply() -> None:
+            if groups is not None:
+                os.setgroups(groups)
+            if gid is not None:
+                os.setresgid(gid, gid, gid)
+            if uid is not None:
+                os.setresuid(uid, uid, uid)
             for kind, value in limits:
                 setrlimit(kind, (value, value))
             if cpus and setaffinity is not None:

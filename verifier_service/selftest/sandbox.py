@@ -6,9 +6,9 @@ detection), starts one REPL and sends it code that tries what a hostile proof wo
 from the environment or from another process's ``/proc/*/environ``, write outside ``/tmp``, open a
 TCP connection and a Unix socket, signal the service, keep capabilities, run without limits. The
 code goes straight to the REPL through the pool, never through the public API and its soundness
-rules (which would refuse ``#eval`` before Lean ran it). Against real Lean each attempt is ``#eval``
-IO code; against the REPL double (CI) it is the double's ``-- double:probe`` marker, which makes
-the same attempt from inside the sandboxed process.
+rules (which would refuse ``#eval`` before Lean ran it). Each attempt is ``#eval`` IO code for real
+Lean followed by the REPL double's ``-- double:probe`` marker in a comment, which makes the double
+(CI, the image built without Lean) try the same from inside the sandboxed process.
 
 Each attempt reports ``blocked`` or ``ESCAPED``. The command prints a table and exits 0 only when
 every attempt the chosen mode must stop was stopped; ``uid`` mode does not isolate the network
@@ -26,7 +26,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,14 @@ from verifier_service.lean.pool import ReplPool
 from verifier_service.lean.sandbox import SandboxUnavailable, describe
 from verifier_service.settings import VerifierSettings
 
-__all__ = ["Probe", "ProbeResult", "SandboxReport", "probes", "run_sandbox_selftest"]
+__all__ = [
+    "Probe",
+    "ProbeResult",
+    "SandboxReport",
+    "probe_code",
+    "probes",
+    "run_sandbox_selftest",
+]
 
 #: Modes that must stop every probe (``uid`` stops those whose ``modes`` include it).
 ALL = frozenset({"bwrap", "uid"})
@@ -246,8 +253,14 @@ def _targets() -> Iterator[tuple[str, Path, Path, int]]:
         shutil.rmtree(outside, ignore_errors=True)
 
 
-def _is_double(command: Sequence[str]) -> bool:
-    return any("repl_double" in part for part in command)
+def probe_code(probe: Probe) -> str:
+    """What the REPL is sent: the Lean ``#eval``, then the double's marker as a Lean comment.
+
+    Real Lean runs the ``#eval`` and ignores the comment; the REPL double runs the marker. One
+    text for both, because the command does not say which answers: the image built without Lean
+    puts the double behind the real REPL's command and paths.
+    """
+    return f"{probe.lean}\n-- double:probe {probe.double}\n"
 
 
 async def run_sandbox_selftest(
@@ -271,12 +284,11 @@ async def run_sandbox_selftest(
             pid=os.getpid(),
             tmp_size_mb=settings.lean_tmp_size_mb,
         )
-        double = _is_double(pool.command)
         try:
             await pool.start([""])
             async with pool.lease("", acquire_timeout_s=timeout_s) as worker:
                 for probe in attempts:
-                    code = f"-- double:probe {probe.double}" if double else probe.lean
+                    code = probe_code(probe)
                     reply = await worker.send({"cmd": code, "env": 0}, timeout_s)
                     report.results.append(_result(probe, reply))
         except Exception as exc:  # the REPL did not start or answer: say so, fail

@@ -1,6 +1,6 @@
 """What a proof may use: the commands, attributes and options of the static rules, as data.
 
-This module is the contract README's "What ``lean4`` counts as verified" states, and a test holds
+This module is the contract that docs/soundness.md's lean4 section states, and a test holds
 the two to the same lists. The rules prefer an allowlist to a denylist: a command, attribute or
 option that is not named here is refused, so a spelling nobody thought of (a Mathlib command
 that defines syntax, an attribute that registers an extension) is refused by default. The

@@ -88,7 +88,7 @@ def test_shipped_configs_load(name):
 
 
 def test_paper_recipe():
-    """The values of README's table for ``configs/paper_alpha_dpg.yaml``."""
+    """The values of the trainer page's table for ``configs/paper_alpha_dpg.yaml``."""
     cfg = load_config(REPO / "configs" / "paper_alpha_dpg.yaml", env={})
     assert cfg.model.name_or_path == "deepseek-ai/DeepSeek-Prover-V1.5-SFT"
     assert cfg.data.path.endswith("mff-lwb-10k-seen.parquet")

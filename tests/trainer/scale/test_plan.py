@@ -125,15 +125,15 @@ def test_the_cli_prints_the_plan_without_loading_weights(monkeypatch):
 
 
 def test_the_readme_quotes_the_paper_plan_as_it_is():
-    """README's "Will it fit?" figures are the plan's own, for both sampling backends."""
-    from pathlib import Path
+    """The manual's "Will it fit?" figures are the plan's own, for both sampling backends."""
+    from tests.docs import doc_text
 
-    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    readme = doc_text("trainer")
     quoted = re.search(
         r"`plan: (\d+\.\d) GiB per GPU on 4 GPUs` \(`(\d+\.\d) GiB` with `sampling\.backend=vllm`",
         readme,
     )
-    assert quoted, "README no longer quotes the paper recipe's plan"
+    assert quoted, "the trainer page no longer quotes the paper recipe's plan"
     hf = plan_memory(load_config(PAPER), gpus=4).total_gib
     vllm = plan_memory(load_config(PAPER, ["sampling.backend=vllm"]), gpus=4).total_gib
     assert quoted.groups() == (f"{hf:.1f}", f"{vllm:.1f}")

@@ -146,7 +146,7 @@ async def test_quota_identity_is_the_key_index_never_the_key(make_client: MakeCl
 def test_a_token_is_compared_with_every_key_in_constant_time(
     monkeypatch: pytest.MonkeyPatch, token: str
 ):
-    """README: keys are compared in constant time; so neither a match nor its position leaks."""
+    """The manual: keys are compared in constant time; so neither a match nor its position leaks."""
     import hmac
 
     from verifier_service.api import auth

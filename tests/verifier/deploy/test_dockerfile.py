@@ -8,9 +8,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
+
+from tests.docs import doc_text
 
 from .conftest import DOCKERIGNORE, ENTRYPOINT, REPO_ROOT, SETTINGS_VARIABLES
 
@@ -30,7 +33,8 @@ def test_every_line_belongs_to_an_instruction(dockerfile: Any) -> None:
     """A line that lost its ``\\`` continuation would start a bogus instruction."""
     unknown = [i for i in dockerfile.instructions if i.keyword not in INSTRUCTIONS]
     assert not unknown, unknown
-    assert [i.keyword for i in dockerfile.instructions].count("FROM") == 2
+    # lean, lean-double, lean-tree (the one LEAN_STAGE names), verifier
+    assert [i.keyword for i in dockerfile.instructions].count("FROM") == 4
 
 
 def test_sieve_variables_in_the_image_are_settings(dockerfile: Any) -> None:
@@ -109,7 +113,9 @@ def test_copied_sources_are_in_the_build_context(dockerfile: Any) -> None:
             continue
         *sources, _destination = shlex.split(copy)
         for source in sources:
-            assert source in included, f"{source} is excluded by .dockerignore"
+            # a source is in the context when it, or a directory above it, is re-included
+            parents = [source, *(str(p) for p in PurePosixPath(source).parents)]
+            assert set(parents) & set(included), f"{source} is excluded by .dockerignore"
             if source != "README.md":  # written by the docs, required by pyproject's readme
                 assert (REPO_ROOT / source).exists(), source
 
@@ -226,8 +232,8 @@ def test_permissions_are_set_where_each_tree_is_made(dockerfile: Any) -> None:
 def test_build_needs_are_stated() -> None:
     assert "30 GB of free disk" in DOCKERFILE_TEXT
     assert "7 GB of RAM" in DOCKERFILE_TEXT
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert "30 GB" in readme and "7 GB" in readme
+    manual = doc_text("docker")
+    assert "30 GB" in manual and "7 GB" in manual
 
 
 def _entrypoint_status(mode: str) -> dict[str, str]:
@@ -257,3 +263,70 @@ def test_entrypoint_started_as_root_never_runs_the_service_as_root() -> None:
     wanted = (1 << 5) | (1 << 6) | (1 << 7)
     assert int(status["CapEff"], 16) == wanted and int(status["CapAmb"], 16) == wanted
     assert int(status["CapBnd"], 16) == wanted
+
+
+# --- the image without Lean (LEAN_STAGE=lean-double; deploy/smoke.sh builds and runs it) --------
+
+
+def _stages(dockerfile: Any) -> dict[str, int]:
+    """Stage name -> index, from ``FROM IMAGE AS NAME``."""
+    names = {}
+    for instruction in dockerfile.instructions:
+        if instruction.keyword == "FROM":
+            words = instruction.arguments.split()
+            names[words[-1]] = instruction.stage
+    return names
+
+
+def test_lean_stage_is_chosen_by_a_build_argument(dockerfile: Any) -> None:
+    stages = _stages(dockerfile)
+    assert list(stages) == ["lean", "lean-double", "lean-tree", "verifier"]
+    global_args = [
+        i.arguments for i in dockerfile.instructions if i.keyword == "ARG" and i.stage < 0
+    ]
+    assert "LEAN_STAGE=lean" in global_args, "the real Lean stage is the default"
+    froms = dockerfile.all("FROM")
+    assert froms[stages["lean-tree"]] == "${LEAN_STAGE} AS lean-tree"
+    assert not dockerfile.all("RUN", stage=stages["lean-tree"]), "lean-tree only names a stage"
+    # the service stage takes Lean only through lean-tree, so both builds share every later layer
+    copies = [c for c in dockerfile.all("COPY") if c.startswith("--from=")]
+    assert copies and all(c.startswith("--from=lean-tree ") for c in copies), copies
+
+
+def test_double_stage_provides_what_the_real_stage_does(dockerfile: Any) -> None:
+    stages = _stages(dockerfile)
+    double = stages["lean-double"]
+    text = " ".join(dockerfile.all("RUN", stage=double) + dockerfile.all("COPY", stage=double))
+    for copy in dockerfile.all("COPY"):
+        if copy.startswith("--from=lean-tree "):
+            source = copy.split()[1]
+            assert source in text, f"the double stage never makes {source}"
+    env = dockerfile.env(stage=dockerfile.final_stage)
+    repl = shlex.split(env["SIEVE_LEAN_REPL"])
+    assert f"> {repl[2]}" in text, "the double must answer at the real REPL's path"
+    # lake on PATH is a link from /opt/lean/bin into a toolchain under /opt/elan, as elan makes
+    assert 'ln -s "${toolchain}/bin/${tool}" "/opt/lean/bin/${tool}"' in text
+    assert "toolchain=/opt/elan/toolchains/" in text
+    for tree in ("/opt/elan", "/opt/repl", "/opt/mathlib4"):
+        assert f"chmod -R a+rX,go-w {tree}" in text, tree
+    assert "--no-transcripts" in text, "the image carries no recordings"
+    # the same smoke test as the real stage: uid nobody runs the command from the Mathlib dir
+    (smoke,) = [run for run in dockerfile.all("RUN", stage=double) if "sieve_smoke" in run]
+    assert "cd /opt/mathlib4" in smoke and "--reuid=nobody" in smoke
+    assert "lake env /opt/repl/.lake/build/bin/repl" in smoke
+    # and it records itself as what it is, in the service's checker versions
+    assert "SIEVE_REPL_REV=repl-double" in text
+
+
+def test_no_frontend_image_is_pulled() -> None:
+    """``# syntax=`` makes BuildKit pull a frontend image from a registry on every build; the
+    built-in frontend reads this file, and a build without a registry must work."""
+    first = DOCKERFILE_TEXT.splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE), first
+
+
+def test_pip_index_is_a_build_argument(dockerfile: Any) -> None:
+    """deploy/smoke.sh (and a mirror) point pip elsewhere without editing the file."""
+    final = dockerfile.final_stage
+    args = dict(arg.partition("=")[::2] for arg in dockerfile.all("ARG", stage=final))
+    assert args.get("PIP_INDEX_URL") == "https://pypi.org/simple"

@@ -131,7 +131,7 @@ def test_manifest_validates_strictly(name: str, doc: dict[str, Any]) -> None:
 
 
 def test_the_command_line_validator_passes_every_file() -> None:
-    """What README tells an operator to run; offline, with the package's bundled schemas."""
+    """What the manual tells an operator to run; offline, with the package's bundled schemas."""
     binary = shutil.which("kubernetes-validate")
     if binary is None:
         pytest.skip("kubernetes-validate is not on PATH (pip install -e '.[dev]')")

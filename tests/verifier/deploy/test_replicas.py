@@ -1,4 +1,4 @@
-"""Scale-out as README describes it: two ``sieve-verifier serve`` replicas sharing one Redis.
+"""Scale-out as docs/scale-out.md describes it: two ``sieve-verifier serve`` replicas, one Redis.
 
 ``VerifierClient`` is given both URLs and 400 ``math`` proofs; one replica is SIGKILLed mid-run.
 Every result must still come back, in order, right, and none ``error``; the survivor then answers

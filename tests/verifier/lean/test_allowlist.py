@@ -1,4 +1,4 @@
-"""The allowlist is a contract: README states it, and it admits everything real data uses."""
+"""The allowlist is a contract: the manual states it, and it admits everything real data uses."""
 
 from __future__ import annotations
 
@@ -7,22 +7,19 @@ import re
 
 import pytest
 
+from tests.docs import PAGES, doc_section
 from verifier_service.soundness import allowlist, no_forbidden_commands, statement_unchanged
 from verifier_service.soundness.source import TokenKind, attribute_names, attribute_spans, tokenize
 from verifier_service.vendored import data_file
 
-from .conftest import REPO_ROOT
-
 
 def _readme_section() -> str:
-    text = (REPO_ROOT / "README.md").read_text("utf-8")
-    start = text.index("## What `lean4` counts as verified")
-    return text[start : text.index("\n## ", start + 1)]
+    return doc_section("soundness", "## What `lean4` counts as verified")
 
 
 def _bullet(section: str, title: str) -> str:
     match = re.search(rf"- {title}[^:]*:(.*?)(?=\n   - |\n\n)", section, re.DOTALL)
-    assert match, f"README has no '{title}' bullet"
+    assert match, f"{PAGES['soundness']} has no '{title}' bullet"
     return match.group(1)
 
 

@@ -227,11 +227,9 @@ def test_a_statement_lean_cannot_take_as_one_declaration_is_a_statement_error():
 
 
 def test_readme_gives_every_reason_of_lean_s_parse_and_the_kernel_terms():
-    from .conftest import REPO_ROOT
+    from tests.docs import doc_section
 
-    text = (REPO_ROOT / "README.md").read_text("utf-8")
-    start = text.index("## What `lean4` counts as verified")
-    section = text[start : text.index("\n## ", start + 1)]
+    section = doc_section("soundness", "## What `lean4` counts as verified")
     for reason in [
         "parse_mismatch",
         "statement_error",

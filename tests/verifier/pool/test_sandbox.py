@@ -10,6 +10,7 @@ every test also runs a command that the sandbox's private ``/tmp`` would hide.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -469,6 +470,22 @@ async def test_uid_mode_lean_cannot_reach_the_service(
     results = await _probe_through_pool(confinement, kit.double, probes, str(kit.root))
     _assert_all_blocked(probes, results)
     assert not (root_only_dir / "escaped").exists()
+
+
+def test_uid_mode_pool_starts_under_uvloop(kit: Kit) -> None:
+    """The service runs under uvicorn's uvloop, whose subprocess refuses Popen's ``user``/
+    ``group``/``extra_groups`` ("unexpected kwargs"): the pool must switch uid without them.
+    Found by running the image (deploy/smoke.sh): no REPL started in uid mode."""
+    uvloop = pytest.importorskip("uvloop", reason="uvloop is uvicorn[standard]'s event loop")
+    if not ROOT:
+        pytest.skip("uid mode needs a service that can switch uids (root in CI)")
+    kit.need_python_for_nobody()
+    confinement = UidSandbox(uid=NOBODY, gid=NOBODY, max_processes=64)
+    probes = ["root", "caps"]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        results = runner.run(_probe_through_pool(confinement, kit.double, probes, str(kit.root)))
+    _assert_all_blocked(probes, results)
+    assert f"uid {NOBODY}" in results["root"][1], results
 
 
 def test_uid_mode_refuses_what_it_cannot_do(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,10 @@ that accepts everything must fail the selftest, and an unreachable one must exit
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from typer.testing import CliRunner
 
 from verifier_service.cli import app
 from verifier_service.launcher import free_port, serve_subprocess
+from verifier_service.lean.sandbox import Sandbox
 from verifier_service.selftest import CASES, Expect, run_selftest
 from verifier_service.testing.repl_double import command
 
@@ -51,6 +55,32 @@ def test_every_verdict_is_right_against_the_service(lean_url):
     assert len(report.results) == len(CASES)
     assert report.hostile_accepted == []
     assert report.checker_version.startswith("lean4")
+
+
+def test_every_verdict_is_right_with_the_double_in_bubblewrap():
+    """Sandboxed, the double sees only the paths on its command line: it must still answer the
+    trusted programs (parse, statement, target), or every proof would be an ``error``."""
+    problem = Sandbox().problem()
+    if problem is not None:
+        pytest.skip(f"bubblewrap cannot run in this environment: {problem}")
+    # As root the sandbox runs as uid 65534, who cannot run a Python under /root; the double
+    # needs only the standard library, so the system's Python does.
+    python = "/usr/bin/python3" if os.geteuid() == 0 and Path("/usr/bin/python3").exists() else None
+    if python is None:
+        python = sys.executable
+    env = {
+        "SIEVE_CHECKERS": "lean4",
+        "SIEVE_LEAN_REPL": shlex.join([python, *command("--no-transcripts")[1:]]),
+        "SIEVE_LEAN_WORKERS": "1",
+        "SIEVE_LEAN_SANDBOX": "bwrap",
+        "SIEVE_LOG_LEVEL": "warning",
+        "SIEVE_API_KEYS": "selftest-key",
+    }
+    with serve_subprocess(env, ready_path="/health") as url:
+        report = run_selftest(url, api_key="selftest-key", ready_timeout_s=60)
+    assert report.ok, [r.to_dict() for r in report.wrong]
+    assert len(report.results) == len(CASES)
+    assert report.hostile_accepted == []
 
 
 def test_cli_prints_the_table_and_exits_0(lean_url):

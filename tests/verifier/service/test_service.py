@@ -280,7 +280,7 @@ async def test_per_client_state_is_bounded_in_count_and_bytes():
     ]
     await asyncio.sleep(0.02)
     assert service.pending_clients == 40 <= service.pending
-    assert max(len(c) for c in service._client_pending) <= 64
+    assert max(len(c) for c in service._admission.clients) <= 64
     # Identities are cut to 64 characters: two that agree that far share one bucket.
     assert service.pending_of("addr:1" + "x" * 100) == 1
     checker.release.set()

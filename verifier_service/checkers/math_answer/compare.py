@@ -1,6 +1,7 @@
 """Compare an answer with the reference: the strict layer around math-verify.
 
-The verdict is ``valid`` only when every one of these holds (README, "The ``math`` checker"):
+The verdict is ``valid`` only when every one of these holds (docs/soundness.md, "The ``math``
+checker"):
 
 1. the answer is of the reference's kind (number, expression, relation, interval, pair, tuple,
    set, matrix, text), with the same relation signs, percent sign, units and number base, and,

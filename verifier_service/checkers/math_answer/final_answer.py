@@ -1,6 +1,6 @@
 """Find the one final answer of a completion, or refuse the completion.
 
-The rule (README, "The ``math`` checker"):
+The rule (docs/soundness.md, "The ``math`` checker"):
 
 1. If the completion has a ``\\boxed{…}`` (or ``\\fbox{…}``), its final answer is the last one.
    Several boxes with different contents are several candidates: ``ambiguous_answer``. So is a
