@@ -36,6 +36,7 @@ def measure(url: str, server: psutil.Process, mib: int, headers: dict[str, str])
     sampler = threading.Thread(target=sample)
     sampler.start()
     start = time.perf_counter()
+    status: int | str  # the HTTP status, or the exception's name when the upload was cut off
     try:
         with httpx.Client(timeout=120) as client:
             response = client.post(

@@ -24,9 +24,9 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,6 +37,9 @@ from verifier_service.lean import trusted  # noqa: E402
 from verifier_service.lean.pool import ReplPool  # noqa: E402
 from verifier_service.testing import prover_proofs  # noqa: E402
 from verifier_service.testing.repl_double import command as double_command  # noqa: E402
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 HEADER = prover_proofs.STANDARD_HEADER
 
@@ -51,7 +54,7 @@ def corpus(n: int) -> list[tuple[str, str, str | None]]:
             if prover_proofs.source_of(r) in ("kimina", "internlm")
         ][:n]
         return [(prover_proofs.header_of(r), r["proof"], r["formal_statement"]) for r in rows]
-    out = []
+    out: list[tuple[str, str, str | None]] = []
     for i in range(n):
         statement = f"theorem bench_{i} (a b : ℕ) : a + b + {i} = b + a + {i} := by\n"
         out.append((HEADER, statement + "  omega", statement))
@@ -59,9 +62,9 @@ def corpus(n: int) -> list[tuple[str, str, str | None]]:
 
 
 def timed(
-    stage: str, totals: dict[str, list[float]], fn: Callable[..., Awaitable[Any]]
-) -> Callable[..., Awaitable[Any]]:
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+    stage: str, totals: dict[str, list[float]], fn: Callable[P, Coroutine[Any, Any, R]]
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         started = time.perf_counter()
         try:
             return await fn(*args, **kwargs)
@@ -74,13 +77,11 @@ def timed(
 async def measure(args: argparse.Namespace) -> None:
     logging.disable(logging.WARNING)  # refused headers and proofs are part of the data
     totals: dict[str, list[float]] = defaultdict(list)
-    lean_checker.parse_code = timed("parse", totals, trusted.parse_code)  # type: ignore[assignment]
-    lean_checker.elaborate_statement = timed(  # type: ignore[assignment]
-        "statement", totals, trusted.elaborate_statement
-    )
-    lean_checker.target_type = timed("target", totals, trusted.target_type)  # type: ignore[assignment]
+    lean_checker.parse_code = timed("parse", totals, trusted.parse_code)
+    lean_checker.elaborate_statement = timed("statement", totals, trusted.elaborate_statement)
+    lean_checker.target_type = timed("target", totals, trusted.target_type)
     pool = ReplPool(double_command("--no-transcripts"), workers=args.workers, header_timeout_s=60)
-    settings = lean_checker.VerifierSettings(**{"lean_repl": None, "lean_max_timeout_s": 60})
+    settings = lean_checker.VerifierSettings(lean_repl=None, lean_max_timeout_s=60)
     checker = lean_checker.LeanChecker(settings, pool=pool)
     proofs = corpus(args.proofs)
     verdicts: dict[str, int] = defaultdict(int)

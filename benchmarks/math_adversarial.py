@@ -94,7 +94,7 @@ def main() -> None:
     print(header)
     results = {name: tally(cases, judge, args.budget) for name, judge in checkers.items()}
     classes = sorted({case["class"] for case in cases})
-    totals = defaultdict(int)
+    totals: defaultdict[tuple[str, str], int] = defaultdict(int)
     for cls in classes:
         wrong = sum(c["class"] == cls and c["verdict"] == "invalid" for c in cases)
         right = sum(c["class"] == cls and c["verdict"] == "valid" for c in cases)

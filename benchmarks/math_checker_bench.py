@@ -29,7 +29,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ADVERSARIAL = ROOT / "tests" / "verifier" / "math" / "adversarial.jsonl"
@@ -132,7 +134,7 @@ def _judge_file(path: Path, *, warm: int, checker: str, old: str) -> None:
     print(json.dumps({"ms_per_answer": elapsed / len(verdicts) * 1e3, "verdicts": verdicts}))
 
 
-def _status(judge, code: str, answer: str) -> str:  # type: ignore[no-untyped-def]
+def _status(judge: Callable[[str, str, float], dict[str, Any]], code: str, answer: str) -> str:
     try:
         return judge(code, answer, 30.0)["status"]
     except Exception as exc:  # the service's ``error``

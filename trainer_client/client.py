@@ -28,7 +28,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -418,7 +418,9 @@ class VerifierClient:
         with self._lock:
             self._stats.split_chunks += 1
 
-    def _split(self, chunk: list[dict], run) -> list[VerifyResult]:
+    def _split(
+        self, chunk: list[dict], run: Callable[[list[dict]], list[VerifyResult]]
+    ) -> list[VerifyResult]:
         halves = _halves(chunk)
         if halves is None:
             return self._give_up(chunk, _ChunkFailed("http_413"))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -101,7 +101,7 @@ def check_layout(prompts_per_step: int, k: int, num_processes: int) -> None:
         )
 
 
-def world_size_metric(num_processes: int):
+def world_size_metric(num_processes: int) -> Callable[[Any], dict[str, float]]:
     """A score-stage metric function: ``dist/world_size``."""
 
     def metric(batch: Any) -> dict[str, float]:

@@ -15,6 +15,8 @@ import verifier_service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("verifier_service", "trainer_client")
+#: What mypy checks, in CI and before each commit: the packages and the code that uses them.
+TYPE_CHECKED = (*PACKAGES, "examples", "benchmarks")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,17 @@ def test_pre_commit_runs_ruff_the_formatter_and_mypy_from_the_environment():
     assert hooks["ruff"]["entry"].startswith("ruff check")
     assert hooks["ruff-format"]["entry"].startswith("ruff format")
     assert hooks["mypy"]["entry"].split()[0] == "mypy"
-    assert set(hooks["mypy"]["entry"].split()[1:]) == set(PACKAGES)
+    assert set(hooks["mypy"]["entry"].split()[1:]) == set(TYPE_CHECKED)
     # local hooks with the environment's tools: nothing to fetch, the same versions as CI
     assert all(repo["repo"] == "local" for repo in config["repos"])
     assert {hook["language"] for hook in hooks.values()} == {"system"}
+
+
+def test_ci_type_checks_the_hook_targets_before_the_tests(pyproject):
+    lines = [line.strip() for line in (REPO_ROOT / ".ci" / "run").read_text("utf-8").splitlines()]
+    mypy = next(i for i, line in enumerate(lines) if line.startswith("python -m mypy "))
+    assert set(lines[mypy].split()[3:]) == set(TYPE_CHECKED)
+    assert mypy < lines.index("python -m pytest -q")
+    assert any(line.startswith("python -m pip install -q -e '.[dev]'") for line in lines[:mypy])
+    dev = pyproject["project"]["optional-dependencies"]["dev"]
+    assert any(re.match(r"mypy\b", requirement) for requirement in dev)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 __all__ = [
@@ -179,7 +179,11 @@ def response_diversity(responses: Sequence[str]) -> Diversity:
     return _diversity(responses, paper_tactics, paper_premises)
 
 
-def _diversity(texts, tactic_fn, premise_fn) -> Diversity:
+def _diversity(
+    texts: Sequence[str],
+    tactic_fn: Callable[[str], list[str]],
+    premise_fn: Callable[[str], list[str]],
+) -> Diversity:
     tactic_counts: Counter[str] = Counter()
     premise_counts: Counter[str] = Counter()
     for text in texts:

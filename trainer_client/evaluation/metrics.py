@@ -113,7 +113,9 @@ def _check_counts(n: int, c: int, k: int) -> None:
         raise ValueError(f"k: expected k >= 1, got {k}")
 
 
-def _as_counts(ns, cs, ks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _as_counts(
+    ns: Sequence[int], cs: Sequence[int], ks: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ns_arr = np.asarray(ns, dtype=np.int64).reshape(-1)
     cs_arr = np.asarray(cs, dtype=np.int64).reshape(-1)
     ks_arr = np.asarray(ks, dtype=np.int64).reshape(-1)

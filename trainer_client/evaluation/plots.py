@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from trainer_client.evaluation.pareto import PARETO_RULES, pareto_by_rule
@@ -218,7 +219,7 @@ def plot_pvalues(
     return _save(fig, path)
 
 
-def _probability_axis(ax, axis: str, values: Sequence[float]) -> None:
+def _probability_axis(ax: Axes, axis: str, values: Sequence[float]) -> None:
     """Limits that frame the points with a margin, and no tick outside [0, 1]."""
     finite = [v for v in values if v is not None and np.isfinite(v)]
     if not finite:

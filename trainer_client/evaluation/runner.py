@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -209,7 +209,7 @@ def evaluate_problems(
 
 def _sample_batches(
     problems: Sequence[Problem], prompts: Sequence[str], sampler: _Sampler, plan: EvalPlan
-):
+) -> Iterator[list[tuple[int, int, str]]]:
     """Yield lists of ``(problem index, sample index, completion)``, one per sampler call."""
     rounds = math.ceil(plan.n / plan.samples_per_call)
     for start in range(0, len(problems), plan.problems_per_call):

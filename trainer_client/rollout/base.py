@@ -135,7 +135,7 @@ def model_device(model: Any) -> torch.device:
 
 
 @contextmanager
-def eval_mode(model: Any):
+def eval_mode(model: Any) -> Iterator[None]:
     """Sample and score without dropout; put the model back the way it was."""
     was_training = getattr(model, "training", False)
     model.eval()

@@ -313,7 +313,7 @@ class HFSampler(SamplerBase):
         return torch.cat(scores)
 
     @contextmanager
-    def _rng(self, device: torch.device, call: int, chunk: int):
+    def _rng(self, device: torch.device, call: int, chunk: int) -> Iterator[None]:
         if self.seed is None:
             yield
             return

@@ -259,7 +259,9 @@ class ScoreStage:
             out[index] = tokens.float().cpu()
         return out
 
-    def policy_tokens(self, model: torch.nn.Module, part: Samples, response_start: int):
+    def policy_tokens(
+        self, model: torch.nn.Module, part: Samples, response_start: int
+    ) -> torch.Tensor:
         """``[n, P+T]`` per-token ``log π`` of ``part`` *with* grad: the training forward."""
         return self.score(model, part, response_start, policy=True)
 

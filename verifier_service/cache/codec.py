@@ -18,13 +18,16 @@ try:  # orjson is ~10x faster at both ends; the stdlib is the fallback, not a di
     def _dumps(data: dict[str, Any]) -> bytes:
         return orjson.dumps(data)
 
-    _loads = orjson.loads
+    def _loads(raw: bytes | str) -> Any:
+        return orjson.loads(raw)
+
 except ImportError:  # pragma: no cover - exercised only where orjson is missing
 
     def _dumps(data: dict[str, Any]) -> bytes:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
-    _loads = json.loads
+    def _loads(raw: bytes | str) -> Any:
+        return json.loads(raw)
 
 
 def encode_outcome(outcome: Outcome) -> bytes:

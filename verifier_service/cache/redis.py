@@ -63,7 +63,7 @@ class RedisCache:
         )
         self._problem: str | None = None  # why Redis is considered down; None while healthy
         self._retry_at = 0.0  # monotonic time of the next probe while down
-        self._probe: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[bool] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -150,7 +150,7 @@ class RedisCache:
         self._problem = None
 
 
-def _decode_or_none(key: str, raw: bytes) -> Outcome | None:
+def _decode_or_none(key: str, raw: bytes | str) -> Outcome | None:
     """A value this version cannot read (foreign writer, older format) is a miss, not a crash."""
     try:
         return decode_outcome(raw)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from verifier_service.verdicts import Outcome
+
+if TYPE_CHECKING:
+    from verifier_service.settings import VerifierSettings
 
 DEFAULT_AXIOMS: tuple[str, ...] = ("propext", "Classical.choice", "Quot.sound")
 
@@ -75,6 +78,10 @@ class Checker(ABC):
     """One kind of checking (Lean 4, final-answer equivalence, ...)."""
 
     name: ClassVar[str]
+
+    def __init__(self, settings: VerifierSettings) -> None:  # noqa: B027 - the contract only
+        """The registry builds every checker as ``Class(settings)``
+        (:func:`verifier_service.checkers.build_checker`), third-party ones included."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (processes, warm pools). Called once at service start-up."""

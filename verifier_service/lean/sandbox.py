@@ -223,7 +223,7 @@ class Launch:
         groups = self.extra_groups if switch_credentials else None
         gid = self.group if switch_credentials else None
         uid = self.user if switch_credentials else None
-        if not limits and not cpus and not hooks and groups is gid is uid is None:
+        if not limits and not cpus and not hooks and groups is None and gid is None and uid is None:
             return None
         setrlimit, setaffinity = resource.setrlimit, getattr(os, "sched_setaffinity", None)
 
@@ -244,7 +244,9 @@ class Launch:
 
         return apply
 
-    def run(self, *, cwd: str | None = None, timeout_s: float = TRIAL_TIMEOUT_S, **kwargs: Any):
+    def run(
+        self, *, cwd: str | None = None, timeout_s: float = TRIAL_TIMEOUT_S, **kwargs: Any
+    ) -> subprocess.CompletedProcess[Any]:
         """Run to completion (stdin at EOF) and return the CompletedProcess; for trials/tests."""
         return subprocess.run(
             self.argv,
@@ -582,11 +584,6 @@ def detect(
     """
     if mode not in MODES:
         raise ValueError(f"lean_sandbox: expected one of {', '.join(MODES)}, got {mode!r}")
-    common = {
-        "max_file_mb": max_file_mb,
-        "max_processes": max_processes,
-        "pass_env": tuple(pass_env),
-    }
     if mode == "none":
         logger.warning(
             "UNTRUSTED LEAN PROOFS RUN UNSANDBOXED (SIEVE_LEAN_SANDBOX=none): any proof can read "
@@ -596,7 +593,11 @@ def detect(
         return None
     if mode == "uid":
         confined = UidSandbox(
-            uid=NOBODY if uid is None else uid, gid=NOBODY if gid is None else gid, **common
+            uid=NOBODY if uid is None else uid,
+            gid=NOBODY if gid is None else gid,
+            max_file_mb=max_file_mb,
+            max_processes=max_processes,
+            pass_env=tuple(pass_env),
         )
         problem = confined.problem(command, cwd=cwd)
         if problem is not None:
@@ -612,7 +613,9 @@ def detect(
         tmp_size_mb=tmp_size_mb,
         uid=uid,
         gid=gid,
-        **common,
+        max_file_mb=max_file_mb,
+        max_processes=max_processes,
+        pass_env=tuple(pass_env),
     )
     problem = sandbox.problem(command, cwd=cwd)
     if problem is None:

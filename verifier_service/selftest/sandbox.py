@@ -29,10 +29,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from verifier_service.lean.pool import ReplPool
 from verifier_service.lean.sandbox import SandboxUnavailable, describe
 from verifier_service.settings import VerifierSettings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "Probe",
@@ -318,7 +322,7 @@ def _result(probe: Probe, reply: dict) -> ProbeResult:
     return ProbeResult(probe, "no answer", "; ".join(map(str, errors))[:300] or str(reply)[:300])
 
 
-def print_report(report: SandboxReport, console) -> None:  # console: rich.console.Console
+def print_report(report: SandboxReport, console: Console) -> None:
     """The table an operator reads."""
     from rich.markup import escape
     from rich.table import Table
@@ -349,7 +353,7 @@ def print_report(report: SandboxReport, console) -> None:  # console: rich.conso
         console.print(f"[bold red]{escaped} of {len(report.results)} attempts escaped[/]")
 
 
-def main_sandbox(settings: VerifierSettings, console) -> int:
+def main_sandbox(settings: VerifierSettings, console: Console) -> int:
     """Run, print, and return the exit status (0: holds)."""
     report = asyncio.run(run_sandbox_selftest(settings))
     print_report(report, console)

@@ -102,7 +102,9 @@ def no_lean_errors(reply: ReplReply) -> list[Violation]:
     first = reply.errors[0] if reply.errors else None
     detail = first.data if first else (reply.proof_status or "error")
     pos = first.pos if first else None
-    return [Violation("lean_error", detail, pos and pos.line, pos and pos.column)]
+    if pos is None:
+        return [Violation("lean_error", detail)]
+    return [Violation("lean_error", detail, pos.line, pos.column)]
 
 
 def no_sorry(reply: ReplReply, policy: Policy) -> list[Violation]:
@@ -113,9 +115,9 @@ def no_sorry(reply: ReplReply, policy: Policy) -> list[Violation]:
     if where is None:
         warning = next((m for m in reply.messages if is_sorry_warning(m)), None)
         where = warning.pos if warning else None
-    return [
-        Violation("sorry", "the proof uses sorry", where and where.line, where and where.column)
-    ]
+    if where is None:
+        return [Violation("sorry", "the proof uses sorry")]
+    return [Violation("sorry", "the proof uses sorry", where.line, where.column)]
 
 
 # --- 3. axioms --------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ class Targets:
                 continue
             column = pos["column"]
             shift = 0  # of the renamed keywords before this one on the line, in run columns
-            for target in by_line.get(pos.get("line"), ()):  # type: ignore[call-overload]
+            line = pos.get("line")
+            for target in by_line.get(line, ()) if isinstance(line, int) else ():
                 kw = target.keyword
                 grow = len(_replacement(target)) - len(kw.text)
                 run_column = kw.column + shift

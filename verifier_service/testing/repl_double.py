@@ -202,6 +202,7 @@ def _layout(value: Any, column: int, trailing: int) -> str:
         if isinstance(value, list):
             parts.append(_layout(item, indent, after))
             continue
+        assert isinstance(key, str)  # a dict's key: a list's items left the loop above
         head = _escape(key) + ":"
         flat_item = _flat(item)
         if indent + len(head) + 1 + len(flat_item) + after <= LINE_WIDTH:

@@ -94,6 +94,10 @@ def test_example_is_renamed_and_positions_restored():
     assert message["pos"]["column"] == column_in_run  # the input is not modified
     other_line = {"pos": {"line": 1, "column": 30}}
     assert targets.restore_positions(other_line) == other_line
+    # a line that is not a number (a list cannot even be looked up) is left as it came
+    for line in ([2], "2", None):
+        odd = {"pos": {"line": line, "column": column_in_run}}
+        assert targets.restore_positions(odd) == odd
 
 
 def test_every_example_gets_its_own_name_and_columns_come_back():
