@@ -695,16 +695,16 @@ class ReplPool:
                 preexec_fn=self._preexec(slot, launch),
             )
             await worker.import_header(self.header_timeout_s)
-            failures = []
+            failures: list[HeaderFailed] = []
             for full in self._prewarm_headers:
                 if split_imports(full)[0] == header and full != header:
                     try:
                         await self._enter(worker, full)
-                    except HeaderFailed as exc:  # that header's failure, shown in readiness
-                        failures.append(exc)
+                    except HeaderFailed as failure:  # that header's, shown in readiness
+                        failures.append(failure)
             await worker.sync(self.header_timeout_s)
-            for exc in failures:
-                self._failed.put(exc.header, exc.messages)
+            for failed in failures:
+                self._failed.put(failed.header, failed.messages)
         except HeaderFailed as exc:
             logger.warning("%.500s", exc)
             self._failed.put(header, exc.messages)

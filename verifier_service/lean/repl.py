@@ -379,11 +379,11 @@ class LeanWorker:
         errors = header_errors(reply)
         if errors is not None:
             return None, errors
-        env = reply.get("env")
-        if not _is_number(env):  # EnvSequence has checked it; a number is all it can be
-            raise ProtocolViolation(f"a derived environment's reply carries env {env!r}")
-        self.derived[rest] = env
-        return env, []
+        number = reply.get("env")
+        if not isinstance(number, int) or isinstance(number, bool):  # EnvSequence checked it
+            raise ProtocolViolation(f"a derived environment's reply carries env {number!r}")
+        self.derived[rest] = number
+        return number, []
 
     async def sync(self, timeout_s: float = SYNC_TIMEOUT_S) -> None:
         """Prove that every reply taken since the last sync was the REPL's own.
