@@ -273,6 +273,7 @@ class ReplPool:
         self._prewarm: tuple[str, ...] = ()  # import sets of the prewarm headers
         self._prewarm_headers: tuple[str, ...] = ()
         self._warmed: set[str] = set()  # prewarm import sets that have had a warm worker
+        self._prewarm_derived: set[str] = set()  # prewarm headers whose rest has elaborated
         self._demand = _Demand(self.demand_window_s)
         self._hot: tuple[str, ...] = ()  # learned protected import sets
         self._hot_checked = -math.inf
@@ -702,6 +703,8 @@ class ReplPool:
                         await self._enter(worker, full)
                     except HeaderFailed as failure:  # that header's, shown in readiness
                         failures.append(failure)
+                    else:
+                        self._prewarm_derived.add(full)
             await worker.sync(self.header_timeout_s)
             for failed in failures:
                 self._failed.put(failed.header, failed.messages)
@@ -875,8 +878,9 @@ class ReplPool:
             return {"lean_pool": "not started"}
         missing = {}
         for header in self._prewarm_headers:
-            failure = self._failed.get(header) or self._failed.get(split_imports(header)[0])
-            if split_imports(header)[0] in self._warmed and failure is None:
+            imports, rest = split_imports(header)
+            failure = self._failed.get(header) or self._failed.get(imports)
+            if imports in self._warmed and (not rest or header in self._prewarm_derived):
                 continue
             if failure is not None:
                 errors = [str(m.get("data", "")) for m in failure if m.get("severity") == "error"]

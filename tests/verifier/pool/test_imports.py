@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from verifier_service.lean.header import normalise_header, split_imports
-from verifier_service.lean.pool import HeaderFailed, ReplPool
+from verifier_service.lean.pool import HeaderFailed, ProtocolViolation, ReplPool
 from verifier_service.settings import VerifierSettings
 
-from .conftest import HEADER, PROOF, eventually
+from .conftest import HEADER, PROOF, eventually, gone
 
 IMPORTS = split_imports(HEADER)[0]
 PAPER = normalise_header(
@@ -227,3 +227,20 @@ def test_import_set_settings() -> None:
     )
     pool = ReplPool.from_settings(settings)
     assert (pool.derived_envs, pool.hot_import_sets) == (5, 0)
+
+
+async def test_a_forged_reply_to_a_derived_env_is_a_protocol_violation(make_pool) -> None:
+    """The command that derives an env is checked like any other: a reply with another env
+    number than the REPL gives kills the worker, and the header is not blamed."""
+    pool = make_pool(workers=1)
+    await pool.start()
+    pid, _ = await _run(pool, "import Mathlib")
+    forged = "import Mathlib\nopen Real -- double:envshift 1"  # the double obeys the comment
+    with pytest.raises(ProtocolViolation):
+        await _run(pool, forged)
+    await eventually(lambda: gone(pid), "the worker is killed")
+    stats = pool.stats()
+    assert stats.protocol_violations == 1 and stats.failed_headers == 0
+    proof = f"{PROOF} -- double:needsopen Real"
+    again, reply = await _run(pool, "import Mathlib\nopen Real", proof)
+    assert again != pid and _errors(reply) == []
