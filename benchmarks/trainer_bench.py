@@ -24,7 +24,11 @@ stand-in, so both wait for the same verifier.
 
     python benchmarks/trainer_bench.py [--steps 20] [--warmup 3] [--fake-verifier]
         [--verifier-delay 0.05 --verifier-workers 8] [--generate-batch N] [--no-trl]
-        [--trl-reward in-process|same]
+        [--trl-reward in-process|same] [--alpha-only]
+
+It prints the load average at the start and the end (the machine may be shared), the medians,
+and the ratio α-DPG ÷ TRL both as a ratio of medians and as the median of the ratios of adjacent
+steps (each α-DPG step runs right after a TRL step).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -97,8 +102,14 @@ def main() -> None:
         help="TRL in our settings: float32 (GRPOConfig defaults to bf16 autocast, on a CPU too) "
         "and no gradient checkpointing",
     )
+    parser.add_argument(
+        "--alpha-only",
+        action="store_true",
+        help="time α-DPG beside TRL, not our two dr_grpo variants (shorter rounds: less drift)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    print(f"load average at the start: {_load()}", flush=True)
 
     from examples.demo.task import demo_problems
     from examples.demo.tokenizer import DEMO_ALPHABET, char_tokenizer
@@ -113,16 +124,21 @@ def main() -> None:
         ours = {
             name: _our_trainer(name, loss, tokenizer, problems, verifier, out, args, seed=i)
             for i, (name, loss) in enumerate(VARIANTS.items())
+            if name == ALPHA or not args.alpha_only
         }
         stack.callback(lambda: [t.close() for t in ours.values()])
         rows: dict[str, list[dict[str, float]]] = {name: [] for name in [*ours, TRL]}
         total = args.warmup + args.steps
         names = list(ours)
         done = [0]
+        cpu_marks: list[tuple[float, float]] = []
 
         def our_steps() -> None:
             step = done[0]
-            for name in names[step % 3 :] + names[: step % 3]:  # rotate who goes first
+            if step == args.warmup:
+                cpu_marks.append(_descendant_cpu_s())
+            turn = step % len(names)
+            for name in names[turn:] + names[:turn]:  # rotate who goes first
                 metrics = ours[name].train_step()
                 if step >= args.warmup:
                     rows[name].append(metrics)
@@ -150,7 +166,17 @@ def main() -> None:
                 trl_note = f"not run: {exc}"
         while done[0] < total:
             our_steps()
+        cpu_marks.append(_descendant_cpu_s())
     _report(rows, kind, trl_note, tokenizer, args)
+    if len(cpu_marks) == 2 and args.steps:
+        # Only our trainers use the verifier (TRL's reward is in-process unless it shares it).
+        (service_0, workers_0), (service_1, workers_1) = cpu_marks
+        service = (service_1 - service_0) / args.steps
+        workers = (workers_1 - workers_0) / args.steps
+        print(
+            f"CPU of the verifier per round of {len(ours)} of our steps: service process "
+            f"{service:.4f} s, checker workers {workers:.4f} s"
+        )
 
 
 # --- our trainer ------------------------------------------------------------------------------
@@ -400,8 +426,67 @@ def _report(rows, kind, trl_note, tokenizer, args):
     if TRL in med:
         ratio = alpha["time/step_s"] / med[TRL]["time/step_s"]
         print(f"ratio α-DPG / {TRL} (same run): {ratio:.3f} (target ≤ 0.6)")
+        # Each α-DPG step runs right after a TRL step: the median of those pairs' ratios is the
+        # figure least moved by drift on a shared machine.
+        pairs = [
+            a["time/step_s"] / t["time/step_s"]
+            for a, t in zip(rows[ALPHA], rows[TRL], strict=False)
+        ]
+        print(
+            f"ratio α-DPG / {TRL}, median of {len(pairs)} adjacent pairs: "
+            f"{statistics.median(pairs):.3f} (quartiles {_quartiles(pairs)})"
+        )
+    print(f"load average at the end: {_load()}")
     for other in ("dr_grpo β=0.04", "dr_grpo β=0"):
-        print(f"ratio α-DPG / our {other}: {alpha['time/step_s'] / med[other]['time/step_s']:.3f}")
+        if other in med:
+            ratio = alpha["time/step_s"] / med[other]["time/step_s"]
+            print(f"ratio α-DPG / our {other}: {ratio:.3f}")
+
+
+def _descendant_cpu_s() -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by this process's descendants that still run:
+    its children (the local verifier's service process), and theirs (the fork server and the
+    checker workers). Linux ``/proc``; zeros elsewhere."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0, 0.0
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    mine.discard(os.getpid())
+    services = {pid for pid in mine if parents[pid] == os.getpid()}
+    hz = os.sysconf("SC_CLK_TCK")
+    return (
+        sum(ticks[pid] for pid in services) / hz,
+        sum(ticks[pid] for pid in mine - services) / hz,
+    )
+
+
+def _quartiles(values: list[float]) -> str:
+    if len(values) < 2:
+        return "n/a"
+    low, _, high = statistics.quantiles(values, n=4)
+    return f"{low:.3f}-{high:.3f}"
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ objective, how to optimise, where the verifier is, what to log, and the run's bo
 Precedence, lowest first: field defaults < YAML file < ``SIEVE_TRAIN_<SECTION>__<FIELD>`` env vars
 < ``--set section.field=value`` < named shortcuts (``--alpha``, ``--verifier-url`` ...).
 Unknown keys are errors that name the offending key, so a typo never silently trains with a default.
+Env var and ``--set`` values are read by the type of the field they set, never as YAML 1.1 (where
+``no`` is false): see :mod:`trainer_client.overrides`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainer_client.objectives import ALPHA_DPG, OBJECTIVES, Objective
+from trainer_client.overrides import UNKNOWN, NotAccepted, field_type, read_value
 
 __all__ = [
     "ConfigError",
@@ -263,9 +266,11 @@ def load_config(
 ) -> TrainConfig:
     """Build the run's config from a YAML file, ``SIEVE_TRAIN_*`` env vars and overrides.
 
-    ``overrides`` are ``section.field=value`` strings (values parsed as YAML, so ``0.25``,
-    ``true``, ``[0, 0.5]`` work). ``shortcuts`` are the CLI's named flags; ``None`` means unset:
-    ``verifier_url``, ``alpha``, ``output_dir``, ``max_steps``, ``resume``, ``name``, ``seed``.
+    ``overrides`` are ``section.field=value`` strings, each value read by the type of the field
+    it sets (:mod:`trainer_client.overrides`): a string field gets the text as written (``no``,
+    ``null``, ``1e-3``), a number field ``0.25``, a list ``[0, 0.5]``; env vars alike.
+    ``shortcuts`` are the CLI's named flags; ``None`` means unset: ``verifier_url``, ``alpha``,
+    ``output_dir``, ``max_steps``, ``resume``, ``name``, ``seed``.
     """
     data = read_config_file(path) if path is not None else {}
     return resolve_config(data, overrides, env=env, **shortcuts)
@@ -296,7 +301,8 @@ def resolve_config(
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX):
             dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
-            _set_dotted(data, dotted, _parse_value(value), origin=f"env var {key}")
+            origin = f"env var {key}"
+            _set_dotted(data, dotted, _read(TrainConfig, dotted, value, origin), origin=origin)
     data = apply_overrides(data, overrides)
     named = {
         "verifier_url": "verifier.url",
@@ -315,22 +321,34 @@ def resolve_config(
     return TrainConfig.from_dict(data)
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with each ``a.b.c=value`` override applied."""
+def apply_overrides(
+    data: Mapping[str, Any],
+    overrides: Sequence[str],
+    schema: type[BaseModel] | None = None,
+) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``a.b.c=value`` override applied, each value read
+    by the type of the field of ``schema`` (default :class:`TrainConfig`) it sets."""
     result = _deep_copy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.field=value")
         dotted, raw = item.split("=", 1)
-        _set_dotted(result, dotted.strip(), _parse_value(raw), origin=f"--set {item}")
+        dotted, origin = dotted.strip(), f"--set {item}"
+        value = _read(schema or TrainConfig, dotted, raw, origin)
+        _set_dotted(result, dotted, value, origin=origin)
     return result
 
 
-def _parse_value(raw: str) -> Any:
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
+def _read(schema: type[BaseModel], dotted: str, raw: str, origin: str) -> Any:
+    """``raw`` read as the type of the field ``dotted`` names (see :mod:`.overrides`); the text
+    itself for a key that names no field, which validation then refuses by name."""
+    annotation = field_type(schema, [part for part in dotted.split(".") if part])
+    if annotation is UNKNOWN:
         return raw
+    try:
+        return read_value(raw, annotation)
+    except NotAccepted as refused:
+        raise ConfigError(f"{origin}: {dotted} must be {refused.accepted} (got {raw!r})") from None
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any, *, origin: str) -> None:

@@ -1,7 +1,7 @@
 """The demo's command: fit the base, train the sweep, evaluate and plot it.
 
 python -m examples.demo --config configs/demo_cpu.yaml
-python -m examples.demo --config configs/demo_cpu.yaml --set demo.eval_split=test
+python -m examples.demo --config configs/demo_cpu.yaml --seeds 3
 """
 
 from __future__ import annotations
@@ -43,15 +43,25 @@ def sweep(
     output_dir: Annotated[str | None, typer.Option(help="run.output_dir")] = None,
     max_steps: Annotated[int | None, typer.Option(help="run.max_steps of every run")] = None,
     seed: Annotated[int | None, typer.Option(help="run.seed")] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="demo.seeds: repeat fine-tuning and evaluation over this many seeds "
+            "(run.seed, run.seed + 1, …); figures become mean ± SE over seeds.",
+        ),
+    ] = None,
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the resolved config and exit.")
     ] = False,
 ) -> None:
     """Fit the base model, train every run of the sweep, evaluate them all."""
     try:
+        overrides = [*(set_ or []), *([f"demo.seeds={seeds}"] if seeds is not None else [])]
         cfg = load_demo_config(
             config,
-            set_ or [],
+            overrides,
             verifier_url=verifier_url,
             output_dir=output_dir,
             max_steps=max_steps,

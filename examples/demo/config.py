@@ -29,6 +29,9 @@ __all__ = ["DemoConfig", "SweepSettings", "load_demo_config"]
 
 SECTION = "demo"
 
+Split = Literal["test", "train"]
+SPLITS: tuple[Split, ...] = ("test", "train")
+
 
 class SweepSettings(BaseModel):
     """What the sweep trains and how it evaluates."""
@@ -45,12 +48,19 @@ class SweepSettings(BaseModel):
     baselines: list[str] = Field(default_factory=list)
     #: One α-DPG run per α (each under ``<run dir>/alpha<α>``).
     alphas: list[float] = Field(default_factory=list)
-    #: The demo targets evaluated: ``train`` or ``test`` (held out).
-    eval_split: Literal["train", "test"] = "train"
-    #: Problems drawn from those targets (each target counted once); none: all of them.
+    #: The demo targets evaluated, each split a table of its own: ``test`` (held out, the
+    #: paper's claim) and ``train`` (the targets fine-tuning saw).
+    eval_splits: list[Split] = Field(default_factory=lambda: list(SPLITS))
+    #: Targets drawn from each split (each counted once); none: all of them.
     eval_limit: int | None = Field(default=None, ge=1)
-    #: Samples per problem.
-    eval_n: int = Field(default=32, ge=1)
+    #: Samples per target; pass@k is reported for every k of ``eval_ks`` up to it.
+    eval_n: int = Field(default=256, ge=1)
+    eval_ks: list[int] = Field(default_factory=lambda: [1, 4, 16, 64, 256])
+    #: Fine-tuning and evaluation are repeated for ``run.seed``, ``run.seed + 1``, … this many
+    #: times; figures are then the mean ± the standard error over seeds.
+    seeds: int = Field(default=1, ge=1)
+    #: Seed of the base model's fit: one base (the "pretrained model") for every seed.
+    fit_seed: int = 0
 
     @field_validator("baselines")
     @classmethod
@@ -66,6 +76,20 @@ class SweepSettings(BaseModel):
         for alpha in value:
             if not 0.0 <= alpha <= 1.0:
                 raise ValueError(f"every α must lie in [0, 1], got {alpha}")
+        return value
+
+    @field_validator("eval_splits")
+    @classmethod
+    def _some_split(cls, value: list[str]) -> list[str]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"name each of test, train at most once, at least one; got {value}")
+        return value
+
+    @field_validator("eval_ks")
+    @classmethod
+    def _positive_ks(cls, value: list[int]) -> list[int]:
+        if not value or any(k < 1 for k in value) or sorted(set(value)) != value:
+            raise ValueError(f"expected increasing positive k values, got {value}")
         return value
 
 
@@ -95,7 +119,9 @@ def load_demo_config(
     data = read_config_file(path)
     own = [item for item in overrides if item.strip().startswith(f"{SECTION}.")]
     rest = [item for item in overrides if item not in own]
-    sweep_data = apply_overrides({SECTION: data.pop(SECTION, None) or {}}, own)[SECTION]
+    sweep_data = apply_overrides({SECTION: data.pop(SECTION, None) or {}}, own, schema=DemoConfig)[
+        SECTION
+    ]
     try:
         sweep = SweepSettings.model_validate(sweep_data)
     except ValidationError as exc:

@@ -12,6 +12,12 @@ workers that ran out of time are replaced; a worker stuck where no signal reache
 integer power in C) is caught by a second deadline (budget + :data:`STUCK_GRACE_S`) and killed.
 The event loop never runs SymPy, and checks use every core instead of one GIL.
 
+A round trip to a worker costs about as much as a short answer, so answers are sent several per
+job (:data:`DEFAULT_BATCH` at most, an equal share of the queue per worker). Each still runs under
+its own timer, and the worker writes which answer it is on, and since when, to shared memory: the
+service gives each answer its own deadline, and knows which answer a dead or stuck worker was on.
+That answer runs again alone; the job's other answers are queued again, never given its verdict.
+
 Workers start from a fork server (never by forking the service), so a script that uses this
 checker directly needs the usual ``if __name__ == "__main__":`` guard of multiprocessing code.
 
@@ -31,7 +37,9 @@ process and without SymPy: one the checker cannot read is refused there (HTTP 42
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import functools
 import importlib.metadata
 import logging
@@ -59,6 +67,11 @@ logger = logging.getLogger(__name__)
 #: Extra seconds past the budget before a worker counts as stuck (in C code, where the timer
 #: cannot reach it) and its pool is killed. Generous, so a worker still warming up never counts.
 STUCK_GRACE_S = 10.0
+#: Seconds a job may wait for a worker to start it (a fresh worker warms up first, slowly on a
+#: loaded machine) before the pool counts as broken.
+START_GRACE_S = 120.0
+#: How often a job not yet started by its worker is looked at again.
+_START_POLL_S = 0.05
 #: Longest rendering of a parsed answer echoed back in ``messages``.
 _ECHO_CHARS = 200
 #: The reasons of an ``invalid`` verdict: all are the answer's fault, never the checker's.
@@ -68,6 +81,13 @@ INVALID_REASONS = frozenset(
 #: Revision of the strict rules; part of :attr:`MathChecker.version`, so that a verdict cached
 #: under other rules is never served.
 STRICT_RULES = 1
+#: Most answers sent to a worker in one job (one round trip). A job is at most an equal share of
+#: the queue per worker, so a lone answer still goes alone, at once.
+DEFAULT_BATCH = 16
+#: Fewest answers in a job while that many wait.
+MIN_BATCH = 4
+#: ``status`` of a result whose comparison raised inside the worker (the detail names it).
+_RAISED = "raised"
 
 
 class MathChecker(Checker):
@@ -87,16 +107,28 @@ class MathChecker(Checker):
         *,
         workers: int | None = None,
         address_space_mb: int = 4096,
+        batch_size: int = DEFAULT_BATCH,
     ) -> None:
         self.settings = settings or VerifierSettings()
         self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         self.address_space_mb = address_space_mb
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
         self._pool: ProcessPoolExecutor | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._slots_loop: asyncio.AbstractEventLoop | None = None
-        self._busy = 0
+        self._progress: Any = None
+        self._slots_in_use: dict[int, set[int]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._running = 0
+        self._exclusive = False
+        self._pump_scheduled = False
+        self._batches: set[asyncio.Future[None]] = set()
+        #: Jobs sent to workers (round trips), each of one or more answers.
+        self._round_trips = 0
+        self._closed = False
         self._recycled = 0
         #: What a worker runs per job (a seam for tests; must be picklable by reference).
         self._work: Callable[[str, str, float], dict[str, Any]] = judge
@@ -110,9 +142,14 @@ class MathChecker(Checker):
 
     async def start(self) -> None:
         """Start the workers now (each warms up in its initializer), not at the first request."""
+        self._closed = False
         await asyncio.gather(*self._spawn_workers())
 
     async def aclose(self) -> None:
+        self._closed = True
+        for pending in self._queue:
+            _fail(pending, RuntimeError("the math checker is shutting down"))
+        self._queue.clear()
         pool, self._pool = self._pool, None
         if pool is not None:
             _kill_pool(pool)
@@ -120,7 +157,7 @@ class MathChecker(Checker):
     def stats(self) -> dict[str, float]:
         return {
             "workers": float(self.workers),
-            "busy": float(self._busy),
+            "busy": float(self._running),  # workers with a job
             "pools_recycled": float(self._recycled),
         }
 
@@ -164,62 +201,186 @@ class MathChecker(Checker):
         except asyncio.TimeoutError:
             return Outcome.timeout(job.timeout_s, time_s=time.perf_counter() - started)
         except Exception as exc:  # a fault of ours or of math-verify, never the answer's
-            logger.exception("math checker failed")
+            logger.error("math checker failed: %s: %s", type(exc).__name__, exc)
             return Outcome.error(
                 f"math_verify_failed: {type(exc).__name__}: {exc}",
                 time_s=time.perf_counter() - started,
             )
+        if result["status"] == _RAISED:  # an exception inside the worker, kept by name
+            logger.error("math checker failed: %s", result["detail"])
+            return Outcome.error(
+                f"math_verify_failed: {result['detail']}", time_s=time.perf_counter() - started
+            )
         return _outcome(result, job.timeout_s)
 
     # --- the pool -----------------------------------------------------------------------------
+    #
+    # Answers wait in one queue. Whenever a worker is free, the queue's head goes to it as one
+    # job of several answers (a round trip to a worker costs about as much as a short answer).
+    # Inside the worker each answer runs under its own timer and reports its progress (which
+    # answer, since when) in shared memory, so the service still gives each answer its own
+    # deadline and knows which answer a dead or stuck worker was on:
+    # - the answer that was running is a *suspect*: it runs again alone, with nothing else in
+    #   the pool, so a second death is its own (``error``, as a single answer's was);
+    # - an answer past its deadline (stuck in C, where its timer cannot reach) is ``timeout``,
+    #   and its pool is killed;
+    # - the batch's other answers, and those of batches that died beside it, are innocent:
+    #   they go back to the head of the queue, not charged a retry;
+    # - an answer whose own timer fired is ``timeout`` (as a single answer was); the answers
+    #   after it are queued again, on fresh workers.
 
     async def _judge(self, code: str, answer: str, budget_s: float) -> dict[str, Any]:
-        # Wait for a free worker first, so time spent queued is not charged to the budget.
-        async with self._free_worker():
-            self._busy += 1
-            try:
-                return await self._judge_in_pool(code, answer, budget_s)
-            finally:
-                self._busy -= 1
-
-    async def _judge_in_pool(self, code: str, answer: str, budget_s: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            pool = self._current_pool()
-            future = loop.run_in_executor(pool, self._work, code, answer, budget_s)
-            try:
-                result = await asyncio.wait_for(future, budget_s + STUCK_GRACE_S)
-            except asyncio.TimeoutError:
-                self._replace_pool(pool, "a worker ignored its time limit", kill=True)
-                raise
-            except BrokenProcessPool:
-                # The pool was killed under us (another job's worker was stuck) or a worker
-                # died; the job is innocent until it breaks a fresh pool too.
-                self._replace_pool(pool, "a worker died", kill=True)
-                if attempt == 2:
-                    raise
+        self._bind(loop)
+        pending = _Pending(code, answer, budget_s, loop.create_future())
+        self._queue.append(pending)
+        self._schedule_pump()
+        return await pending.future
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue state belongs to one event loop (a test suite may run several in turn)."""
+        if self._loop is not loop:
+            self._loop = loop
+            self._queue = collections.deque()
+            self._running = 0
+            self._exclusive = False
+            self._pump_scheduled = False
+
+    def _schedule_pump(self) -> None:
+        # On the next turn of the loop, not now: the other answers of a request reach check()
+        # in this same turn, and should share round trips with this one.
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
+
+    def _pump(self) -> None:
+        """Hand queued answers to free workers, several per round trip."""
+        self._pump_scheduled = False
+        while self._queue and not self._exclusive and self._running < self.workers:
+            head = self._queue[0]
+            if head.future.done():  # its caller went away
+                self._queue.popleft()
                 continue
-            if result["status"] == "timeout":
-                # The timer interrupted SymPy anywhere, even inside a lazy import: that worker's
-                # state cannot be trusted. Its pool finishes the jobs it has, then exits.
-                self._replace_pool(pool, "a check ran out of time", kill=False)
-            return result
-        raise AssertionError("unreachable")
+            if head.suspect:
+                if self._running:  # a suspect runs alone: wait for the pool to drain
+                    return
+                batch = [self._queue.popleft()]
+                self._exclusive = True
+            else:
+                batch = self._take_batch()
+            self._running += 1
+            task = asyncio.ensure_future(self._run_batch(batch))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
 
-    def _free_worker(self) -> asyncio.Semaphore:
+    def _take_batch(self) -> list[_Pending]:
+        """The next job: an equal share of the queue for each worker, in ``2 * workers`` parts
+        so that a slow answer does not hold back a whole half of it; at least
+        :data:`MIN_BATCH` (a queue's tail in ever smaller jobs would cost a round trip each),
+        at most ``batch_size``."""
+        innocent = sum(1 for p in self._queue if not p.suspect)
+        share = -(-innocent // (2 * self.workers))
+        size = max(1, min(self.batch_size, max(share, MIN_BATCH)))
+        batch: list[_Pending] = []
+        while self._queue and len(batch) < size and not self._queue[0].suspect:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                batch.append(pending)
+        return batch
+
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        exclusive = self._exclusive and len(batch) == 1 and batch[0].suspect
+        try:
+            if batch:
+                await self._run_in_pool(batch)
+        except Exception as exc:  # a fault of ours: every answer of the job is an error
+            logger.exception("math checker: a job of %d answers failed", len(batch))
+            for pending in batch:
+                _fail(pending, exc)
+        finally:
+            self._running -= 1
+            if exclusive:
+                self._exclusive = False
+            self._schedule_pump()
+
+    async def _run_in_pool(self, batch: list[_Pending]) -> None:
+        pool = self._current_pool()
+        progress = self._progress
+        slot = self._free_slot(pool)
+        progress[2 * slot] = -1.0  # not started yet
+        progress[2 * slot + 1] = time.monotonic()
+        items = [(p.code, p.answer, p.budget_s) for p in batch]
         loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots_loop is not loop:
-            self._slots, self._slots_loop = asyncio.Semaphore(self.workers), loop
-        return self._slots
+        future = loop.run_in_executor(pool, _judge_batch, self._work, items, slot)
+        self._round_trips += 1
+        self._slots_in_use.setdefault(id(pool), set()).add(slot)
+        try:
+            stuck = await _watch(future, progress, slot, [p.budget_s for p in batch])
+        finally:
+            self._slots_in_use[id(pool)].discard(slot)
+        if stuck is not None:
+            future.add_done_callback(_discard_outcome)  # it fails when the pool is killed
+            if stuck < 0:
+                self._replace_pool(pool, "no worker started a job", kill=True)
+                for pending in batch:
+                    _fail(pending, RuntimeError(f"no worker started within {START_GRACE_S} s"))
+                return
+            self._replace_pool(pool, "a worker ignored its time limit", kill=True)
+            _fail(batch[stuck], asyncio.TimeoutError())
+            self._requeue(batch[:stuck] + batch[stuck + 1 :])
+            return
+        try:
+            results = future.result()
+        except BrokenProcessPool as exc:
+            # A worker died (killed, out of memory, a crash in C) or its pool was killed under
+            # it. The answer it was on is suspect; the others are innocent.
+            self._replace_pool(pool, "a worker died", kill=True)
+            if self._closed:
+                for pending in batch:
+                    _fail(pending, exc)
+                return
+            running = int(progress[2 * slot])
+            current = min(max(running, 0), len(batch) - 1)
+            culprit = batch[current]
+            if culprit.suspect:  # it broke a pool twice, the second time alone
+                _fail(culprit, exc)
+            else:
+                culprit.suspect = True
+            self._requeue([*batch[:current], culprit, *batch[current + 1 :]])
+            return
+        for pending, result in zip(batch, results, strict=False):
+            if not pending.future.done():
+                pending.future.set_result(result)
+        if results and results[-1]["status"] == "timeout":
+            # An answer's timer interrupted SymPy anywhere, even inside a lazy import: that
+            # worker's state cannot be trusted. The answers after it go to fresh workers, and
+            # the old pool finishes the jobs it has, then exits.
+            self._replace_pool(pool, "a check ran out of time", kill=False)
+            self._requeue(batch[len(results) :])
+
+    def _requeue(self, pendings: list[_Pending]) -> None:
+        """Put answers back at the head of the queue, suspects first, in their order."""
+        for pending in reversed(sorted(pendings, key=lambda p: not p.suspect)):
+            if not pending.future.done():
+                self._queue.appendleft(pending)
+
+    def _free_slot(self, pool: ProcessPoolExecutor) -> int:
+        used = self._slots_in_use.get(id(pool), set())
+        return next(slot for slot in range(self.workers) if slot not in used)
 
     def _current_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            context = _mp_context()
+            # One (answer index, start time) pair per job in flight, written by the worker.
+            progress = context.Array("d", 2 * self.workers, lock=False)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=_mp_context(),
+                mp_context=context,
                 initializer=_init_worker,
-                initargs=(self.address_space_mb,),
+                initargs=(self.address_space_mb, progress),
             )
+            self._progress = progress
+            self._slots_in_use.pop(id(self._pool), None)
         return self._pool
 
     def _replace_pool(self, pool: ProcessPoolExecutor, why: str, *, kill: bool) -> None:
@@ -241,6 +402,52 @@ class MathChecker(Checker):
         pool = self._current_pool()
         loop = asyncio.get_running_loop()
         return [loop.run_in_executor(pool, abs, 0) for _ in range(self.workers)]
+
+
+@dataclasses.dataclass(eq=False)
+class _Pending:
+    """One answer waiting for, or in, a worker."""
+
+    code: str
+    answer: str
+    budget_s: float
+    future: asyncio.Future[dict[str, Any]]
+    #: It was running when its worker died: it runs again alone, and a second death is its own.
+    suspect: bool = False
+
+
+def _fail(pending: _Pending, exc: BaseException) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(exc)
+
+
+async def _watch(
+    future: asyncio.Future[Any], progress: Any, slot: int, budgets: list[float]
+) -> int | None:
+    """Wait for a job; the index of its answer that overran its deadline, or ``None``
+    (``-1``: no worker started the job within :data:`START_GRACE_S`).
+
+    Each answer's deadline is its own budget plus :data:`STUCK_GRACE_S` from when the worker
+    started it (read from ``progress``). Time before a worker starts the job (a fresh one warms
+    up first) is not charged to any answer.
+    """
+    while True:
+        index = int(progress[2 * slot])
+        since = progress[2 * slot + 1]
+        if index < 0:
+            deadline = since + START_GRACE_S
+        else:
+            deadline = since + budgets[min(index, len(budgets) - 1)] + STUCK_GRACE_S
+        left = deadline - time.monotonic()
+        if left > 0:
+            # Until the worker starts the job nothing wakes us when it does: look again soon.
+            wait = min(left, _START_POLL_S) if index < 0 else left
+            done, _ = await asyncio.wait({future}, timeout=wait)
+            if done:
+                return None
+            continue
+        if int(progress[2 * slot]) == index and progress[2 * slot + 1] == since:
+            return index
 
 
 def _outcome(result: dict[str, Any], budget_s: float) -> Outcome:
@@ -302,7 +509,13 @@ class _OutOfTime(BaseException):
     """
 
 
-def _init_worker(address_space_mb: int) -> None:
+#: This worker's shared progress array: ``(answer index, start time)`` per job slot.
+_PROGRESS: Any = None
+
+
+def _init_worker(address_space_mb: int, progress: Any = None) -> None:
+    global _PROGRESS
+    _PROGRESS = progress
     # The service process handles Ctrl-C and shuts the pool down; workers must not die first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
@@ -345,6 +558,36 @@ _WARM_UP = (
     ("(1, 2]", "\\{1, 2\\}"),
     ("2**3", "8"),
 )
+
+
+def _judge_batch(
+    work: Callable[[str, str, float], dict[str, Any]],
+    items: list[tuple[str, str, float]],
+    slot: int,
+) -> list[dict[str, Any]]:
+    """Judge several answers in turn, each under its own timer; runs in a worker process.
+
+    Before each answer the worker writes which one it starts, and when, to its ``slot`` of the
+    shared progress array: the service reads it to give each answer its own deadline and to
+    know which answer a dead worker was on. Stops after an answer that ran out of time (the
+    interrupted worker is not trusted with more); the service queues the rest again. An
+    exception on one answer is that answer's result (``status`` ``raised``), not the job's.
+    """
+    results: list[dict[str, Any]] = []
+    for index, (code, answer, budget_s) in enumerate(items):
+        if _PROGRESS is not None:
+            _PROGRESS[2 * slot + 1] = time.monotonic()
+            _PROGRESS[2 * slot] = float(index)
+        try:
+            result = work(code, answer, budget_s)
+        except Exception as exc:
+            result = {"status": _RAISED, "detail": f"{type(exc).__name__}: {exc}", "time_s": 0.0}
+        results.append(result)
+        if result["status"] == "timeout":
+            break
+    if _PROGRESS is not None:
+        _PROGRESS[2 * slot] = float(len(items))
+    return results
 
 
 def _on_alarm(signum: int, frame: object) -> None:

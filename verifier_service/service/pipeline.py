@@ -56,15 +56,17 @@ DEFAULT_CONCURRENCY = 4
 
 
 def default_concurrency(name: str, settings: VerifierSettings) -> int:
-    """Lean checks all go through to the pool; other checkers run a few at a time.
+    """Lean and math checks all go through to their pools; others run a few at a time.
 
     The Lean pool queues waiting proofs per header and hands out workers itself, keeping the
     prewarmed headers' workers for them. A service-wide FIFO of ``lean_workers`` places in front
     of it would let proofs of new headers, waiting for an import, hold every place while a proof
     of a warm header waits behind them (head-of-line blocking under header churn). The pending
-    limit (``SIEVE_MAX_PENDING``) still bounds the total.
+    limit (``SIEVE_MAX_PENDING``) still bounds the total. The math checker queues its answers
+    itself too, and sends several to a worker per round trip: it must see a request's answers
+    at once, not four at a time.
     """
-    if name == "lean4":
+    if name in ("lean4", "math"):
         return max(1, settings.max_pending)
     return DEFAULT_CONCURRENCY
 

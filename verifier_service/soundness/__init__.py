@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from verifier_service.soundness.lexical import no_ambiguous_source
 from verifier_service.soundness.rules import (
     DEFAULT_FORBIDDEN,
     NATIVE_AXIOM,
@@ -42,6 +43,7 @@ __all__ = [
     "find_target",
     "find_targets",
     "is_native_axiom",
+    "no_ambiguous_source",
     "no_forbidden_commands",
     "no_lean_errors",
     "no_sorry",
@@ -58,8 +60,11 @@ def static_violations(
     *,
     forbidden: Collection[str] = DEFAULT_FORBIDDEN,
 ) -> list[Violation]:
-    """Every rule that can be decided from the source alone, header included."""
+    """Every rule that can be decided from the source alone, header included. They only
+    refuse: a text they pass is still judged by Lean."""
     return [
+        *no_ambiguous_source(header, where="header"),
+        *no_ambiguous_source(body),
         *no_forbidden_commands(header, forbidden=forbidden, where="header"),
         *no_forbidden_commands(body, forbidden=forbidden),
         *statement_unchanged(body, statement, header),

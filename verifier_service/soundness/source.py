@@ -1,14 +1,36 @@
-"""Lexing Lean 4 source text, just far enough to reason about it safely.
+"""Lexing Lean 4 source text, just far enough to reason about it safely: a pre-filter.
 
 Header normalisation and the static soundness rules must never mistake the inside of a comment
 or a string for code (``-- #exit`` is harmless) and must see through layout (``set_option`` and
-``debug.skipKernelTC`` on different lines are one command). A full Lean parser is not needed for
-that: comments, string/char literals, identifiers (with ``«»`` escapes and dotted parts), numbers
-and single-character symbols are enough, as long as the lexer agrees with Lean on what is a
-comment and what is a string. Where it cannot agree (unterminated comment or string) Lean
-rejects the file anyway.
+``debug.skipKernelTC`` on different lines are one command). Comments, string/char literals,
+identifiers (with ``«»`` escapes and dotted parts), numbers and single-character symbols are
+enough for that, as long as the lexer agrees with Lean on what is a comment and what is a string.
 
-Character classes follow Lean's ``isIdFirst`` / ``isIdRest`` / ``isLetterLike``.
+This lexer is a copy of Lean's, and a copy can only *refuse* early: it never makes a proof
+valid on its own (Lean's own parse decides). Each function below names the function of Lean's
+``src/Lean/Parser/Basic.lean`` (``whitespace``, ``finishCommentBlock``, ``tokenFn``,
+``charLitFnAux``, ``numberFnAux``, ``identFnAux``) or ``Term.lean`` (``docComment``,
+``commentBody``) it mirrors. Where Lean's reading depends on something a lexer cannot know (the
+token table of the header's environment) or has changed between Lean versions, the lexer records
+an :class:`Ambiguity` instead of guessing, and the rules refuse the text
+(``ambiguous_source:<class>``, see :func:`ambiguities`):
+
+- ``comment_opener``: ``/-/``. Lean's ``whitespace`` skips the character after a block comment's
+  ``/-`` unread, so ``/-/- … -/`` is one level of nesting to Lean and two to a naive lexer;
+- ``doc_comment``: a comment in the whitespace right after ``/--`` or ``/-!``. Those are tokens,
+  and every token consumes the whitespace after it, line comments included, before the comment's
+  body (``commentBody``) starts: ``/-- -- -/`` does not end at its ``-/``;
+- ``char_literal``: a character literal glued to a preceding symbol or ``#`` command. Lean's
+  ``tokenFn`` reads the longest token of the environment's token table first, and tokens may end
+  in a quote (core's ``]'``, Mathlib's ``''`` and ``⁻¹'``), so the quote may not open a literal;
+- ``escaped_keyword``: an identifier escaped with ``«»`` that spells a command word or keyword
+  (``«theorem»``). To Lean it is an identifier, never the keyword; the rules read words by their
+  unescaped value, so they could take it for the keyword.
+
+Where the lexer cannot agree otherwise (unterminated comment or string, a bad escape) Lean
+rejects the file anyway. Character classes follow Lean's ``isIdFirst`` / ``isIdRest`` /
+``isLetterLike``; whitespace is Lean's ``Char.isWhitespace`` (space, tab, CR, LF: Lean refuses
+tabs and lone CRs, which keeps them harmless here).
 """
 
 from __future__ import annotations
@@ -29,12 +51,16 @@ from verifier_service.soundness.allowlist import (
     DECLARATION_WORDS,
     MODIFIERS,
     REFUSED_HASH_COMMANDS,
+    REFUSED_WORDS,
 )
 
 __all__ = [
+    "AMBIGUITY_CLASSES",
+    "Ambiguity",
     "Command",
     "Token",
     "TokenKind",
+    "ambiguities",
     "attribute_names",
     "attribute_spans",
     "blank_comments",
@@ -85,6 +111,22 @@ class Token(NamedTuple):
         return self.text
 
 
+#: The classes of :class:`Ambiguity` (the ``<class>`` of ``ambiguous_source:<class>``).
+AMBIGUITY_CLASSES = ("comment_opener", "doc_comment", "char_literal", "escaped_keyword")
+
+
+class Ambiguity(NamedTuple):
+    """A place where Lean's reading of the text is not certain to be the lexer's."""
+
+    #: One of :data:`AMBIGUITY_CLASSES`.
+    kind: str
+    #: Offset, 1-based line and 0-based column of the place.
+    start: int
+    line: int
+    column: int
+    detail: str
+
+
 def tokenize(source: str) -> list[Token]:
     """All tokens of ``source``, comments skipped."""
     return list(_lex(source)[0])
@@ -105,7 +147,13 @@ def comment_spans(source: str) -> list[tuple[int, int]]:
     return list(_lex(source)[1])
 
 
-_Lexed = tuple[tuple[Token, ...], tuple[tuple[int, int], ...]]
+def ambiguities(source: str) -> list[Ambiguity]:
+    """Every place of ``source`` where Lean may read it otherwise than this lexer does (see the
+    module docstring); the rules refuse a text with any."""
+    return list(_lex(source)[2])
+
+
+_Lexed = tuple[tuple[Token, ...], tuple[tuple[int, int], ...], tuple[Ambiguity, ...]]
 
 #: Characters of source whose tokens :func:`_lex` keeps (tokens take about 70 bytes a character).
 LEX_CACHE_CHARS = 1_000_000
@@ -126,7 +174,7 @@ def _lex(source: str) -> _Lexed:
             _lexed.move_to_end(source)
             return hit
     lexer = _Lexer(source)
-    lexed = tuple(lexer.tokens()), tuple(lexer.comments)
+    lexed = tuple(lexer.tokens()), tuple(lexer.comments), tuple(lexer.ambiguities)
     if len(source) > LEX_CACHE_CHARS:
         return lexed
     with _lexed_lock:
@@ -172,21 +220,36 @@ _ID_FIRST = f"A-Za-z_{_LETTER_LIKE}"
 _ID_REST = f"{_ID_FIRST}0-9'!?{_SUBSCRIPTS}"
 _ID_PART = f"(?:«[^»]*(?:»|\\Z)|[{_ID_FIRST}][{_ID_REST}]*)"
 _IDENT = f"{_ID_PART}(?:\\.{_ID_PART})*"
+#: ``numberFnAux``: ``0b``/``0o``/``0x`` numerals and decimals with ``_`` separators, a fraction
+#: and an exponent. A number never takes letters or quotes: ``2'a'`` is ``2`` and ``'a'``, and
+#: ``2r"…"`` is ``2`` and a raw string. (Lean also reads ``2.`` as a scientific literal; a dot
+#: followed by no digit is left to the next token here, since after a ``.`` Lean reads field
+#: indices, not numbers: it is no quote or comment either way.)
+_NUMBER = (
+    r"0[xX][0-9a-fA-F_]*|0[bB][01_]*|0[oO][0-7_]*"
+    r"|[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9][0-9_]*)?"
+)
+#: ``#`` glued to a word: Lean reads the longest ``#…`` token of its token table (``#eval!``);
+#: a quote after it is left out, as no ``#`` command ends in one.
+_HASH_REST = _ID_REST.replace("'", "")
 
-#: Whitespace, then one token or comment (the alternatives are tried in this order).
+#: Lean's whitespace (``Char.isWhitespace``), then one token or comment, tried in this order,
+#: which is ``whitespace``'s and then ``tokenFn``'s: comments, string, char (handled by
+#: :func:`_char_literal_end`), number, name literal, raw string, identifier, then a symbol.
 _SCANNER = re.compile(
-    r"(?P<space>\s*)(?:"
+    r"(?P<space>[ \t\r\n]*)(?:"
     + "|".join(
         [
             r"(?P<line_comment>--[^\n]*)",
+            r"(?P<doc_comment>/-[-!])",
             r"(?P<block_comment>/-)",
             r'(?P<string>"(?:[^"\\]|\\.)*(?:"|\\?\Z))',
-            r'(?P<raw_string>r(?P<hashes>#*)".*?(?:"(?P=hashes)|\Z))',
-            r"(?P<char>'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]{1,6}\}|[^\n])|[^\\\n])')",
+            r"(?P<quote>')",
+            f"(?P<number>{_NUMBER})",
             f"(?P<name>``?(?={_ID_PART}){_IDENT})",
-            f"(?P<command>#[{_ID_FIRST}][{_ID_REST}]*)",
+            r'(?P<raw_string>r(?P<hashes>#*)".*?(?:"(?P=hashes)|\Z))',
+            f"(?P<command>#[{_ID_FIRST}][{_HASH_REST}]*)",
             f"(?P<ident>{_IDENT})",
-            f"(?P<number>[0-9](?:[{_ID_REST}]|\\.(?=[0-9]))*)",
             r"(?P<symbol>.)",
             r"\Z",
         ]
@@ -196,17 +259,22 @@ _SCANNER = re.compile(
 )
 _COMMENT_EDGE = re.compile(r"/-|-/")
 _NOT_NEWLINE = re.compile(r"[^\n]")
+_HEX = frozenset("0123456789abcdefABCDEF")
+#: ``isQuotableCharDefault``: the characters ``quotedCharFn`` takes after a backslash as is.
+_QUOTABLE = frozenset("\\\"'rnt")
 _KINDS = {
     "string": TokenKind.STRING,
     "hashes": TokenKind.STRING,  # the inner group of a raw string
     "raw_string": TokenKind.STRING,
-    "char": TokenKind.CHAR,
     "name": TokenKind.NAME,
     "command": TokenKind.COMMAND,
     "ident": TokenKind.IDENT,
     "number": TokenKind.NUMBER,
     "symbol": TokenKind.SYMBOL,
 }
+#: Token kinds that Lean's ``tokenFn`` reads from the token table, where a token may go on
+#: into a following quote (core's ``]'``, Mathlib's ``''`` and ``⁻¹'``).
+_TABLE_KINDS = frozenset({TokenKind.SYMBOL, TokenKind.COMMAND})
 
 
 def _unescape_ident(text: str) -> str:
@@ -214,17 +282,25 @@ def _unescape_ident(text: str) -> str:
 
 
 class _Lexer:
-    """Yields tokens and records comment spans; one regex match per token, plus a small loop for
-    nested block comments (which no regex can match)."""
+    """Yields tokens and records comment spans and ambiguities; one regex match per token, plus
+    small loops for what no regex can match (nested comments, doc comments, char literals)."""
 
     def __init__(self, source: str) -> None:
         self.src = source
         self.comments: list[tuple[int, int]] = []
+        self.ambiguities: list[Ambiguity] = []
         self._line_starts = [0, *(m.end() for m in re.finditer("\n", source))]
+
+    def _ambiguous(self, kind: str, start: int, detail: str) -> None:
+        line = bisect_right(self._line_starts, start)
+        self.ambiguities.append(
+            Ambiguity(kind, start, line, start - self._line_starts[line - 1], detail)
+        )
 
     def tokens(self) -> Iterator[Token]:
         src, i = self.src, 0
         spaced = True
+        previous: Token | None = None
         starts = self._line_starts
         while i < len(src):
             for match in _SCANNER.finditer(src, i):
@@ -237,13 +313,34 @@ class _Lexer:
                     spaced = True
                     continue
                 if kind == "block_comment":  # nests, so the regex cannot find its end
-                    i = _block_comment_end(src, start)
+                    i = self._block_comment(start)
                     self.comments.append((start, i))
                     spaced = True
                     break  # scan again from the end of the comment
+                if kind == "doc_comment":
+                    i = self._doc_comment(start)
+                    self.comments.append((start, i))
+                    spaced = True
+                    break
+                glued = not spaced and start == match.start()
+                token_kind: TokenKind
+                if kind == "quote":
+                    end = _char_literal_end(src, start)
+                    if end is None:  # not a literal: Lean reads ``''`` (or fails) from here
+                        token_kind = TokenKind.SYMBOL
+                    else:
+                        token_kind, i = TokenKind.CHAR, end
+                        if glued and previous is not None and previous.kind in _TABLE_KINDS:
+                            self._ambiguous(
+                                "char_literal",
+                                start,
+                                f"the quote after `{previous.text}` may belong to a token",
+                            )
+                else:
+                    token_kind = _KINDS[kind]
                 line = bisect_right(starts, start)
-                yield Token(
-                    _KINDS[kind],
+                token = Token(
+                    token_kind,
                     src[start:i],
                     start,
                     i,
@@ -251,20 +348,118 @@ class _Lexer:
                     start - starts[line - 1],
                     spaced or start > match.start(),
                 )
+                if token_kind is TokenKind.IDENT and "«" in token.text:
+                    self._check_escaped(token)
+                yield token
+                previous = token
                 spaced = False
+                if kind == "quote":
+                    break  # scan again from the end of the literal
             else:
                 return
 
+    def _block_comment(self, start: int) -> int:
+        """Lean's ``whitespace`` at ``/-``: the character after ``/-`` is skipped unread, then
+        ``finishCommentBlock 1`` runs. A ``/`` there is refused (``comment_opener``): Lean does
+        not count ``/-/-`` as two openers, and a lexer that did would disagree on the end."""
+        if self.src.startswith("/", start + 2):
+            self._ambiguous(
+                "comment_opener", start, "`/-/`: Lean skips the character after `/-` unread"
+            )
+        return _finish_comment_block(self.src, min(start + 3, len(self.src)), 1)
 
-def _block_comment_end(src: str, start: int) -> int:
-    """Lean block comments nest: ``/- a /- b -/ c -/`` is one comment. Unterminated, it runs to
-    the end (Lean reports an error)."""
-    depth = 0
-    for edge in _COMMENT_EDGE.finditer(src, start):
+    def _doc_comment(self, start: int) -> int:
+        """Lean's ``docComment`` (and the module doc ``/-!``): ``/--`` is a token, so the
+        ``whitespace`` after it is consumed first, and then ``commentBody`` runs
+        ``finishCommentBlock 1`` from there. A comment in that whitespace is refused
+        (``doc_comment``): ``/-- -- -/`` does not end at its ``-/``."""
+        body, holds_comment = _whitespace(self.src, start + 3)
+        if holds_comment:
+            self._ambiguous(
+                "doc_comment",
+                start,
+                f"`{self.src[start : start + 3]}` is followed by a comment, which Lean skips "
+                "before the doc comment's text begins",
+            )
+        return _finish_comment_block(self.src, body, 1)
+
+    def _check_escaped(self, token: Token) -> None:
+        """``identFnAux``: ``«theorem»`` is an identifier, never the keyword it spells."""
+        if token.value in _ESCAPE_REFUSED or any(
+            part in _ESCAPE_REFUSED for part in token.value.split(".")
+        ):
+            self._ambiguous(
+                "escaped_keyword",
+                token.start,
+                f"`{token.text}` is an identifier to Lean, not the keyword it spells",
+            )
+
+
+def _whitespace(src: str, i: int) -> tuple[int, bool]:
+    """Lean's ``whitespace``: where the whitespace and comments from ``i`` end, and whether
+    they held a comment. It stops before ``/--`` and ``/-!``, which are tokens."""
+    n = len(src)
+    holds_comment = False
+    while i < n:
+        c = src[i]
+        if c in " \t\r\n":
+            i += 1
+        elif src.startswith("--", i):
+            newline = src.find("\n", i)
+            i = n if newline < 0 else newline
+            holds_comment = True
+        elif src.startswith("/-", i) and not src.startswith(("/--", "/-!"), i):
+            i = _finish_comment_block(src, min(i + 3, n), 1)
+            holds_comment = True
+        else:
+            break
+    return i, holds_comment
+
+
+def _finish_comment_block(src: str, i: int, nesting: int) -> int:
+    """Lean's ``finishCommentBlock``: from ``i``, inside ``nesting`` open comments, the end of
+    the outermost one. ``/-`` opens and ``-/`` closes, scanning left to right. Unterminated,
+    it runs to the end (Lean reports an error)."""
+    depth = nesting
+    for edge in _COMMENT_EDGE.finditer(src, i):
         depth += 1 if edge.group() == "/-" else -1
         if depth == 0:
             return edge.end()
     return len(src)
+
+
+def _block_comment_end(src: str, start: int) -> int:
+    """The end of the block comment that starts at ``start`` (Lean's ``whitespace``)."""
+    return _finish_comment_block(src, min(start + 3, len(src)), 1)
+
+
+def _char_literal_end(src: str, start: int) -> int | None:
+    """Lean's ``tokenFn`` at a quote, then ``charLitFnAux``/``quotedCharFn``: the end of the
+    char literal at ``start``, or ``None`` if Lean reads none there (``''``, or a malformed
+    literal, which Lean rejects). The character may be any one, a newline included; after a
+    backslash come one of ``isQuotableCharDefault``, ``x`` and two hex digits, or ``u`` and
+    four."""
+    n = len(src)
+    i = start + 1
+    if i >= n or src[i] == "'":
+        return None
+    c = src[i]
+    i += 1
+    if c == "\\":
+        if i >= n:
+            return None
+        q = src[i]
+        i += 1
+        if q in "xu":
+            digits = 2 if q == "x" else 4
+            if not all(ch in _HEX for ch in src[i : i + digits]) or i + digits > n:
+                return None
+            i += digits
+        elif q not in _QUOTABLE:
+            return None
+    if i < n and src[i] == "'":
+        return i + 1
+    return None
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -525,6 +720,15 @@ def _skip_prefix(tokens: list[Token], i: int) -> int:
 
 #: Words that start a command wherever they stand outside brackets.
 _START_WORDS = COMMAND_WORDS | ALLOWED_COMMANDS | MODIFIERS | {"prelude"}
+#: Words an escaped identifier may not spell (:meth:`_Lexer._check_escaped`): every word the
+#: rules read as a command, modifier or keyword.
+_ESCAPE_REFUSED = (
+    _START_WORDS
+    | DECLARATION_WORDS
+    | CONTINUATION_WORDS
+    | REFUSED_WORDS
+    | {"import", "in", "by", "at", "have", "show", "from", "fun", "let", "meta", "all"}
+)
 #: ``#`` commands that start a command wherever they stand (elsewhere ``#s`` is notation).
 _HASH_COMMANDS = ALLOWED_HASH_COMMANDS | REFUSED_HASH_COMMANDS
 

@@ -30,3 +30,12 @@ def test_a_bad_override_is_a_usage_error_naming_the_key():
     done = _demo("--set", "demo.alphas=[2]")
     assert done.returncode == 2
     assert "demo.alphas" in done.stderr
+
+
+def test_seeds_sets_the_number_of_repeats_and_refuses_zero():
+    done = _demo("--print-config", "--seeds", "3")
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["demo"]["seeds"] == 3
+    refused = _demo("--print-config", "--seeds", "0")
+    assert refused.returncode == 2
+    assert "--seeds" in refused.stderr

@@ -6,11 +6,15 @@ import random
 import pytest
 
 from examples.demo.task import (
+    FAMILIES,
+    PREFERRED_FAMILY,
     DemoTask,
+    answer_family,
     base_distribution,
     demo_problems,
     evaluate_expression,
     is_correct,
+    is_prime,
 )
 
 TASK = DemoTask()
@@ -40,16 +44,54 @@ def test_base_distribution_is_a_distribution_with_many_uneven_correct_answers():
         correct = [p for p, c in zip(dist.probabilities, dist.correct, strict=True) if c]
         assert len(correct) >= 16
         assert max(correct) / min(correct) > 5  # Zipf-like: a few frequent, many rare
-        assert TASK.pass_rate_min - 1e-12 <= dist.pass_rate <= TASK.pass_rate_max + 1e-12
+        rate = TASK.pass_rate_min * (1 - TASK.preferred_family_mass) - 1e-12
+        assert rate <= dist.pass_rate <= TASK.pass_rate_max + 1e-12
 
 
-def test_coverage_can_be_won_or_lost():
-    """The exact base's pass@64 sits clearly below 1: some targets' correct answers are rare."""
-    rates = [base_distribution(t).pass_rate for t in TASK.targets if TASK.split_of(t) == "train"]
-    assert max(rates) - min(rates) > 0.2
-    pass_at_64 = sum(1 - (1 - z) ** 64 for z in rates) / len(rates)
-    assert 0.5 < pass_at_64 < 0.9
-    assert sum(z < 0.01 for z in rates) >= 3  # a correct answer rarer than 1 in 100
+def test_every_expression_belongs_to_a_family_and_the_base_prefers_products():
+    for target in TASK.targets:
+        dist = base_distribution(target)
+        assert {answer_family(e) for e in dist.expressions} <= set(FAMILIES)
+        mass = dist.family_mass()
+        assert mass[PREFERRED_FAMILY] == pytest.approx(TASK.preferred_family_mass)
+        rare = (1 - TASK.preferred_family_mass) / (len(FAMILIES) - 1)
+        for family in FAMILIES[1:]:
+            assert mass[family] == pytest.approx(rare)
+
+
+@pytest.mark.parametrize(
+    ("text", "family"),
+    [("3*8", "product"), ("(1+2)*8", "product"), ("20+4", "sum"), ("30-6", "difference"),
+     ("5*4+4", "affine"), ("5*5-1", "affine"), ("24", "other"), ("2*(3+9)", "other")],
+)  # fmt: skip
+def test_answer_family_by_shape(text, family):
+    assert answer_family(text) == family
+
+
+def test_primes_are_held_out_and_only_rare_families_solve_them():
+    """The split the paper's claim needs: training targets are composites (products solve
+    them), held-out ones are every prime (no product is correct) and some composites."""
+    train = [t for t in TASK.targets if TASK.split_of(t) == "train"]
+    test = [t for t in TASK.targets if TASK.split_of(t) == "test"]
+    assert not any(is_prime(t) for t in train)
+    primes = [t for t in test if is_prime(t)]
+    assert primes == [t for t in TASK.targets if is_prime(t)] and len(primes) == 21
+    assert len(test) - len(primes) >= 10  # held-out composites: the control
+    for target in primes:
+        dist = base_distribution(target)
+        assert dist.family_mass(correct_only=True)[PREFERRED_FAMILY] == 0.0
+        assert dist.pass_rate < 1 - TASK.preferred_family_mass
+    for target in train:
+        by_family = base_distribution(target).family_mass(correct_only=True)
+        assert by_family[PREFERRED_FAMILY] > 0.5 * sum(by_family.values())
+
+
+def test_coverage_can_be_won_or_lost_on_held_out_primes():
+    """The exact base's pass@256 on held-out primes sits clearly below 1, but far above 0."""
+    rates = [base_distribution(t).pass_rate for t in TASK.targets if is_prime(t)]
+    pass_at_256 = sum(1 - (1 - z) ** 256 for z in rates) / len(rates)
+    assert 0.6 < pass_at_256 < 0.95
+    assert sum(z < 0.005 for z in rates) >= 2  # a correct answer rarer than 1 in 200
 
 
 def test_truth_labels_match_our_arithmetic():
@@ -84,7 +126,7 @@ def test_base_distribution_depends_on_the_seed():
 
 def test_demo_problems_train_and_test_targets_are_disjoint():
     train = demo_problems(100, split="train")
-    test = demo_problems(20, split="test")
+    test = demo_problems(100, split="test")
     train_targets = {p.answer for p in train}
     test_targets = {p.answer for p in test}
     assert train_targets and test_targets
@@ -119,6 +161,8 @@ def test_demo_problems_bad_arguments(kwargs, field):
         ({"pass_rate_min": 0.2, "pass_rate_max": 0.1}, "pass_rate_max"),
         ({"pass_rate_max": 1.0}, "pass_rate_max"),
         ({"max_expressions": 0}, "max_expressions"),
+        ({"preferred_family_mass": 1.0}, "preferred_family_mass"),
+        ({"max_operand": 1}, "max_operand"),
     ],
 )
 def test_task_validation(kwargs, field):

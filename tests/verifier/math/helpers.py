@@ -32,3 +32,31 @@ def process_gone(pid: int) -> bool:
             return any(line.split()[1:2] == ["Z"] for line in status if line.startswith("State:"))
     except FileNotFoundError:
         return True
+
+
+def scripted(code: str, answer: str, budget_s: float) -> dict[str, Any]:
+    """The real comparison, except for answers that script a fault of their worker:
+    ``die`` kills it every time, ``die-once:<file>`` only while ``<file>`` does not exist (then
+    judges ``3*8``), ``hang`` sleeps where no timer reaches it."""
+    from verifier_service.checkers.math import judge
+
+    if code == "die":
+        os._exit(1)
+    if code.startswith("die-once:"):
+        marker = code.split(":", 1)[1]
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        return judge("3*8", answer, budget_s)
+    if code == "hang":
+        time.sleep(3600)
+    return judge(code, answer, budget_s)
+
+
+def explode_on_boom(code: str, answer: str, budget_s: float) -> dict[str, Any]:
+    """The real comparison, except that the answer ``boom`` raises inside it."""
+    from verifier_service.checkers.math import judge
+
+    if code == "boom":
+        raise RuntimeError("boom")
+    return judge(code, answer, budget_s)
