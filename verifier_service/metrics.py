@@ -111,6 +111,52 @@ class _CheckerCountersCollector(Collector):
         return []
 
 
+class _ImportSetCollector(Collector):
+    """Per import set of the Lean pool: ``sieve_lean_import_set_workers``,
+    ``sieve_lean_import_set_waiting`` and ``sieve_lean_import_set_imports_started_total``,
+    labelled by a short digest of the normalised import set (``import_set``), the set itself
+    (``imports``, cut short) and whether it is protected from churn. The pool lists a bounded
+    number of sets, so the label cardinality is bounded whatever clients send."""
+
+    def __init__(self, checkers: Callable[[], Mapping[str, Checker]]) -> None:
+        self._checkers = checkers
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["import_set", "imports", "protected"]
+        workers = GaugeMetricFamily(
+            "sieve_lean_import_set_workers",
+            "Lean workers warm or warming for an import set.",
+            labels=labels,
+        )
+        waiting = GaugeMetricFamily(
+            "sieve_lean_import_set_waiting",
+            "Proofs waiting for a Lean worker of an import set.",
+            labels=labels,
+        )
+        started = CounterMetricFamily(
+            "sieve_lean_import_set_imports_started",
+            "Lean processes started to import an import set.",
+            labels=labels,
+        )
+        for checker in self._checkers().values():
+            import_sets = getattr(checker, "import_sets", None)
+            if import_sets is None:
+                continue
+            try:
+                rows = import_sets()
+            except Exception:  # a broken gauge must not break the scrape
+                continue
+            for row in rows:
+                values = [row.label, row.imports, "true" if row.protected else "false"]
+                workers.add_metric(values, float(row.workers))
+                waiting.add_metric(values, float(row.waiting))
+                started.add_metric(values, float(row.imports_started))
+        return [workers, waiting, started]
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []
+
+
 class ServiceMetrics:
     """Every metric family the service exports, registered in one private registry."""
 
@@ -184,6 +230,7 @@ class ServiceMetrics:
         self.cache_up.set_function(cache_up)
         self.registry.register(_CheckerStatsCollector(checkers))
         self.registry.register(_CheckerCountersCollector(checkers))
+        self.registry.register(_ImportSetCollector(checkers))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()

@@ -100,6 +100,12 @@ class VerifierSettings(BaseSettings):
     #: Share of the pool (0-1) that headers outside ``lean_prewarm_headers`` may hold together
     #: (at least one worker), so a client sending new headers cannot evict the prewarmed ones.
     lean_other_headers_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Environments each worker keeps derived from its imports for the rest of a header
+    #: (``open``, ``set_option``, ...), least recently used evicted.
+    lean_derived_envs: int = Field(default=32, ge=1)
+    #: Import sets learned from traffic (sustained demand) that are kept warm and protected from
+    #: churn like the prewarm headers' imports, on top of them; 0 learns none.
+    lean_hot_import_sets: int = Field(default=2, ge=0)
     #: Threads one Lean process may use (``LEAN_NUM_THREADS``); Lean >= 4.19 elaborates in parallel.
     lean_threads: int = 1
     #: How each REPL is confined (see ``verifier_service/lean/sandbox.py``). ``bwrap``:

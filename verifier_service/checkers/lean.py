@@ -10,7 +10,8 @@ A check runs in stages, cheapest first, and each stage can only make a verdict w
    syntax kind, the target and the statement's syntax are decided on it
    (:mod:`verifier_service.soundness.parsed`). Where the pre-filter read the code otherwise, the
    proof is ``invalid`` (``parse_mismatch``), counted and logged with the proof's digest.
-3. **Lean**: a worker warm for the job's header runs the code on env 0 under the job's budget.
+3. **Lean**: a worker warm for the job's header's imports runs the code on the env of exactly
+   the job's header (the pool derives it from the import env) under the job's budget.
    Errors and ``sorry`` make the proof ``invalid``; a budget overrun is ``timeout``; a crashed or
    unavailable REPL is ``error`` (the proof is not to blame, so the verdict is not cached).
 4. **Kernel terms**: the target constant must be a theorem (``target_not_theorem``) and, with a
@@ -56,6 +57,7 @@ from verifier_service.lean.header import (
 )
 from verifier_service.lean.pool import (
     HeaderFailed,
+    ImportSetStats,
     PoolUnavailable,
     ReplCrashed,
     ReplPool,
@@ -183,6 +185,10 @@ class LeanChecker(Checker):
             if isinstance(value, int | float) and not isinstance(value, bool)
         }
 
+    def import_sets(self) -> list[ImportSetStats]:
+        """The pool's gauges per import set (``sieve_lean_import_set_*`` in ``/metrics``)."""
+        return [] if self._pool is None else self._pool.import_set_stats()
+
     def counters(self) -> dict[str, float]:
         """Monotonic counters for ``/metrics`` (exported as ``<name>_total``)."""
         return {PARSE_MISMATCH_COUNTER: float(self.parse_mismatches)}
@@ -300,6 +306,7 @@ class LeanChecker(Checker):
                         env,
                         statement_for_elaboration(statement_declaration(job.statement)),
                         PROGRAM_TIMEOUT_S,
+                        header=job.header,
                     )
                 stage = "target"
                 target = await target_type(worker, reply.env, targets.main.name, PROGRAM_TIMEOUT_S)

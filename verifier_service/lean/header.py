@@ -30,6 +30,7 @@ time with its own timeout regardless.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from verifier_service.soundness.source import (
@@ -49,6 +50,7 @@ __all__ = [
     "parse_header",
     "split_code",
     "split_header_block",
+    "split_imports",
     "strip_leading_lines",
 ]
 
@@ -94,6 +96,27 @@ def parse_header(text: str | None) -> Header:
 def normalise_header(text: str | None) -> str:
     """The canonical text of a header (the pool key)."""
     return parse_header(text).text
+
+
+#: A line of a canonical header that is one of its leading imports (``import M``, with the
+#: modifiers Lean allows before the keyword). The canonical form writes each leading import on one
+#: line and the first other command never starts with the keyword (it would be an import).
+_IMPORT_LINE = re.compile(r"(?:public )?(?:meta )?import \S")
+
+
+def split_imports(header: str) -> tuple[str, str]:
+    """A canonical header's leading imports and the rest of it, each as canonical text.
+
+    The imports decide which process can serve the header (imports only happen when a process
+    starts); the rest (``open``, ``set_option``, ...) is an environment derived inside that
+    process. Splits by lines, so it costs nothing per lease: ``header`` must be canonical
+    (:func:`normalise_header`), and then ``imports + "\n" + rest`` is ``header`` again.
+    """
+    lines = header.split("\n")
+    count = 0
+    while count < len(lines) and _IMPORT_LINE.match(lines[count]):
+        count += 1
+    return "\n".join(lines[:count]), "\n".join(lines[count:])
 
 
 def split_code(code: str) -> tuple[list[str], str]:

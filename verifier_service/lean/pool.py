@@ -1,12 +1,25 @@
-"""A pool of warm Lean REPL processes, keyed by the header they imported.
+"""A pool of warm Lean REPL processes, keyed by the imports they ran.
 
 Importing Mathlib costs seconds to a minute and gigabytes per process, and imports cannot be undone,
-so a worker belongs to one header for its whole life. :class:`ReplPool` hands out workers warm for
-the requested header, converts idle workers of other headers (least recently used first) when it
-is full, queues requests first-come first-served when every worker is busy, and keeps itself at
+so a worker belongs to one *import set* (a header's leading ``import`` lines) for its whole life.
+The rest of a header (``open``, ``set_option``, ...) is an environment derived inside the worker
+from its import environment by one REPL command, built once per distinct rest and reused by its
+env number; each worker keeps at most ``derived_envs`` of them, least recently used evicted. A
+proof always runs on the env of exactly its own header (:attr:`LeanWorker.header_env` during the
+lease). A rest that does not elaborate is that header's :class:`HeaderFailed`, remembered like a
+failing import, and the worker goes on serving.
+
+:class:`ReplPool` hands out workers warm for the requested header's imports, converts idle
+workers of other import sets (least recently used first, sets without demand first) when it is
+full, queues requests first-come first-served when every worker is busy, and keeps itself at
 size: a worker killed for a timeout, found crashed, or recycled (too many proofs, too much memory)
-is replaced in the background. Header imports run under their own timeout and are never charged to
-a proof: a lease is granted only once the worker's header is warm.
+is replaced in the background. Imports run under their own timeout and are never charged to a
+proof: a lease is granted only once the worker's imports are warm.
+
+**Work-conserving.** An idle worker does not stay idle while proofs wait: an import set with no
+demand (no proof waiting and none asked for within :attr:`ReplPool.demand_window_s`) gives its
+workers, the last one included, to the import sets that wait. An import set with demand keeps its
+last worker, so a client sending proofs one at a time never pays an import between them.
 
 **Reply integrity.** A worker whose replies cannot be the REPL's (see :mod:`.repl`) is killed and
 replaced, never handed out again, and counted in ``protocol_violations``. A lease that sent
@@ -17,22 +30,24 @@ and the worker dies, so the proof's verdict is ``error`` whatever the body concl
 worker syncs once after its header, so a REPL that does not answer the sync as expected fails
 at start-up, loudly, instead of failing every proof.
 
-**Header churn.** Any client can send a header nobody asked for before, and each one costs an
-import (with Mathlib: a minute and gigabytes). So the headers given to :meth:`ReplPool.start` (the
-operator's ``SIEVE_LEAN_PREWARM_HEADERS``) keep their workers: every other header together holds
-at most ``other_headers_share`` of the pool (at least one worker, and never so many that a prewarm
-header is left without one). New headers then evict each other inside that share, and a proof of
-a prewarm header never waits for someone else's import. A prewarm header takes a worker back from
-the share only when it has none left, or when no other-header proof is waiting. What the pool
-remembers per header (headers that failed to elaborate, :mod:`.header_failures`) is bounded by
-count and bytes, and expires.
+**Header churn.** Any client can send imports nobody asked for before, and each set costs an
+import (with Mathlib: a minute and gigabytes). So the *protected* import sets (those of the headers
+given to :meth:`ReplPool.start`, the operator's ``SIEVE_LEAN_PREWARM_HEADERS``, and up to
+``hot_import_sets`` learned from traffic: the sets with the most sustained demand) are guarded:
+while proofs of a protected set wait, every other import set together holds at most
+``other_headers_share`` of the pool (at least one worker, and never so many that a protected set
+is left without one). New import sets then evict each other inside that share, and a protected
+set with demand never waits for someone else's import. A protected set takes a worker back from
+the share only when it has none left, or when no other proof is waiting. What the pool remembers
+per header (headers that failed to elaborate, :mod:`.header_failures`) is bounded by count and
+bytes, and expires; so is what it remembers per import set (demand, imports started).
 
 Usage::
 
     pool = ReplPool(["lake", "env", "repl"], workers=4, cwd="/opt/mathlib")
     await pool.start(prewarm_headers=["import Mathlib"])
-    async with pool.lease("import Mathlib", acquire_timeout_s=60) as worker:
-        reply = await worker.send({"cmd": proof, "env": 0}, timeout_s=60)
+    async with pool.lease("import Mathlib\nopen Real", acquire_timeout_s=60) as worker:
+        reply = await worker.send({"cmd": proof, "env": worker.header_env}, timeout_s=60)
     await pool.aclose()
 """
 
@@ -40,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -52,6 +68,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
+from verifier_service.lean.header import split_imports
 from verifier_service.lean.header_failures import HeaderFailures
 from verifier_service.lean.repl import (
     HeaderFailed,
@@ -68,6 +85,7 @@ from verifier_service.settings import VerifierSettings
 __all__ = [
     "HeaderFailed",
     "HeaderFailures",
+    "ImportSetStats",
     "LeanWorker",
     "PoolStats",
     "PoolUnavailable",
@@ -96,7 +114,7 @@ class PoolStats:
     timeouts: int
     recycled: int
     crashes: int
-    #: Normalised header -> workers warm for it (idle or busy).
+    #: Normalised import set (a header's imports) -> workers warm for it (idle or busy).
     headers: dict[str, int] = field(default_factory=dict)
     #: Leases waiting for a worker.
     waiting: int = 0
@@ -110,12 +128,76 @@ class PoolStats:
     failed_header_bytes: int = 0
     #: Workers killed because a reply could not be the REPL's (forged, unframed, out of order).
     protocol_violations: int = 0
+    #: Environments derived for the rest of a header (after its imports), and those evicted.
+    derived_envs: int = 0
+    derived_evictions: int = 0
+    #: Import sets learned from traffic that are protected like the prewarmed ones.
+    hot_import_sets: int = 0
+
+
+@dataclass
+class ImportSetStats:
+    """One import set's gauges for ``/metrics`` (labelled by :attr:`label`)."""
+
+    #: A short digest of the normalised import set: a bounded, safe label.
+    label: str
+    #: The normalised import set (its ``import`` lines joined by ``,``), cut to 200 characters.
+    imports: str
+    workers: int
+    waiting: int
+    imports_started: int
+    protected: bool
 
 
 @dataclass
 class _Waiter:
     header: str
+    #: The header's import set: the queue it waits in.
+    imports: str
     future: asyncio.Future[LeanWorker]
+
+
+def import_set_label(imports: str) -> str:
+    """The ``/metrics`` label of an import set: 12 hex digits of its digest."""
+    return hashlib.blake2b(imports.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+
+
+class _Demand:
+    """Proofs asked for per import set, decayed over ``window_s``: who needs workers now, and
+    which sets have sustained demand. Bounded: the sets asked for longest ago are forgotten."""
+
+    def __init__(self, window_s: float, max_entries: int = 256) -> None:
+        self.window_s = window_s
+        self.max_entries = max_entries
+        # imports -> (decayed count, when last asked for); least recently asked for first
+        self._entries: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def note(self, imports: str) -> None:
+        now = time.monotonic()
+        score, last = self._entries.pop(imports, (0.0, now))
+        self._entries[imports] = (score * math.exp((last - now) / self.window_s) + 1.0, now)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def recent(self, imports: str) -> bool:
+        """Asked for within the window."""
+        entry = self._entries.get(imports)
+        return entry is not None and time.monotonic() - entry[1] < self.window_s
+
+    def score(self, imports: str) -> float:
+        entry = self._entries.get(imports)
+        if entry is None:
+            return 0.0
+        return entry[0] * math.exp((entry[1] - time.monotonic()) / self.window_s)
+
+    def hottest(self, count: int, minimum: float) -> list[str]:
+        """Up to ``count`` import sets whose decayed demand is at least ``minimum``, hottest
+        first."""
+        if count <= 0:
+            return []
+        scored = [(self.score(imports), imports) for imports in self._entries]
+        ranked = sorted(scored, reverse=True)[:count]
+        return [imports for score, imports in ranked if score >= minimum]
 
 
 class ReplPool:
@@ -124,6 +206,11 @@ class ReplPool:
     #: Least seconds between two memory checks of one worker: measuring a process tree reads
     #: ``/proc`` for every process on the machine (milliseconds), too slow for every lease.
     rss_check_interval_s: float = 1.0
+    #: Seconds over which demand counts: an import set asked for within it keeps its last worker,
+    #: and its demand decays over it.
+    demand_window_s: float = 30.0
+    #: Decayed proofs (over :attr:`demand_window_s`) that make an import set hot.
+    hot_min_proofs: float = 8.0
 
     def __init__(
         self,
@@ -140,6 +227,8 @@ class ReplPool:
         env: Mapping[str, str] | None = None,
         other_headers_share: float = _SETTINGS["lean_other_headers_share"].default,
         header_failures: HeaderFailures | None = None,
+        derived_envs: int = _SETTINGS["lean_derived_envs"].default,
+        hot_import_sets: int = _SETTINGS["lean_hot_import_sets"].default,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers: must be at least 1, got {workers}")
@@ -151,6 +240,10 @@ class ReplPool:
             raise ValueError(f"threads: must be at least 1, got {threads}")
         if header_timeout_s <= 0:
             raise ValueError(f"header_timeout_s: must be positive, got {header_timeout_s}")
+        if derived_envs < 1:
+            raise ValueError(f"derived_envs: must be at least 1, got {derived_envs}")
+        if hot_import_sets < 0:
+            raise ValueError(f"hot_import_sets: must be at least 0, got {hot_import_sets}")
         self.command = tuple(command)
         self.workers = workers
         self.cwd = cwd
@@ -162,21 +255,30 @@ class ReplPool:
         self.sandbox = sandbox
         self.env = dict(env or {})
         self.other_headers_share = other_headers_share
+        self.derived_envs = derived_envs
+        self.hot_import_sets = hot_import_sets
 
         self._idle: OrderedDict[LeanWorker, None] = OrderedDict()  # least recently used first
         self._busy: set[LeanWorker] = set()
         self._starting: dict[asyncio.Task[None], str] = {}
-        # Waiters by header, each queue in arrival order and holding only pending waiters; the
-        # headers in order of their oldest waiter. Dispatch then costs the number of headers
-        # that can act, not the number of waiting proofs.
+        # Waiters by import set, each queue in arrival order and holding only pending waiters;
+        # the import sets in order of their oldest waiter. Dispatch then costs the number of
+        # import sets that can act, not the number of waiting proofs.
         self._queues: OrderedDict[str, deque[_Waiter]] = OrderedDict()
         self._slots: set[int] = set()
         self._failed = header_failures if header_failures is not None else HeaderFailures()
         self._background: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.Task[None]] = set()
         self._failed_starts = 0  # in a row; spaces out retries of prewarm headers
-        self._prewarm: tuple[str, ...] = ()
-        self._warmed: set[str] = set()
+        self._prewarm: tuple[str, ...] = ()  # import sets of the prewarm headers
+        self._prewarm_headers: tuple[str, ...] = ()
+        self._warmed: set[str] = set()  # prewarm import sets that have had a warm worker
+        self._prewarm_derived: set[str] = set()  # prewarm headers whose rest has elaborated
+        self._demand = _Demand(self.demand_window_s)
+        self._hot: tuple[str, ...] = ()  # learned protected import sets
+        self._hot_checked = -math.inf
+        # import set -> imports started for it; bounded like the demand (for /metrics)
+        self._imports_started: OrderedDict[str, int] = OrderedDict()
         self._last_start_problem: str | None = None
         self._started = False
         self._closed = False
@@ -218,32 +320,58 @@ class ReplPool:
             threads=settings.lean_threads,
             sandbox=sandbox,
             other_headers_share=settings.lean_other_headers_share,
+            derived_envs=settings.lean_derived_envs,
+            hot_import_sets=settings.lean_hot_import_sets,
         )
 
     @property
     def other_header_limit(self) -> int:
-        """The most workers that headers outside the prewarm set may hold at once.
+        """The most workers that import sets outside the protected ones may hold at once while
+        proofs of a protected import set wait.
 
         ``other_headers_share`` of the pool, at least one, and at most what leaves one worker per
-        prewarm header. With no prewarm header every worker is shared; a pool too small to keep
-        one worker per prewarm header and still serve others (one worker, one header) shares one.
-        A share of 0 serves only the prewarm headers.
+        protected import set. With none protected every worker is shared; a pool too small to
+        keep one worker per protected set and still serve others (one worker, one set) shares
+        one. A share of 0 serves only the prewarm headers' import sets.
         """
-        if not self._prewarm:
-            return self.workers
-        if self.other_headers_share <= 0:
+        if self.other_headers_share <= 0 and self._prewarm:
             return 0
+        protected = self._protected()
+        if not protected:
+            return self.workers
         share = math.floor(self.other_headers_share * self.workers + 1e-9)
-        return max(1, min(share, self.workers - len(self._prewarm)))
+        return max(1, min(share, self.workers - len(protected)))
+
+    def _protected(self) -> tuple[str, ...]:
+        """The import sets guarded against churn: the prewarm headers', then the hot ones."""
+        return self._prewarm + self._hot
+
+    def _note_demand(self, imports: str) -> None:
+        """Count a proof asked for; now and then, learn which import sets are hot."""
+        self._demand.note(imports)
+        now = time.monotonic()
+        rising = imports not in self._protected() and (
+            self._demand.score(imports) >= self.hot_min_proofs
+        )
+        if self.hot_import_sets and (rising or now - self._hot_checked >= 0.25):
+            self._hot_checked = now
+            hottest = self._demand.hottest(
+                self.hot_import_sets + len(self._prewarm), self.hot_min_proofs
+            )
+            learned = [i for i in hottest if i not in self._prewarm]
+            self._hot = tuple(learned[: self.hot_import_sets])
 
     # --- life cycle ---------------------------------------------------------------------------
 
     async def start(self, prewarm_headers: Sequence[str] = ()) -> None:
-        """Begin warming every slot for ``prewarm_headers`` (round robin); returns at once."""
+        """Begin warming every slot for the import sets of ``prewarm_headers`` (round robin);
+        returns at once. The rest of each prewarm header is derived in every worker of its
+        import set as it warms. Headers must be normalised (the checker does)."""
         if self._closed:
             raise PoolUnavailable("the Lean pool is closed")
         self._started = True
-        self._prewarm = tuple(dict.fromkeys(prewarm_headers))
+        self._prewarm_headers = tuple(dict.fromkeys(prewarm_headers))
+        self._prewarm = tuple(dict.fromkeys(split_imports(h)[0] for h in self._prewarm_headers))
         if not self.command:
             logger.warning(
                 "no Lean REPL configured (SIEVE_LEAN_REPL): Lean proofs cannot be checked"
@@ -275,12 +403,14 @@ class ReplPool:
 
     @contextlib.asynccontextmanager
     async def lease(self, header: str, *, acquire_timeout_s: float) -> AsyncIterator[LeanWorker]:
-        """A worker warm for ``header`` (env 0 is the header's environment), for one proof.
+        """A worker warm for ``header``'s imports, for one proof; its
+        :attr:`~LeanWorker.header_env` is the environment of exactly ``header`` (the import env,
+        or the env derived from it for the header's rest). ``header`` is normalised.
 
-        Raises :class:`HeaderFailed` if the header does not elaborate and :class:`PoolUnavailable`
-        if no worker is free within ``acquire_timeout_s`` (header import time included) or the
-        pool is closed or unconfigured. The worker goes back to the pool on exit, or is replaced
-        if it died meanwhile.
+        Raises :class:`HeaderFailed` if the header does not elaborate (its imports or its rest)
+        and :class:`PoolUnavailable` if no worker is free within ``acquire_timeout_s`` (import
+        time included) or the pool is closed or unconfigured. The worker goes back to the pool on
+        exit, or is replaced if it died meanwhile.
 
         Raises :class:`ProtocolViolation` on exit when a reply the body read cannot have been the
         REPL's (the closing :meth:`~LeanWorker.sync` fails) or output no command asked for reached
@@ -289,6 +419,12 @@ class ReplPool:
         """
         worker = await self._acquire(header, acquire_timeout_s)
         try:
+            try:
+                await self._enter(worker, header)
+            except HeaderFailed as exc:
+                await self._synced(worker)  # the failure was the REPL's before it counts
+                self._failed.put(header, exc.messages)
+                raise
             yield worker
             if worker.alive and worker.unsynced:
                 await worker.sync()
@@ -299,20 +435,47 @@ class ReplPool:
         finally:
             self._release(worker)
 
+    async def _enter(self, worker: LeanWorker, header: str) -> None:
+        """Point ``worker.header_env`` at ``header``'s environment, deriving it if needed.
+
+        A rest that does not elaborate is the header's failure (raised as
+        :class:`HeaderFailed`, for the caller to remember once the worker has synced), not the
+        worker's: the failing command stored nothing the worker keeps."""
+        rest = split_imports(header)[1]
+        worker.header_env = None
+        if not rest:
+            worker.header_env = worker.import_env
+            return
+        known = rest in worker.derived
+        env, errors = await worker.derive(rest, self.header_timeout_s)
+        if env is None:
+            lines = header.count("\n") - rest.count("\n")  # the import lines before the rest
+            messages = HeaderFailures.trim([_shift_lines(m, lines) for m in errors], 16 << 10)
+            logger.info("header %.60r does not elaborate after its imports", header)
+            raise HeaderFailed(header, messages)
+        self._counts["derived_envs"] += not known
+        while len(worker.derived) > self.derived_envs:
+            worker.derived.popitem(last=False)
+            self._counts["derived_evictions"] += 1
+        worker.header_env = env
+
     async def _acquire(self, header: str, timeout_s: float) -> LeanWorker:
         if self._closed:
             raise PoolUnavailable("the Lean pool is closed")
         if not self.command:
             raise PoolUnavailable("no Lean REPL configured (set SIEVE_LEAN_REPL)")
-        messages = self._failed.get(header)
-        if messages is not None:
-            raise HeaderFailed(header, messages)
-        if header not in self._prewarm and self.other_header_limit == 0:
+        imports = split_imports(header)[0]
+        for known in (header, imports) if imports != header else (header,):
+            messages = self._failed.get(known)
+            if messages is not None:
+                raise HeaderFailed(header, messages)
+        if imports not in self._prewarm and self._prewarm and self.other_headers_share <= 0:
             raise PoolUnavailable(
                 "this deployment serves only the headers in SIEVE_LEAN_PREWARM_HEADERS"
             )
-        waiter = _Waiter(header, asyncio.get_running_loop().create_future())
-        self._queues.setdefault(header, deque()).append(waiter)
+        self._note_demand(imports)
+        waiter = _Waiter(header, imports, asyncio.get_running_loop().create_future())
+        self._queues.setdefault(imports, deque()).append(waiter)
         self._dispatch()
         try:
             await asyncio.wait({waiter.future}, timeout=timeout_s)
@@ -324,6 +487,13 @@ class ReplPool:
             raise PoolUnavailable(f"no Lean worker came free within {timeout_s:g}s")
         return waiter.future.result()
 
+    @staticmethod
+    async def _synced(worker: LeanWorker) -> None:
+        """Prove every reply of the lease so far was the REPL's (else ProtocolViolation)."""
+        if worker.alive and worker.unsynced:
+            await worker.sync()
+        worker.check_quiet()
+
     def _abandon(self, waiter: _Waiter) -> None:
         """Withdraw a waiter; a worker it was handed meanwhile goes straight back."""
         future = waiter.future
@@ -332,12 +502,12 @@ class ReplPool:
                 self._release(future.result(), used=False)
             return
         future.cancel()
-        queue = self._queues.get(waiter.header)
+        queue = self._queues.get(waiter.imports)
         if queue is not None:
             with contextlib.suppress(ValueError):
                 queue.remove(waiter)
             if not queue:
-                del self._queues[waiter.header]
+                del self._queues[waiter.imports]
 
     def _release(self, worker: LeanWorker, *, used: bool = True) -> None:
         self._busy.discard(worker)
@@ -369,13 +539,22 @@ class ReplPool:
     # --- scheduling ---------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Hand idle warm workers to the first waiter of their header; then, for headers still
-        waiting (prewarm headers first, the others in order of their oldest waiter), start a
-        worker in a free slot or convert the least recently used idle worker that may be
-        converted (see :meth:`_victim`). Headers outside the prewarm set hold at most
-        :attr:`other_header_limit` workers between them."""
+        """Hand idle warm workers to the first waiter of their import set; then, for import sets
+        still waiting (protected ones first, the others in order of their oldest waiter), start
+        a worker in a free slot or convert the least recently used idle worker that may be
+        converted (see :meth:`_victim`). While proofs of a protected import set wait, the other
+        import sets hold at most :attr:`other_header_limit` workers between them."""
         if self._closed:
             return
+        protected = self._protected()
+        # The share grows past its limit while no protected proof waits; once one does, workers
+        # of the share coming free go back to the protected sets, not to their own queue.
+        reclaim = 0
+        if any(imports in self._queues for imports in protected):
+            held = Counter(worker.header for worker in [*self._idle, *self._busy])
+            held.update(self._starting.values())
+            reclaim = sum(n for h, n in held.items() if h not in protected)
+            reclaim -= self.other_header_limit
         for worker in list(self._idle):
             if not worker.alive:  # died while idle; its watcher may not have run yet
                 del self._idle[worker]
@@ -384,6 +563,9 @@ class ReplPool:
                 continue
             queue = self._queues.get(worker.header)
             if queue:
+                if reclaim > 0 and worker.header not in protected:
+                    reclaim -= 1
+                    continue  # left idle for a protected import set to convert below
                 waiter = queue.popleft()
                 if not queue:
                     del self._queues[worker.header]
@@ -396,61 +578,75 @@ class ReplPool:
         live = Counter(worker.header for worker in [*self._idle, *self._busy])
         live.update(coming)
         limit = self.other_header_limit
-        others = sum(n for h, n in live.items() if h not in self._prewarm)
-        prewarm_waiting = [h for h in self._prewarm if h in self._queues]
-        others_waiting = len(prewarm_waiting) < len(self._queues)
-        headers = [*prewarm_waiting, *(h for h in self._queues if h not in self._prewarm)]
-        for header in headers:
-            prewarm = header in self._prewarm
-            needed = len(self._queues[header]) - coming[header]
+        others = sum(n for h, n in live.items() if h not in protected)
+        protected_waiting = [h for h in protected if h in self._queues]
+        others_waiting = len(protected_waiting) < len(self._queues)
+        imports_sets = [*protected_waiting, *(h for h in self._queues if h not in protected)]
+        for imports in imports_sets:
+            is_protected = imports in protected
+            needed = len(self._queues[imports]) - coming[imports]
             while needed > 0:
                 free = self._live() < self.workers
                 if not free and not self._idle:
                     return
-                under_limit = prewarm or others < limit
-                if not under_limit and not any(w.header not in self._prewarm for w in self._idle):
-                    return  # the share is full and busy: no other header can act now
+                # the share binds only while a protected import set's proofs wait
+                under_limit = is_protected or others < limit or not protected_waiting
+                if not under_limit and not any(w.header not in protected for w in self._idle):
+                    return  # the share is full and busy: no other import set can act now
                 if under_limit and free:
-                    self._spawn(header)
+                    self._spawn(imports)
                 else:
-                    victim = self._victim(header, live, under_limit, others_waiting)
+                    victim = self._victim(
+                        imports, live, under_limit, others_waiting, others > limit, protected
+                    )
                     if victim is None:
                         break
                     del self._idle[victim]
                     live[victim.header] -= 1
-                    others -= victim.header not in self._prewarm
+                    others -= victim.header not in protected
                     self._counts["evictions"] += 1
                     victim.kill("evicted")
                     self._in_background(victim.close())
                     self._slots.discard(victim.slot)
-                    self._spawn(header)
-                live[header] += 1
-                others += not prewarm
+                    self._spawn(imports)
+                live[imports] += 1
+                others += not is_protected
                 needed -= 1
 
     def _victim(
-        self, header: str, live: Counter[str], under_limit: bool, others_waiting: bool
+        self,
+        imports: str,
+        live: Counter[str],
+        under_limit: bool,
+        others_waiting: bool,
+        over_limit: bool,
+        protected: Sequence[str],
     ) -> LeanWorker | None:
-        """The least recently used idle worker that ``header`` may convert, if any.
+        """The idle worker that ``imports`` may convert, if any: of the import sets with no
+        demand first (:attr:`demand_window_s`), least recently used first.
 
-        - Never the last worker of a prewarm header, unless ``header`` has no worker and cannot
-          get one otherwise (a prewarm header, or a pool too small to keep one per prewarm header
-          and still serve others).
-        - A header outside the prewarm set at its limit converts only workers of the share.
-        - A prewarm header takes a worker from the share only when it has none of its own, or
-          when no other-header proof waits; otherwise it waits for its own (a proof is cheaper
+        - A protected import set's worker goes only while the share has room (or no protected
+          proof waits); and its last one only when that set has no demand, or when ``imports``
+          has no worker and cannot get one otherwise (a protected set, or a pool too small to
+          keep one per protected set and still serve others).
+        - An import set outside the protected ones at its limit converts only workers of the
+          share.
+        - A protected import set takes a worker from the share only when it has none of its
+          own, when no other proof waits, or when the share holds more than its limit (it grew
+          while no protected proof waited); otherwise it waits for its own (a proof is cheaper
           than an import, and taking from the share would make the two evict each other).
         """
-        prewarm = header in self._prewarm
-        tight = self.workers - len(self._prewarm) < self.other_header_limit
-        starving = live[header] == 0 and (prewarm or tight)
-        for worker in self._idle:
-            if not worker.alive or worker.header == header:
-                continue  # the dead are reaped by _dispatch; a warm one would have been taken
-            if worker.header in self._prewarm:
-                if under_limit and (live[worker.header] > 1 or starving):
+        is_protected = imports in protected
+        tight = self.workers - len(protected) < self.other_header_limit
+        starving = live[imports] == 0 and (is_protected or tight)
+        candidates = [w for w in self._idle if w.alive and w.header != imports]
+        candidates.sort(key=lambda w: self._demand.recent(w.header))  # stable: LRU within
+        for worker in candidates:
+            if worker.header in protected:
+                idle_set = not self._demand.recent(worker.header)
+                if under_limit and (live[worker.header] > 1 or starving or idle_set):
                     return worker
-            elif not prewarm or live[header] == 0 or not others_waiting:
+            elif not is_protected or live[imports] == 0 or not others_waiting or over_limit:
                 return worker
         return None
 
@@ -472,6 +668,10 @@ class ReplPool:
     # --- processes ----------------------------------------------------------------------------
 
     def _spawn(self, header: str, *, slot: int | None = None) -> None:
+        """Start a worker for the import set ``header`` in ``slot`` (or the first free one)."""
+        self._imports_started[header] = self._imports_started.pop(header, 0) + 1
+        while len(self._imports_started) > self._demand.max_entries:
+            self._imports_started.popitem(last=False)
         if slot is None or slot in self._slots:
             slot = next(i for i in range(len(self._slots) + 1) if i not in self._slots)
         self._slots.add(slot)
@@ -479,7 +679,8 @@ class ReplPool:
         self._starting[task] = header
 
     async def _warm(self, header: str, slot: int) -> None:
-        """Start one process and import ``header``; hand it to the pool or report why not."""
+        """Start one process and import ``header`` (an import set); derive the rest of each
+        prewarm header with these imports; hand it to the pool or report why not."""
         task = asyncio.current_task()
         worker: LeanWorker | None = None
         warm = False
@@ -495,12 +696,25 @@ class ReplPool:
                 preexec_fn=self._preexec(slot, launch),
             )
             await worker.import_header(self.header_timeout_s)
+            failures: list[HeaderFailed] = []
+            for full in self._prewarm_headers:
+                if split_imports(full)[0] == header and full != header:
+                    try:
+                        await self._enter(worker, full)
+                    except HeaderFailed as failure:  # that header's, shown in readiness
+                        failures.append(failure)
+                    else:
+                        self._prewarm_derived.add(full)
             await worker.sync(self.header_timeout_s)
+            for failed in failures:
+                self._failed.put(failed.header, failed.messages)
         except HeaderFailed as exc:
             logger.warning("%.500s", exc)
             self._failed.put(header, exc.messages)
             messages = self._failed.get(header) or exc.messages
-            self._fail_waiters(header, lambda: HeaderFailed(header, messages), all_of_them=True)
+            self._fail_waiters(
+                header, lambda waiter: HeaderFailed(waiter.header, messages), all_of_them=True
+            )
         except (ReplError, OSError, ValueError) as exc:
             if isinstance(exc, ReplTimeout):
                 self._counts["timeouts"] += 1
@@ -512,7 +726,7 @@ class ReplPool:
             logger.error("%s", problem)
             self._last_start_problem = problem
             self._failed_starts += 1
-            self._fail_waiters(header, lambda: PoolUnavailable(problem), all_of_them=False)
+            self._fail_waiters(header, lambda _: PoolUnavailable(problem), all_of_them=False)
             if header in self._prewarm:
                 self._retry_later(header, min(60.0, 0.5 * 2**self._failed_starts))
         else:
@@ -563,14 +777,15 @@ class ReplPool:
             self._counts["crashes"] += 1
 
     def _fail_waiters(
-        self, header: str, error: Callable[[], ReplError], *, all_of_them: bool
+        self, header: str, error: Callable[[_Waiter], ReplError], *, all_of_them: bool
     ) -> None:
-        """Fail the first (or every) waiter for ``header``, each with its own exception."""
+        """Fail the first (or every) waiter for the import set ``header``, each with its own
+        exception."""
         queue = self._queues.get(header)
         while queue:
             waiter = queue.popleft()
             if not waiter.future.done():
-                waiter.future.set_exception(error())
+                waiter.future.set_exception(error(waiter))
                 if not all_of_them:
                     break
         if queue is not None and not queue:
@@ -606,6 +821,7 @@ class ReplPool:
         self._failed.prune()
         live = Counter(headers)
         live.update(self._starting.values())
+        protected = self._protected()
         return PoolStats(
             size=self.workers,
             busy=len(self._busy),
@@ -618,12 +834,34 @@ class ReplPool:
             headers=dict(headers),
             waiting=sum(len(queue) for queue in self._queues.values()),
             evictions=self._counts["evictions"],
-            other_header_workers=sum(n for h, n in live.items() if h not in self._prewarm),
+            other_header_workers=sum(n for h, n in live.items() if h not in protected),
             other_header_limit=self.other_header_limit,
             failed_headers=len(self._failed),
             failed_header_bytes=self._failed.bytes,
             protocol_violations=self._counts["protocol_violations"],
+            derived_envs=self._counts["derived_envs"],
+            derived_evictions=self._counts["derived_evictions"],
+            hot_import_sets=len(self._hot),
         )
+
+    def import_set_stats(self) -> list[ImportSetStats]:
+        """Per import set: workers (warm or warming), waiting proofs, imports started. Only the
+        sets that have workers, waiters or a remembered count (bounded) are listed."""
+        live = Counter(worker.header for worker in [*self._idle, *self._busy])
+        live.update(self._starting.values())
+        protected = set(self._protected())
+        names = dict.fromkeys([*self._imports_started, *live, *self._queues])
+        return [
+            ImportSetStats(
+                label=import_set_label(imports),
+                imports=imports.replace("\n", ",")[:200],
+                workers=live[imports],
+                waiting=len(self._queues.get(imports, ())),
+                imports_started=self._imports_started.get(imports, 0),
+                protected=imports in protected,
+            )
+            for imports in names
+        ]
 
     @property
     def ready(self) -> bool:
@@ -639,10 +877,11 @@ class ReplPool:
         if not self._started:
             return {"lean_pool": "not started"}
         missing = {}
-        for header in self._prewarm:
-            if header in self._warmed:
+        for header in self._prewarm_headers:
+            imports, rest = split_imports(header)
+            failure = self._failed.get(header) or self._failed.get(imports)
+            if imports in self._warmed and (not rest or header in self._prewarm_derived):
                 continue
-            failure = self._failed.get(header)
             if failure is not None:
                 errors = [str(m.get("data", "")) for m in failure if m.get("severity") == "error"]
                 state = "does not elaborate: " + (errors[0] if errors else "error")
@@ -652,3 +891,13 @@ class ReplPool:
                 )
             missing[f"lean_header:{header}"] = state
         return missing
+
+
+def _shift_lines(message: Mapping[str, Any], lines: int) -> dict[str, Any]:
+    """``message`` with its positions moved ``lines`` down (a rest's lines in its header)."""
+    shifted = dict(message)
+    for key in ("pos", "endPos"):
+        pos = shifted.get(key)
+        if isinstance(pos, Mapping) and isinstance(pos.get("line"), int):
+            shifted[key] = {**pos, "line": pos["line"] + lines}
+    return shifted

@@ -60,7 +60,7 @@ import secrets
 import signal
 import struct
 import termios
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -257,8 +257,14 @@ class LeanWorker:
         self.header = header
         #: Which CPU slot the pool placed this worker on (replacements reuse it).
         self.slot = slot
-        #: Env number of the header's environment (the REPL's first command answers 0).
+        #: Env number of the import environment (the REPL's first command answers 0).
+        self.import_env: int | None = None
+        #: Env number of the environment of the current lease's header: the import env, or the
+        #: env derived from it for the rest of that header (the pool sets it for each lease).
         self.header_env: int | None = None
+        #: Rest of a header (``open``, ``set_option``, ...) -> the env derived for it from the
+        #: import env, least recently used first (the pool bounds and evicts it).
+        self.derived: OrderedDict[str, int] = OrderedDict()
         #: Leases served so far (the pool recycles after ``max_proofs_per_worker``).
         self.proofs = 0
         #: Why the worker died (``"timeout"``, ``"crash"``, ``"protocol"``, ``"recycled"``,
@@ -350,13 +356,34 @@ class LeanWorker:
         return self.death is None and self.process.returncode is None
 
     async def import_header(self, timeout_s: float) -> None:
-        """Run the header as the process's first command; its env becomes ``header_env``."""
+        """Run the header (the imports) as the process's first command; its env becomes
+        ``import_env`` and ``header_env``."""
         reply = await self.send({"cmd": self.header}, timeout_s)
         errors = header_errors(reply)
         if errors is not None:
             self.kill("killed")
             raise HeaderFailed(self.header, errors)
-        self.header_env = int(reply.get("env", 0))
+        self.import_env = self.header_env = int(reply.get("env", 0))
+
+    async def derive(self, rest: str, timeout_s: float) -> tuple[int | None, list[dict[str, Any]]]:
+        """The env of ``rest`` (a header's commands after its imports) run on the import env:
+        ``(env, [])``, or ``(None, errors)`` when it does not elaborate. Built once per rest and
+        remembered in :attr:`derived` (the caller bounds it); a failing rest stores nothing the
+        worker keeps, so the worker stays usable."""
+        env = self.derived.get(rest)
+        if env is not None:
+            self.derived.move_to_end(rest)
+            return env, []
+        assert self.import_env is not None, "derive() before import_header()"
+        reply = await self.send({"cmd": rest, "env": self.import_env}, timeout_s)
+        errors = header_errors(reply)
+        if errors is not None:
+            return None, errors
+        number = reply.get("env")
+        if not isinstance(number, int) or isinstance(number, bool):  # EnvSequence checked it
+            raise ProtocolViolation(f"a derived environment's reply carries env {number!r}")
+        self.derived[rest] = number
+        return number, []
 
     async def sync(self, timeout_s: float = SYNC_TIMEOUT_S) -> None:
         """Prove that every reply taken since the last sync was the REPL's own.

@@ -70,7 +70,7 @@ STATEMENT_TAG = "SIEVE-STATEMENT"
 TARGET_TAG = "SIEVE-TARGET"
 #: Program name -> the tag its answer starts with.
 PROGRAMS = {"parse": PARSE_TAG, "statement": STATEMENT_TAG, "target": TARGET_TAG}
-#: Statements whose elaborated type each worker remembers (the header is the worker's own).
+#: Statements whose elaborated type each worker remembers, keyed by header and statement.
 STATEMENT_CACHE_SIZE = 256
 
 
@@ -419,25 +419,28 @@ class ConstantType:
         return cls(kind=kind, type=type_)
 
 
-_statement_cache: weakref.WeakKeyDictionary[LeanWorker, OrderedDict[str, ConstantType]] = (
-    weakref.WeakKeyDictionary()
-)
+_statement_cache: weakref.WeakKeyDictionary[
+    LeanWorker, OrderedDict[tuple[str, str], ConstantType]
+] = weakref.WeakKeyDictionary()
 
 
 async def elaborate_statement(
-    worker: LeanWorker, env: int, statement: str, timeout_s: float
+    worker: LeanWorker, env: int, statement: str, timeout_s: float, *, header: str
 ) -> ConstantType:
-    """The statement elaborated alone on ``env`` (the worker's header): its constant's kind and
-    type. Remembered per worker (so per header and statement), for the worker's life."""
+    """The statement elaborated alone on ``env``, the environment of ``header`` in this worker:
+    its constant's kind and type. Remembered per worker, header and statement, for the worker's
+    life: one worker serves every header with its imports (each on its own env), and the same
+    statement can mean another thing under another ``open`` or ``set_option``."""
+    key = (header, statement)
     cache = _statement_cache.setdefault(worker, OrderedDict())
-    hit = cache.get(statement)
+    hit = cache.get(key)
     if hit is not None:
-        cache.move_to_end(statement)
+        cache.move_to_end(key)
         return hit
     answer = ConstantType.of(
         await _run(worker, "statement", env, {"statement": statement}, timeout_s)
     )
-    cache[statement] = answer
+    cache[key] = answer
     while len(cache) > STATEMENT_CACHE_SIZE:
         cache.popitem(last=False)
     return answer

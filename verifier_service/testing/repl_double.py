@@ -16,7 +16,11 @@ How a command is answered:
 2. **Synthetic rules** for everything else, so arbitrary proofs work: a command without ``env`` is a
    header (an import of an unknown module is an error, like Lean's ``unknown module prefix``);
    ``sorry`` yields a ``sorries`` entry and the ``declaration uses `sorry``` warning;
-   ``-- double:error [TEXT]`` yields an error; a line ``exact?`` the suggestion Lean gives when
+   ``-- double:error [TEXT]`` yields an error; ``-- double:needsopen NS`` an error unless the
+   command's env has ``open NS`` (from its own or an earlier command), and ``-- double:needsoption
+   NAME VALUE`` one unless it has ``set_option NAME VALUE`` (so headers that differ only in
+   ``open`` or ``set_option`` give different results, as in Lean); an ``import`` in a command
+   run on an env is Lean's error; a line ``exact?`` the suggestion Lean gives when
    it finds a proof (published proofs keep them); ``#print axioms NAME`` answers
    from what the env's code used (``sorryAx``, ``Lean.ofReduceBool`` for ``native_decide``, declared
    ``axiom`` names; ``-- double:noaxioms`` for none); an unknown env or proof state gets the REPL's
@@ -339,6 +343,20 @@ class Env:
     origins: set[tuple[int, int]] = field(default_factory=set)
     #: Declaration name -> (constant kind, type form), as the target program reports them.
     types: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Namespaces opened (``open A B``) and options set (``set_option NAME VALUE``) by the env's
+    #: commands: they carry over to every command run on the env, as the REPL's do.
+    opens: set[str] = field(default_factory=set)
+    options: dict[str, str] = field(default_factory=dict)
+
+    def child(self) -> Env:
+        """A new env on top of this one: its declarations, scopes, opens and options."""
+        return Env(
+            dict(self.decls),
+            scopes=list(self.scopes),
+            types=dict(self.types),
+            opens=set(self.opens),
+            options=dict(self.options),
+        )
 
 
 class ReplDouble:
@@ -400,9 +418,7 @@ class ReplDouble:
         chosen = _shape(self.transcripts[first_t].steps[first_s])
         parent = self.envs.get(cmd.get("env", -1), Env())
         for env in new_envs.values():
-            self.envs[env] = Env(
-                dict(parent.decls), scopes=list(parent.scopes), types=dict(parent.types)
-            )
+            self.envs[env] = parent.child()
             if isinstance(cmd.get("cmd"), str):
                 self.envs[env].declare(cmd["cmd"])
         for state in new_states.values():
@@ -472,6 +488,10 @@ class ReplDouble:
         sorries: list[dict[str, Any]] = []
         if env is None:
             messages += _import_errors(code, lines)
+        else:  # imports start a fresh environment only
+            for match in _IMPORT.finditer(code):
+                data = "invalid 'import' command, it must be used in the beginning of the file"
+                messages.append(_message("error", lines, match.start(), match.end(), data))
         declarations = list(_DECL.finditer(code))
         sorry_decls = set()
         for match in re.finditer(r"\bsorry\b", code):
@@ -501,8 +521,17 @@ class ReplDouble:
         for match in re.finditer(r"^[ \t]*exact\?[ \t]*$", code, re.MULTILINE):
             messages.append(_message("info", lines, *match.span(), EXACT_SUGGESTION))
         parent = self.envs[env] if env is not None else Env()
-        new = Env(dict(parent.decls), scopes=list(parent.scopes), types=dict(parent.types))
+        new = parent.child()
         new.declare(text)
+        _scope_settings(new, code)
+        for marker in _MARKER.finditer(text):
+            kind, arg = marker.group("kind"), marker.group("arg").split()
+            if kind == "needsopen" and arg and arg[0] not in new.opens:
+                data = f"unknown identifier (namespace {arg[0]} is not open)"
+                messages.append(_message("error", lines, *marker.span(), data))
+            elif kind == "needsoption" and len(arg) >= 2 and new.options.get(arg[0]) != arg[1]:
+                data = f"this needs `set_option {arg[0]} {arg[1]}`"
+                messages.append(_message("error", lines, *marker.span(), data))
         for match in _PRINT_AXIOMS.finditer(code):
             # Lean resolves ``_root_.foo`` to ``foo``, a plain name in the open namespaces
             # first, and prints the resolved name.
@@ -550,9 +579,7 @@ class ReplDouble:
         answer["nonce"] = data.get("nonce")
         parent = self.envs[env] if env is not None else Env()
         number = self._next(self.envs)
-        self.envs[number] = Env(
-            dict(parent.decls), scopes=list(parent.scopes), types=dict(parent.types)
-        )
+        self.envs[number] = parent.child()
         tag = f"SIEVE-{program.upper()}"
         lines = _Lines(text)
         payload = tag + " " + json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
@@ -612,6 +639,23 @@ def _import_errors(code: str, lines: _Lines) -> list[dict[str, Any]]:
             continue
         errors.append(_message("error", lines, match.start(1), match.end(1), data))
     return errors
+
+
+_OPEN = re.compile(r"^[ \t]*open[ \t]+(?P<names>[^\n]*)$", re.MULTILINE)
+_SET_OPTION = re.compile(
+    r"^[ \t]*set_option[ \t]+(?P<name>\S+)[ \t]+(?P<value>\S+)[ \t]*$", re.MULTILINE
+)
+
+
+def _scope_settings(env: Env, code: str) -> None:
+    """Record the ``open`` and ``set_option`` commands of ``code`` (comments blanked) that
+    apply to the rest of the env: not the ``... in`` forms, which apply to one command."""
+    for match in _OPEN.finditer(code):
+        names = match.group("names").split()
+        if "in" not in names:
+            env.opens.update(names)
+    for match in _SET_OPTION.finditer(code):
+        env.options[match.group("name")] = match.group("value")
 
 
 def _owner(declarations: list[re.Match[str]], offset: int) -> re.Match[str] | None:

@@ -14,6 +14,7 @@ import psutil
 
 from tests.verifier.api.conftest import LEAN_HEADER, MakeClient, lean_double_settings
 from verifier_service.checkers.lean import LeanChecker
+from verifier_service.lean.pool import import_set_label
 
 STATEMENT = "theorem add_comm' (a b : ℕ) : a + b = b + a := by"
 
@@ -61,6 +62,14 @@ async def test_lean_proofs_through_the_protocol_double(make_client: MakeClient):
     assert 'sieve_checker_size{checker="lean4"} 1.0' in metrics  # the pool's own gauges
     assert 'sieve_checker_busy{checker="lean4"} 0.0' in metrics
     assert 'sieve_proofs_total{checker="lean4",verdict="valid"} 2.0' in metrics
+    # per import set, labelled by a short digest: the prewarmed set's one worker, one import
+    labels = (
+        f'import_set="{import_set_label(LEAN_HEADER)}",'
+        'imports="import Mathlib,import Aesop",protected="true"'
+    )
+    assert f"sieve_lean_import_set_workers{{{labels}}} 1.0" in metrics
+    assert f"sieve_lean_import_set_waiting{{{labels}}} 0.0" in metrics
+    assert f"sieve_lean_import_set_imports_started_total{{{labels}}} 1.0" in metrics
 
 
 async def test_kimina_route_through_the_protocol_double(make_client: MakeClient):

@@ -11,6 +11,7 @@ import pytest
 
 from verifier_service.checkers.base import InvalidInput, Job, Policy
 from verifier_service.checkers.lean import INLINE_ANALYSIS_CHARS, LeanChecker, proof_digest
+from verifier_service.lean.header import split_imports
 from verifier_service.lean.pool import ReplPool
 from verifier_service.lean.trusted import lean_string_literal, statement_cache_size
 from verifier_service.settings import VerifierSettings
@@ -218,7 +219,8 @@ async def test_equivalent_headers_share_a_worker(make_checker):
     assert first.header == second.header
     assert (await checker.check(first)).verdict is Verdict.VALID
     assert (await checker.check(second)).verdict is Verdict.VALID
-    assert checker.pool is not None and checker.pool.stats().headers == {first.header: 1}
+    assert checker.pool is not None
+    assert checker.pool.stats().headers == {split_imports(first.header)[0]: 1}
 
 
 async def test_readiness_follows_the_pool(make_checker):
@@ -541,6 +543,47 @@ async def test_the_statement_is_elaborated_once_per_worker():
         assert outcome.verdict is Verdict.VALID, outcome
     assert pool.worker.programs == ["parse", "statement", "target", "parse", "target"]
     assert statement_cache_size(pool.worker) == 1  # type: ignore[arg-type]
+
+
+async def test_the_statement_cache_is_per_header():
+    """One worker serves every header with its imports: a statement elaborated under one
+    header's ``open`` says nothing about its meaning under another's."""
+    pool = _ScriptedPool([{"env": 7}, _axioms("foo"), {"env": 9}, _axioms("foo")])
+    checker = LeanChecker(settings(), pool=pool)  # type: ignore[arg-type]
+    for header in (HEADER, "import Mathlib\nimport Aesop\nopen Nat"):
+        outcome = await checker.check(
+            job(checker, STATEMENT + "  omega", header=header, statement=STATEMENT)
+        )
+        assert outcome.verdict is Verdict.VALID, outcome
+    assert pool.worker.programs == ["parse", "statement", "target"] * 2
+    assert statement_cache_size(pool.worker) == 2  # type: ignore[arg-type]
+
+
+async def test_headers_with_the_same_imports_get_their_own_results(make_checker):
+    """Same imports, different ``open``: one worker, one import, and the verdicts Lean gives
+    each header (the trusted programs and the proof all run on the header's own env)."""
+    checker = make_checker()
+    code = STATEMENT + "  omega -- double:needsopen Real"
+    with_real = await checker.check(job(checker, code, statement=STATEMENT))
+    without = await checker.check(
+        job(checker, code, header="import Mathlib\nimport Aesop\nopen Nat", statement=STATEMENT)
+    )
+    assert with_real.verdict is Verdict.VALID, with_real
+    assert without.verdict is Verdict.INVALID and without.reasons == ["lean_error"]
+    assert checker.pool is not None
+    stats = checker.pool.stats()
+    assert stats.headers == {"import Mathlib\nimport Aesop": 1} and stats.derived_envs == 2
+
+
+async def test_a_header_failing_after_its_imports_is_the_proofs_header_error(make_checker):
+    checker = make_checker()
+    header = "import Mathlib\nset_option maxHeartbeats 0\nimport Aesop"
+    outcome = await checker.check(job(checker, STATEMENT + "  omega", header=header))
+    assert outcome.verdict is Verdict.INVALID and outcome.reasons == ["header_error"]
+    assert outcome.messages[0]["pos"]["line"] == 3
+    good = await checker.check(job(checker, STATEMENT + "  omega"))
+    assert good.verdict is Verdict.VALID
+    assert checker.pool is not None and checker.pool.stats().crashes == 0
 
 
 async def test_the_code_reaches_lean_s_parse_as_data_on_the_header_s_env():

@@ -18,6 +18,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 HEADER = "import Mathlib\nimport Aesop\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat"
 PROOF = "theorem two : 1 + 1 = 2 := by norm_num"
+#: The env a worker's first proof of ``HEADER`` gets: env 0 is the import env, env 1 the one the
+#: pool derives from it for the header's ``set_option`` and ``open``.
+FIRST_PROOF_ENV = 2
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import shlex
 import psutil
 import pytest
 
+from verifier_service.lean.header import split_imports
 from verifier_service.lean.pool import (
     HeaderFailed,
     PoolUnavailable,
@@ -19,7 +20,7 @@ from verifier_service.lean.pool import (
 from verifier_service.settings import VerifierSettings
 from verifier_service.testing import repl_double
 
-from .conftest import HEADER, PROOF, eventually, gone
+from .conftest import FIRST_PROOF_ENV, HEADER, PROOF, eventually, gone
 
 
 async def _prove(
@@ -37,9 +38,10 @@ async def test_a_header_is_imported_once_per_worker(make_pool) -> None:
     first_pid, first = await _prove(pool)
     second_pid, second = await _prove(pool)
     assert first_pid == second_pid
-    # env 0 is the header; each proof adds one env, so no second header ran in between.
-    assert (first["env"], second["env"]) == (1, 2)
-    assert pool.stats().headers == {HEADER: 1}
+    # env 0 is the imports, env 1 the header's rest; each proof adds one env, so no second
+    # header ran in between.
+    assert (first["env"], second["env"]) == (FIRST_PROOF_ENV, FIRST_PROOF_ENV + 1)
+    assert pool.stats().headers == {split_imports(HEADER)[0]: 1}
 
 
 async def test_lease_only_after_the_header_is_warm(make_pool) -> None:
@@ -47,7 +49,7 @@ async def test_lease_only_after_the_header_is_warm(make_pool) -> None:
     pool = make_pool("--header-delay", "1.0", workers=1, header_timeout_s=20)
     await pool.start()
     _, reply = await _prove(pool, timeout_s=0.5)
-    assert reply == {"env": 1}
+    assert reply == {"env": FIRST_PROOF_ENV}
     assert pool.stats().timeouts == 0
 
 
@@ -91,7 +93,7 @@ async def test_timeout_kills_the_process_group_and_a_replacement_warms(make_pool
     stats = pool.stats()
     assert (stats.timeouts, stats.restarts) == (1, 1)
     new_pid, reply = await _prove(pool)
-    assert new_pid != pid and reply == {"env": 1}
+    assert new_pid != pid and reply == {"env": FIRST_PROOF_ENV}
 
 
 async def test_crash_raises_and_the_worker_is_replaced(make_pool) -> None:
@@ -100,15 +102,16 @@ async def test_crash_raises_and_the_worker_is_replaced(make_pool) -> None:
     with pytest.raises(ReplCrashed):
         await _prove(pool, "theorem t : True := trivial -- double:crash")
     new_pid, reply = await _prove(pool)
-    assert reply == {"env": 1}
+    assert reply == {"env": FIRST_PROOF_ENV}
     stats = pool.stats()
     assert stats.crashes == 1 and stats.restarts == 1
     assert not gone(new_pid)
 
 
 async def test_crash_between_commands_is_a_crash(make_pool) -> None:
-    # header, its sync, the first proof, the lease's sync; the second proof finds it gone
-    pool = make_pool("--crash-after", "4", workers=1)
+    # imports, their sync, the header's rest, the first proof, the lease's sync; the second
+    # proof finds it gone
+    pool = make_pool("--crash-after", "5", workers=1)
     await pool.start()
     await _prove(pool)
     with pytest.raises(ReplCrashed, match="exited"):
@@ -142,7 +145,7 @@ async def test_stderr_flood_does_not_stall(make_pool) -> None:
     async with pool.lease(HEADER, acquire_timeout_s=30) as worker:
         # 4 MiB: sixty times a pipe buffer; without a reader the double would block forever.
         reply = await worker.send({"cmd": "-- double:stderr 4096", "env": 0}, 20)
-        assert reply == {"env": 1}
+        assert reply == {"env": FIRST_PROOF_ENV}
         tail = worker.stderr_tail(10_000)
         assert len(tail) == 10_000 and set(tail) <= {"x", "\n"}
 
@@ -157,7 +160,7 @@ async def test_header_failure_is_reported_and_remembered(make_pool) -> None:
     with pytest.raises(HeaderFailed):  # answered from memory: no new process
         await _prove(pool, header="import Mathlib\nimport Nope")
     assert pool.stats().starting == 0
-    assert (await _prove(pool))[1] == {"env": 1}  # other headers are unaffected
+    assert (await _prove(pool))[1] == {"env": FIRST_PROOF_ENV}  # other headers are unaffected
 
 
 async def test_every_waiter_for_a_failing_header_hears_why(make_pool) -> None:
@@ -186,7 +189,7 @@ async def test_acquire_timeout_when_all_busy(make_pool) -> None:
         with pytest.raises(PoolUnavailable, match="within"):
             await _prove(pool, wait_s=0.2)
         assert pool.stats().waiting == 0
-    assert (await _prove(pool))[1] == {"env": 1}
+    assert (await _prove(pool))[1] == {"env": FIRST_PROOF_ENV}
 
 
 async def test_waiters_are_served_in_arrival_order(make_pool) -> None:
@@ -277,7 +280,7 @@ async def test_address_space_limit_stops_a_runaway_proof(make_pool) -> None:
     await pool.start()
     with pytest.raises(ReplCrashed):
         await _prove(pool, "-- double:grow 600")
-    assert (await _prove(pool))[1] == {"env": 1}
+    assert (await _prove(pool))[1] == {"env": FIRST_PROOF_ENV}
 
 
 async def test_from_settings_and_unconfigured_pool() -> None:
@@ -309,6 +312,6 @@ async def test_a_failed_prewarm_start_is_retried(tmp_path) -> None:
         await eventually(lambda: "failed to start" in str(pool.readiness()), "failure reported")
         await eventually(lambda: pool.ready, "ready after a retry")
         assert pool.stats().crashes == 1
-        assert (await _prove(pool))[1] == {"env": 1}
+        assert (await _prove(pool))[1] == {"env": FIRST_PROOF_ENV}
     finally:
         await pool.aclose()

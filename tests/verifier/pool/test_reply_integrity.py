@@ -18,7 +18,7 @@ from verifier_service.lean.pool import LeanWorker, PoolUnavailable, ReplPool
 from verifier_service.lean.repl import EnvSequence, ProtocolViolation, parse_frame
 from verifier_service.testing import repl_double
 
-from .conftest import HEADER, PROOF, eventually, gone
+from .conftest import FIRST_PROOF_ENV, HEADER, PROOF, eventually, gone
 
 # --- the env-number rule, on the REPL's recorded output -----------------------------------------
 
@@ -330,12 +330,12 @@ async def test_a_violation_during_a_lease_fails_the_lease_and_retires_the_worker
         async with pool.lease(HEADER, acquire_timeout_s=30) as worker:
             first = worker.pid
             cmd = f"{PROOF} -- double:forgechild 0.1"
-            assert await worker.send({"cmd": cmd, "env": 0}, 10) == {"env": 1}
+            assert await worker.send({"cmd": cmd, "env": 0}, 10) == {"env": FIRST_PROOF_ENV}
             await asyncio.sleep(0.5)  # the body is done with the worker; the child writes now
     assert pool.stats().protocol_violations == 1
     async with pool.lease(HEADER, acquire_timeout_s=30) as worker:
         assert worker.pid != first
-        assert await worker.send({"cmd": PROOF, "env": 0}, 10) == {"env": 1}
+        assert await worker.send({"cmd": PROOF, "env": 0}, 10) == {"env": FIRST_PROOF_ENV}
     assert gone(first)
 
 
