@@ -199,6 +199,10 @@ FROM ${PYTHON_IMAGE} AS lean-double
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
 
 COPY verifier_service/testing/repl_double.py /opt/repl/repl_double.py
+# The double answers Sieve's trusted Lean programs (parse, statement, target) with the service's
+# own lexer, which it loads by path from --lexer: the two modules it needs sit beside it.
+COPY verifier_service/soundness/source.py verifier_service/soundness/allowlist.py \
+     /opt/repl/soundness/
 
 RUN toolchain=/opt/elan/toolchains/repl-double \
  && mkdir -p "${toolchain}/bin" /opt/lean/bin /opt/repl/.lake/build/bin /opt/mathlib4 /etc/sieve \
@@ -213,7 +217,7 @@ RUN toolchain=/opt/elan/toolchains/repl-double \
  && printf '%s\n' '#!/bin/sh' 'echo "Lean (version repl-double, no Lean in this image)"' \
       > "${toolchain}/bin/lean" \
  && printf '%s\n' '#!/bin/sh' \
-      'exec python3 -I /opt/repl/repl_double.py --no-transcripts "$@"' \
+      'exec python3 -I /opt/repl/repl_double.py --lexer /opt/repl/soundness --no-transcripts "$@"' \
       > /opt/repl/.lake/build/bin/repl \
  && chmod 0755 "${toolchain}/bin/lake" "${toolchain}/bin/lean" /opt/repl/.lake/build/bin/repl \
  && for tool in lean lake; do ln -s "${toolchain}/bin/${tool}" "/opt/lean/bin/${tool}"; done \

@@ -839,6 +839,8 @@ def decode_lean_string(literal: str) -> str:
 #: path on the command line is what a sandbox makes visible to the process, so a sandboxed double
 #: answers the trusted programs too.
 LEXER_DIR = Path(__file__).resolve().parents[1] / "soundness"
+#: The modules of ``soundness/`` the lexer needs, in the order they are loaded.
+LEXER_MODULES = ("allowlist", "source")
 
 
 def _lexer() -> Any:
@@ -850,7 +852,7 @@ def _lexer() -> Any:
     if full in sys.modules:
         return sys.modules[full]
     directory = LEXER_DIR
-    for name in ("allowlist", "source"):
+    for name in LEXER_MODULES:
         dotted = f"verifier_service.soundness.{name}"
         if dotted in sys.modules:
             continue

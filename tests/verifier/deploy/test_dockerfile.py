@@ -318,6 +318,24 @@ def test_double_stage_provides_what_the_real_stage_does(dockerfile: Any) -> None
     assert "SIEVE_REPL_REV=repl-double" in text
 
 
+def test_double_stage_ships_the_lexer_it_answers_the_trusted_programs_with(
+    dockerfile: Any,
+) -> None:
+    """Without the lexer beside it, the double answers the parse program with a REPL error and
+    every proof in the image is ``error`` (``parse_unavailable``): smoke.sh found it so."""
+    from verifier_service.testing import repl_double
+
+    double = _stages(dockerfile)["lean-double"]
+    copies = [c.split() for c in dockerfile.all("COPY", stage=double)]
+    (lexer,) = [c for c in copies if any("soundness/" in part for part in c[:-1])]
+    shipped = {PurePosixPath(part).name for part in lexer[:-1]}
+    needed = {f"{name}.py" for name in repl_double.LEXER_MODULES}
+    assert needed <= shipped, needed - shipped
+    target = lexer[-1].rstrip("/")
+    wrapper = " ".join(dockerfile.all("RUN", stage=double))
+    assert f"--lexer {target}" in wrapper
+
+
 def test_no_frontend_image_is_pulled() -> None:
     """``# syntax=`` makes BuildKit pull a frontend image from a registry on every build; the
     built-in frontend reads this file, and a build without a registry must work."""
