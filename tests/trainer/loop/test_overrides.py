@@ -209,15 +209,15 @@ def test_the_demo_uses_the_same_reading() -> None:
         [
             "demo.fit_base=no",
             "model.name_or_path=m",
-            "demo.eval_split=test",
+            "demo.eval_splits=[test]",
             "demo.alphas=0,0.5",
             "optim.lr=1e-3",
         ],
         env={},
     )
-    assert cfg.demo.fit_base is False and cfg.demo.eval_split == "test"
+    assert cfg.demo.fit_base is False and cfg.demo.eval_splits == ["test"]
     assert cfg.demo.alphas == [0.0, 0.5] and cfg.train.optim.lr == 1e-3
     with pytest.raises(
-        ConfigError, match=re.escape("demo.eval_split must be one of 'train', 'test'")
+        ConfigError, match=re.escape("demo.eval_splits")
     ):
-        load_demo_config(DEMO, ["demo.eval_split=held-out"], env={})
+        load_demo_config(DEMO, ["demo.eval_splits=[held-out]"], env={})
