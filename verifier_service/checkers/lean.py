@@ -69,6 +69,7 @@ from verifier_service.lean.replies import (
     ReplReply,
     parse_axioms,
     parse_reply,
+    shift_lines,
 )
 from verifier_service.lean.trusted import (
     ConstantType,
@@ -244,7 +245,7 @@ class LeanChecker(Checker):
         if not job.line_offset or not outcome.messages:
             return outcome
         return dataclasses.replace(
-            outcome, messages=[_shift_lines(m, job.line_offset) for m in outcome.messages]
+            outcome, messages=[shift_lines(m, job.line_offset) for m in outcome.messages]
         )
 
     async def check(self, job: Job) -> Outcome:
@@ -478,15 +479,6 @@ def _judge_axioms(
 def _client_messages(reply: ReplReply, targets: Targets) -> list[dict[str, Any]]:
     """The proof's messages as Lean sent them, with positions in the submitted code."""
     return [targets.restore_positions(dict(message.raw)) for message in reply.messages]
-
-
-def _shift_lines(message: Mapping[str, Any], lines: int) -> dict[str, Any]:
-    shifted = dict(message)
-    for key in ("pos", "endPos"):
-        pos = shifted.get(key)
-        if isinstance(pos, Mapping) and isinstance(pos.get("line"), int):
-            shifted[key] = {**pos, "line": pos["line"] + lines}
-    return shifted
 
 
 def _invalid(

@@ -79,6 +79,7 @@ from verifier_service.lean.repl import (
     ReplError,
     ReplTimeout,
 )
+from verifier_service.lean.replies import shift_lines
 from verifier_service.lean.sandbox import Launch, Sandbox, UidSandbox, Unconfined, detect
 from verifier_service.settings import VerifierSettings
 
@@ -450,7 +451,7 @@ class ReplPool:
         env, errors = await worker.derive(rest, self.header_timeout_s)
         if env is None:
             lines = header.count("\n") - rest.count("\n")  # the import lines before the rest
-            messages = HeaderFailures.trim([_shift_lines(m, lines) for m in errors], 16 << 10)
+            messages = HeaderFailures.trim([shift_lines(m, lines) for m in errors], 16 << 10)
             logger.info("header %.60r does not elaborate after its imports", header)
             raise HeaderFailed(header, messages)
         self._counts["derived_envs"] += not known
@@ -891,13 +892,3 @@ class ReplPool:
                 )
             missing[f"lean_header:{header}"] = state
         return missing
-
-
-def _shift_lines(message: Mapping[str, Any], lines: int) -> dict[str, Any]:
-    """``message`` with its positions moved ``lines`` down (a rest's lines in its header)."""
-    shifted = dict(message)
-    for key in ("pos", "endPos"):
-        pos = shifted.get(key)
-        if isinstance(pos, Mapping) and isinstance(pos.get("line"), int):
-            shifted[key] = {**pos, "line": pos["line"] + lines}
-    return shifted

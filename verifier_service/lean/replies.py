@@ -31,6 +31,7 @@ __all__ = [
     "is_sorry_warning",
     "parse_axioms",
     "parse_reply",
+    "shift_lines",
 ]
 
 
@@ -240,3 +241,14 @@ def _sorry(value: object) -> Sorry:
         end_pos=_position(value.get("endPos")),
         proof_state=proof_state if isinstance(proof_state, int) else None,
     )
+
+
+def shift_lines(message: Mapping[str, Any], lines: int) -> dict[str, Any]:
+    """``message`` with its positions moved ``lines`` down: for code Lean saw with lines before
+    or after it that the client did not send (a header's rest, a dropped header block)."""
+    shifted = dict(message)
+    for key in ("pos", "endPos"):
+        pos = shifted.get(key)
+        if isinstance(pos, Mapping) and isinstance(pos.get("line"), int):
+            shifted[key] = {**pos, "line": pos["line"] + lines}
+    return shifted
