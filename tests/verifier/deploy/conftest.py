@@ -3,7 +3,7 @@ Compose does with an empty environment) and the Dockerfile (continuations joined
 
 from __future__ import annotations
 
-import re
+import runpy
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,31 +23,16 @@ DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 ENV_PREFIX = VerifierSettings.model_config["env_prefix"]
 SETTINGS_VARIABLES = {ENV_PREFIX + name.upper(): name for name in VerifierSettings.model_fields}
 
-_INTERPOLATION = re.compile(
-    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-)
+#: ``deploy/compose_args.py``, the reader deploy/smoke.sh starts containers with: a script, not a
+#: module of the package, so it is loaded by path. Its variable substitution is Compose's.
+_COMPOSE_ARGS = runpy.run_path(str(REPO_ROOT / "deploy" / "compose_args.py"))
 
 
 def interpolate(text: str, env: dict[str, str] | None = None) -> str:
-    """Compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}`` and ``$$``."""
-    env = env or {}
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, op, arg = match.group("name"), match.group("op"), match.group("arg") or ""
-        value = env.get(name)
-        if op == ":-":
-            return value if value else arg
-        if op == "-":
-            return arg if value is None else value
-        if op in (":?", "?"):
-            if not value:
-                raise AssertionError(f"${{{name}}} is required: {arg}")
-            return value
-        return value or ""
-
-    return _INTERPOLATION.sub(substitute, text)
+    """Compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?…}`` and ``$$``,
+    resolved with ``env`` (none: an empty environment), by the smoke test's own reader."""
+    result: str = _COMPOSE_ARGS["interpolate"](text, env or {})
+    return result
 
 
 def environment_of(service: dict[str, Any]) -> dict[str, str]:
