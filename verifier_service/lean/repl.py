@@ -298,14 +298,12 @@ class LeanWorker:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
-        credentials: Mapping[str, Any] | None = None,
     ) -> LeanWorker:
         """Start one process in a session of its own, so its whole group can be killed.
 
-        ``credentials`` are the ``user``/``group``/``extra_groups`` to switch to between fork and
-        exec (the sandbox's unprivileged uid; :meth:`~.sandbox.Launch.popen_kwargs`), only those
-        that are set: uvloop's subprocess rejects these keywords even as None. ``preexec_fn`` runs
-        after the switch.
+        A sandbox's uid switch happens inside ``preexec_fn``
+        (:meth:`~.sandbox.Launch.preexec` with ``switch_credentials``): the service's loop is
+        uvloop, whose subprocess refuses Popen's ``user``/``group``/``extra_groups``.
         """
         # stdout is a pipe of our own, read by a protocol that sees each chunk as it arrives and
         # whose descriptor can be asked how many bytes wait in it (see _pending_in_pipe).
@@ -321,7 +319,6 @@ class LeanWorker:
                 start_new_session=True,
                 preexec_fn=preexec_fn,
                 limit=STREAM_LIMIT,
-                **(credentials or {}),
             )
         except BaseException:
             os.close(read_fd)
